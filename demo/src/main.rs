@@ -1,0 +1,2 @@
+//! The article's experiment (filled in by the demo work).
+fn main() {}

@@ -1,0 +1,1 @@
+//! greenhub-redis: a Redis client for greenhub (filled in by the client work).

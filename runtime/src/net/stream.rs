@@ -1,0 +1,189 @@
+//! The part TCP and Unix streams share: reads and writes in the one I/O shape,
+//! per-socket timeouts, and the `Read`/`Write` impls for both types.
+
+use std::cell::Cell;
+use std::io::{self, IoSlice, IoSliceMut, Read, Write};
+use std::time::{Duration, Instant};
+
+use crate::io::{Direction, Registered};
+
+/// A registered stream socket with std-like read and write timeouts.
+#[derive(Debug)]
+pub(crate) struct Stream<S: mio::event::Source> {
+    pub(crate) reg: Registered<S>,
+    read_timeout: Cell<Option<Duration>>,
+    write_timeout: Cell<Option<Duration>>,
+}
+
+impl<S: mio::event::Source> Stream<S>
+where
+    for<'a> &'a S: Read + Write,
+{
+    pub(crate) fn new(source: S) -> io::Result<Self> {
+        Ok(Stream {
+            reg: Registered::new(source)?,
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
+        })
+    }
+
+    pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.reg
+            .io(Direction::Read, self.read_timeout.get(), "read", |mut s| {
+                s.read(buf)
+            })
+    }
+
+    pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
+        self.reg
+            .io(Direction::Read, self.read_timeout.get(), "read", |mut s| {
+                s.read_vectored(bufs)
+            })
+    }
+
+    pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        self.reg.io(
+            Direction::Write,
+            self.write_timeout.get(),
+            "write",
+            |mut s| s.write(buf),
+        )
+    }
+
+    pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        self.reg.io(
+            Direction::Write,
+            self.write_timeout.get(),
+            "write",
+            |mut s| s.write_vectored(bufs),
+        )
+    }
+
+    /// Parks until the socket may be readable, without reading: for a caller
+    /// that just wrote a request and knows a read now would be `WouldBlock`.
+    pub(crate) fn wait_readable(&self) -> io::Result<()> {
+        let deadline = self.read_timeout.get().map(|t| Instant::now() + t);
+        self.reg.wait(Direction::Read, deadline, "read")
+    }
+
+    pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.read_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    pub(crate) fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.write_timeout.set(check_timeout(timeout)?);
+        Ok(())
+    }
+
+    pub(crate) fn read_timeout(&self) -> Option<Duration> {
+        self.read_timeout.get()
+    }
+
+    pub(crate) fn write_timeout(&self) -> Option<Duration> {
+        self.write_timeout.get()
+    }
+}
+
+/// As in std, a zero timeout is an error rather than "never wait".
+fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+    match timeout {
+        Some(t) if t.is_zero() => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "cannot set a zero duration timeout",
+        )),
+        other => Ok(other),
+    }
+}
+
+/// `Read` and `Write` for a stream type and for a shared reference to it,
+/// delegating to its `inner: Stream<_>`.
+macro_rules! impl_read_write {
+    ($ty:ty) => {
+        impl std::io::Read for &$ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.inner.read(buf)
+            }
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.inner.read_vectored(bufs)
+            }
+        }
+        impl std::io::Write for &$ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.inner.write(buf)
+            }
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.inner.write_vectored(bufs)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        impl std::io::Read for $ty {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.inner.read(buf)
+            }
+            fn read_vectored(
+                &mut self,
+                bufs: &mut [std::io::IoSliceMut<'_>],
+            ) -> std::io::Result<usize> {
+                self.inner.read_vectored(bufs)
+            }
+        }
+        impl std::io::Write for $ty {
+            fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+                self.inner.write(buf)
+            }
+            fn write_vectored(&mut self, bufs: &[std::io::IoSlice<'_>]) -> std::io::Result<usize> {
+                self.inner.write_vectored(bufs)
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+    };
+}
+pub(crate) use impl_read_write;
+
+/// The timeout and readiness methods both stream types expose, documented once.
+macro_rules! impl_stream_common {
+    ($ty:ty) => {
+        impl $ty {
+            /// Bounds each read: one that waits longer fails with
+            /// `ErrorKind::TimedOut`. `None` (the default) waits forever.
+            /// A zero duration is an error, as in std.
+            pub fn set_read_timeout(
+                &self,
+                timeout: Option<std::time::Duration>,
+            ) -> std::io::Result<()> {
+                self.inner.set_read_timeout(timeout)
+            }
+            /// Bounds each write, like [`set_read_timeout`](Self::set_read_timeout).
+            pub fn set_write_timeout(
+                &self,
+                timeout: Option<std::time::Duration>,
+            ) -> std::io::Result<()> {
+                self.inner.set_write_timeout(timeout)
+            }
+            /// The read timeout, if any.
+            pub fn read_timeout(&self) -> Option<std::time::Duration> {
+                self.inner.read_timeout()
+            }
+            /// The write timeout, if any.
+            pub fn write_timeout(&self) -> Option<std::time::Duration> {
+                self.inner.write_timeout()
+            }
+            /// Parks until the socket may have bytes to read (or was closed),
+            /// honouring the read timeout. A request/response client calls it
+            /// after writing a request, saving the read that would only say
+            /// `WouldBlock`. The wake may be spurious: a read can still block.
+            pub fn wait_readable(&self) -> std::io::Result<()> {
+                self.inner.wait_readable()
+            }
+        }
+    };
+}
+pub(crate) use impl_stream_common;

@@ -1,0 +1,168 @@
+//! TCP: [`TcpStream`] and [`TcpListener`], cooperative versions of std's.
+
+use std::fmt;
+use std::io;
+use std::net::{Shutdown, SocketAddr};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
+use std::time::{Duration, Instant};
+
+use super::addr::{each_addr, ToSocketAddrs};
+use super::raise_backlog;
+use super::stream::{impl_read_write, impl_stream_common, Stream};
+use crate::io::{Direction, Registered};
+
+/// A TCP connection whose reads and writes park the calling coroutine.
+///
+/// Implements `Read` and `Write` (also for `&TcpStream`). One coroutine
+/// reading and one writing at a time is the intended use.
+///
+/// ```no_run
+/// use std::io::{Read, Write};
+/// greenhub::run(|| {
+///     let mut redis = greenhub::net::TcpStream::connect("127.0.0.1:6379").unwrap();
+///     redis.write_all(b"PING\r\n").unwrap();
+///     let mut reply = [0; 7];
+///     redis.read_exact(&mut reply).unwrap();
+///     assert_eq!(&reply, b"+PONG\r\n");
+/// });
+/// ```
+pub struct TcpStream {
+    inner: Stream<mio::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Connects to `addr`, trying each address it resolves to (host names
+    /// resolve on a helper thread). Parks until the connection is made.
+    pub fn connect(addr: impl ToSocketAddrs) -> io::Result<TcpStream> {
+        each_addr(addr, |addr| TcpStream::connect_deadline(addr, None))
+    }
+
+    /// Connects to one address, failing with `ErrorKind::TimedOut` after `timeout`.
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
+        TcpStream::connect_deadline(*addr, Some(Instant::now() + timeout))
+    }
+
+    fn connect_deadline(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
+        let stream = TcpStream {
+            inner: Stream::new(mio::net::TcpStream::connect(addr)?)?,
+        };
+        let socket = stream.inner.reg.get();
+        // A loopback connect has usually completed by now; ask before parking
+        // (one getpeername beats a trip through the poller).
+        loop {
+            if let Some(err) = socket.take_error()? {
+                return Err(err);
+            }
+            match socket.peer_addr() {
+                Ok(_) => return Ok(stream),
+                Err(err) if err.kind() == io::ErrorKind::NotConnected => {}
+                Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                Err(err) => return Err(err),
+            }
+            stream
+                .inner
+                .reg
+                .wait(Direction::Write, deadline, "connect")?;
+        }
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.reg.get().peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.inner.reg.get().local_addr()
+    }
+
+    /// Shuts down the read side, the write side or both.
+    pub fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        self.inner.reg.get().shutdown(how)
+    }
+
+    /// Sets `TCP_NODELAY`: send small writes at once instead of batching them.
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.inner.reg.get().set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.inner.reg.get().nodelay()
+    }
+
+    /// Takes the socket's pending error (`SO_ERROR`), if any.
+    pub fn take_error(&self) -> io::Result<Option<io::Error>> {
+        self.inner.reg.get().take_error()
+    }
+}
+
+impl_stream_common!(TcpStream);
+impl_read_write!(TcpStream);
+
+impl AsRawFd for TcpStream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.reg.get().as_raw_fd()
+    }
+}
+
+impl AsFd for TcpStream {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.reg.get().as_fd()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.inner.reg.fmt(f)
+    }
+}
+
+/// A TCP listening socket whose `accept` parks the calling coroutine.
+pub struct TcpListener {
+    reg: Registered<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (the first address that works) and listens, with a
+    /// backlog of 4096 so bursts of connects are not dropped.
+    pub fn bind(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        each_addr(addr, |addr| {
+            let listener = mio::net::TcpListener::bind(addr)?;
+            raise_backlog(&listener)?;
+            Ok(TcpListener {
+                reg: Registered::new(listener)?,
+            })
+        })
+    }
+
+    /// Parks until a connection arrives; returns it and the peer's address.
+    pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, addr) = self
+            .reg
+            .io(Direction::Read, None, "accept", |l| l.accept())?;
+        Ok((
+            TcpStream {
+                inner: Stream::new(stream)?,
+            },
+            addr,
+        ))
+    }
+
+    /// The local address, with the port the OS chose for port 0.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.reg.get().local_addr()
+    }
+}
+
+impl AsRawFd for TcpListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.reg.get().as_raw_fd()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.reg.fmt(f)
+    }
+}

@@ -1,0 +1,74 @@
+//! `unblock` and host names: blocking calls leave the hub free.
+
+use std::cell::Cell;
+use std::io::{Read, Write};
+use std::rc::Rc;
+use std::time::Duration;
+
+use greenhub::net::{TcpListener, TcpStream};
+
+#[test]
+fn a_blocking_call_on_a_helper_thread_leaves_cron_ticking() {
+    let (ticks_during_call, value) = greenhub::run(|| {
+        let ticks = Rc::new(Cell::new(0u32));
+        let counter = ticks.clone();
+        let cron = greenhub::Builder::new()
+            .name("cron")
+            .spawn(move || loop {
+                greenhub::sleep(Duration::from_millis(2));
+                counter.set(counter.get() + 1);
+            })
+            .unwrap();
+        let before = ticks.get();
+        let value = greenhub::unblock(|| {
+            std::thread::sleep(Duration::from_millis(100));
+            42
+        })
+        .unwrap();
+        cron.kill();
+        (ticks.get() - before, value)
+    });
+    assert_eq!(value, 42);
+    assert!(
+        ticks_during_call > 0,
+        "cron never ran while the helper thread blocked"
+    );
+}
+
+#[test]
+fn connecting_by_host_name_resolves_off_the_hub_while_cron_ticks() {
+    let (reply, helpers, ticks) = greenhub::run(|| {
+        let ticks = Rc::new(Cell::new(0u32));
+        let counter = ticks.clone();
+        let cron = greenhub::spawn(move || loop {
+            counter.set(counter.get() + 1);
+            greenhub::sleep(Duration::from_millis(1));
+        });
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = greenhub::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.write_all(b"hello").unwrap();
+        });
+        let mut conn = TcpStream::connect(("localhost", port))
+            .or_else(|_| TcpStream::connect(format!("localhost:{port}")))
+            .unwrap();
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).unwrap();
+        server.join().unwrap();
+        cron.kill();
+        (reply, greenhub::stats().helper_threads, ticks.get())
+    });
+    assert_eq!(reply, "hello");
+    assert_eq!(helpers, 1, "the name was resolved on a helper thread");
+    assert!(ticks > 0);
+}
+
+#[test]
+fn a_panic_in_a_helper_job_comes_back_to_the_caller() {
+    greenhub::run(|| {
+        let caught = std::panic::catch_unwind(|| greenhub::unblock(|| panic!("helper failed")));
+        assert!(caught.is_err());
+        assert_eq!(greenhub::unblock(|| 3).unwrap(), 3, "the pool survives");
+    });
+}

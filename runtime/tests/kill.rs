@@ -1,0 +1,122 @@
+//! `kill`: the target unwinds at its park, its destructors run, and `join`
+//! reports `Killed`; when `main` returns, the survivors are killed the same way.
+
+mod util;
+
+use std::io::Read;
+use std::time::Duration;
+
+use greenhub::net::UnixStream;
+use greenhub::JoinError;
+use util::{journal, DropFlag};
+
+#[test]
+fn a_coroutine_parked_on_a_read_unwinds_when_killed() {
+    let dropped = journal();
+    let seen = dropped.clone();
+    greenhub::run(move || {
+        let reader = greenhub::spawn(move || {
+            let _guard = DropFlag(seen, "reader");
+            let (mut quiet, _peer) = UnixStream::pair().unwrap();
+            let _ = quiet.read(&mut [0u8; 8]);
+            unreachable!("a killed read does not return");
+        });
+        greenhub::sleep(Duration::from_millis(5));
+        assert_eq!(greenhub::stats().parked_io, 1);
+        reader.kill();
+        assert_eq!(reader.join(), Err(JoinError::Killed));
+        assert_eq!(
+            greenhub::stats().sockets,
+            0,
+            "the unwinding closed the sockets"
+        );
+    });
+    assert_eq!(*dropped.borrow(), ["reader"]);
+}
+
+#[test]
+fn a_coroutine_parked_in_sleep_or_join_unwinds_when_killed() {
+    let dropped = journal();
+    let seen = dropped.clone();
+    greenhub::run(move || {
+        let sleeper = {
+            let seen = seen.clone();
+            greenhub::spawn(move || {
+                let _guard = DropFlag(seen, "sleeper");
+                greenhub::sleep(Duration::from_secs(3600));
+            })
+        };
+        let joiner = greenhub::spawn(move || {
+            let _guard = DropFlag(seen, "joiner");
+            let forever = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(3600)));
+            let _ = forever.join();
+        });
+        greenhub::sleep(Duration::from_millis(5));
+        sleeper.kill();
+        joiner.kill();
+        assert_eq!(sleeper.join(), Err(JoinError::Killed));
+        assert_eq!(joiner.join(), Err(JoinError::Killed));
+    });
+    assert_eq!(*dropped.borrow(), ["sleeper", "joiner"]);
+}
+
+#[test]
+fn a_coroutine_killed_before_it_starts_never_runs() {
+    let ran = greenhub::run(|| {
+        let ran = std::rc::Rc::new(std::cell::Cell::new(false));
+        let flag = ran.clone();
+        let never = greenhub::spawn(move || flag.set(true));
+        never.kill();
+        assert_eq!(never.join(), Err(JoinError::Killed));
+        ran.get()
+    });
+    assert!(!ran);
+}
+
+#[test]
+fn a_killed_coroutine_cannot_park_while_unwinding() {
+    let dropped = journal();
+    let seen = dropped.clone();
+    greenhub::run(move || {
+        struct SleepsOnDrop(#[allow(dead_code)] DropFlag);
+        impl Drop for SleepsOnDrop {
+            fn drop(&mut self) {
+                // Parking during an unwind is refused: the sleep ends at once.
+                greenhub::sleep(Duration::from_secs(3600));
+            }
+        }
+        let victim = greenhub::spawn(move || {
+            let _guard = SleepsOnDrop(DropFlag(seen, "victim"));
+            greenhub::sleep(Duration::from_secs(3600));
+        });
+        greenhub::yield_now();
+        victim.kill();
+        assert_eq!(victim.join(), Err(JoinError::Killed));
+    });
+    assert_eq!(*dropped.borrow(), ["victim"]);
+}
+
+#[test]
+fn when_main_returns_the_survivors_are_killed_and_unwound() {
+    let dropped = journal();
+    let seen = dropped.clone();
+    let value = greenhub::run(move || {
+        for name in ["a", "b"] {
+            let seen = seen.clone();
+            greenhub::spawn(move || {
+                let _guard = DropFlag(seen, name);
+                greenhub::sleep(Duration::from_secs(3600));
+            });
+        }
+        let seen = seen.clone();
+        greenhub::spawn(move || {
+            let _guard = DropFlag(seen, "never started");
+        });
+        greenhub::sleep(Duration::from_millis(1));
+        "main's value"
+    });
+    assert_eq!(value, "main's value");
+    let mut dropped = dropped.take();
+    dropped.sort();
+    assert_eq!(dropped, ["a", "b", "never started"]);
+}

@@ -1,0 +1,25 @@
+//! Helpers shared by the runtime's integration tests.
+#![allow(dead_code, unreachable_pub)]
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::Duration;
+
+/// The one timing tolerance: how late a timer may fire on a busy CI machine
+/// before a test calls it wrong. Tests assert order and completion, and use
+/// this only as a loose upper bound.
+pub const SLACK: Duration = Duration::from_millis(250);
+
+/// Sets a flag when dropped: proves a coroutine's stack was unwound.
+pub struct DropFlag(pub Rc<RefCell<Vec<&'static str>>>, pub &'static str);
+
+impl Drop for DropFlag {
+    fn drop(&mut self) {
+        self.0.borrow_mut().push(self.1);
+    }
+}
+
+/// A shared log that coroutines append to.
+pub fn journal() -> Rc<RefCell<Vec<&'static str>>> {
+    Rc::new(RefCell::new(Vec::new()))
+}
