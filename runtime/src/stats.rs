@@ -26,6 +26,8 @@ pub struct Stats {
     pub parked_timer: usize,
     /// Parked on anything else: join, a wait queue, a helper thread.
     pub parked_other: usize,
+    /// Coroutines spawned since the hub started, `main` included.
+    pub spawned: u64,
     /// Resumes since the hub started.
     pub switches: u64,
     /// Stacks of finished coroutines waiting for reuse.
@@ -47,6 +49,7 @@ pub fn stats() -> Stats {
         let stacks = hub.stacks.borrow();
         let mut stats = Stats {
             alive: core.tasks.len(),
+            spawned: core.next_id,
             switches: core.switches,
             stacks_pooled: stacks.pooled(),
             stacks_carved: stacks.carved(),

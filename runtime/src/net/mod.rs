@@ -1,7 +1,7 @@
 //! Cooperative sockets: `std::net`'s types, but a blocking call parks the
 //! coroutine instead of the thread.
 //!
-//! Each type wraps a non-blocking mio socket in [`Registered`], which
+//! Each type wraps a non-blocking mio socket in `Registered` (`io.rs`), which
 //! registers it with the hub once and runs every operation in the one I/O
 //! shape (try, park on `WouldBlock`, retry). They implement `std::io::Read`
 //! and `Write`, for the value and for a shared reference, so blocking-style
