@@ -46,6 +46,7 @@
 //! | `io.rs`, `net/` | tokens and readiness; [`net`]'s cooperative sockets |
 //! | `unblock.rs` | [`unblock()`]: blocking calls on helper threads |
 //! | `coroutine.rs` | stacks and switching: all the `unsafe` |
+//! | `sync/` | [`sync::Semaphore`]: coordination on wait queues |
 //! | `stats.rs` | [`stats`], [`current`], [`current_name`] |
 //!
 //! The concepts are explained in `docs/architecture.md`.
@@ -57,6 +58,7 @@ pub mod net;
 mod park;
 mod slab;
 mod stats;
+pub mod sync;
 mod task;
 mod timeout;
 mod timer;

@@ -1,0 +1,168 @@
+//! Commands: [`Cmd`] builds one (name and arguments, packed into one buffer),
+//! and [`ConnectionLike`] is what can run it: a `Connection`, a pooled one, or
+//! a `Client` (which checks a connection out of its pool per call).
+//!
+//! A blocking command (BRPOP, BLPOP, BLMOVE, BZPOPMIN, XREAD BLOCK, WAIT, ...)
+//! carries its own server-side timeout; [`Cmd::server_timeout`] finds it, and
+//! the connection waits that much longer than its socket timeout for the
+//! reply. So `BRPOP list 1` never fails under a 0.5 s socket timeout.
+
+use std::time::Duration;
+
+use crate::error::Result;
+use crate::resp::{encode_command, Value};
+use crate::types::{FromValue, ToArg};
+
+/// A command and its arguments, ready to encode.
+///
+/// ```
+/// let mut set = greenhub_redis::cmd("SET");
+/// set.arg("key").arg(b"value").arg("EX").arg(60);
+/// assert_eq!(set.arg_bytes().count(), 5);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Cmd {
+    /// Every argument's bytes, back to back.
+    data: Vec<u8>,
+    /// Where each argument ends in `data`.
+    ends: Vec<usize>,
+}
+
+/// Starts a command: `cmd("SET").arg("k").arg("v")`.
+pub fn cmd(name: &str) -> Cmd {
+    let mut cmd = Cmd::default();
+    cmd.arg(name);
+    cmd
+}
+
+impl Cmd {
+    /// Appends one argument.
+    pub fn arg(&mut self, arg: impl ToArg) -> &mut Cmd {
+        arg.write_arg(&mut self.data);
+        self.ends.push(self.data.len());
+        self
+    }
+
+    /// Appends each item as one argument.
+    pub fn args<A: ToArg>(&mut self, args: impl IntoIterator<Item = A>) -> &mut Cmd {
+        for arg in args {
+            self.arg(arg);
+        }
+        self
+    }
+
+    /// The arguments, name first.
+    pub fn arg_bytes(&self) -> impl ExactSizeIterator<Item = &[u8]> + '_ {
+        (0..self.ends.len()).map(|i| {
+            let start = if i == 0 { 0 } else { self.ends[i - 1] };
+            &self.data[start..self.ends[i]]
+        })
+    }
+
+    /// Appends the command in RESP to `out`.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_command(out, self.arg_bytes());
+    }
+
+    /// Runs the command on `con` and converts the reply.
+    pub fn query<T: FromValue>(&self, con: &mut impl ConnectionLike) -> Result<T> {
+        T::from_value(con.req_command(self)?)
+    }
+
+    /// How long the server itself may hold this command before replying:
+    /// `None` for an ordinary command, `Some(Duration::ZERO)` for a blocking
+    /// command with no timeout (it may block forever).
+    pub fn server_timeout(&self) -> Option<Duration> {
+        let mut args = self.arg_bytes();
+        let name = args.next()?;
+        let rest: Vec<&[u8]> = args.collect();
+        let seconds = |arg: Option<&&[u8]>| arg.and_then(|a| parse_f64(a)).map(duration_secs);
+        let millis = |arg: Option<&&[u8]>| {
+            arg.and_then(|a| parse_f64(a))
+                .map(|ms| duration_secs(ms / 1000.0))
+        };
+        match name.to_ascii_uppercase().as_slice() {
+            b"BLPOP" | b"BRPOP" | b"BLMOVE" | b"BRPOPLPUSH" | b"BZPOPMIN" | b"BZPOPMAX" => {
+                seconds(rest.last())
+            }
+            b"BLMPOP" | b"BZMPOP" => seconds(rest.first()),
+            b"WAIT" | b"WAITAOF" => millis(rest.last()),
+            b"XREAD" | b"XREADGROUP" => {
+                let at = rest.iter().position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
+                millis(rest.get(at + 1))
+            }
+            _ => None,
+        }
+    }
+}
+
+fn parse_f64(bytes: &[u8]) -> Option<f64> {
+    std::str::from_utf8(bytes).ok()?.parse().ok()
+}
+
+/// Seconds as a duration; zero, negative or absurd values mean "no limit".
+fn duration_secs(secs: f64) -> Duration {
+    Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(Duration::ZERO)
+}
+
+/// Something commands can run on.
+pub trait ConnectionLike {
+    /// Sends one command and reads its reply. A server error reply is
+    /// returned as `Err(Error::Server)`.
+    fn req_command(&mut self, cmd: &Cmd) -> Result<Value>;
+
+    /// Sends `packed` (several encoded commands) in one write and reads
+    /// `replies` replies, error replies kept as `Value::Error`. `blocking` is
+    /// the longest server-side timeout among the commands.
+    fn req_packed(
+        &mut self,
+        packed: &[u8],
+        replies: usize,
+        blocking: Option<Duration>,
+    ) -> Result<Vec<Value>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_commands_report_their_server_timeout() {
+        assert_eq!(
+            cmd("BRPOP").arg("list").arg(1).server_timeout(),
+            Some(Duration::from_secs(1))
+        );
+        assert_eq!(
+            cmd("blpop").arg("a").arg("b").arg("0.5").server_timeout(),
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            cmd("BLPOP").arg("a").arg(0).server_timeout(),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(
+            cmd("BZMPOP")
+                .arg(2)
+                .arg(1)
+                .arg("z")
+                .arg("MIN")
+                .server_timeout(),
+            Some(Duration::from_secs(2))
+        );
+        let mut xread = cmd("XREAD");
+        xread
+            .arg("COUNT")
+            .arg(1)
+            .arg("BLOCK")
+            .arg(1500)
+            .arg("STREAMS")
+            .arg("s")
+            .arg("$");
+        assert_eq!(xread.server_timeout(), Some(Duration::from_millis(1500)));
+        assert_eq!(
+            cmd("WAIT").arg(1).arg(250).server_timeout(),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(cmd("GET").arg("k").server_timeout(), None);
+    }
+}

@@ -1,0 +1,30 @@
+//! Typed methods for the common command families, one trait (and file) per
+//! family. Each is implemented for everything that is [`ConnectionLike`]:
+//! `Client`, `Connection`, `PooledConnection`. Import them all with
+//! `use greenhub_redis::prelude::*`. Method names are Redis's, in lowercase.
+//! Anything not covered here runs through `cmd("NAME").arg(..).query(..)`.
+
+mod hashes;
+mod keys;
+mod lists;
+mod server;
+mod sets;
+mod sorted_sets;
+mod strings;
+
+pub use hashes::HashCommands;
+pub use keys::{KeyCommands, ScanIter};
+pub use lists::{Direction, ListCommands};
+pub use server::ServerCommands;
+pub use sets::SetCommands;
+pub use sorted_sets::SortedSetCommands;
+pub use strings::{Expiry, SetOptions, StringCommands};
+
+use crate::cmd::{Cmd, ConnectionLike};
+use crate::error::Result;
+use crate::types::FromValue;
+
+/// Runs `cmd` on `con` and converts the reply: the body of every method.
+fn run<T: FromValue>(con: &mut (impl ConnectionLike + ?Sized), cmd: &Cmd) -> Result<T> {
+    T::from_value(con.req_command(cmd)?)
+}

@@ -1,0 +1,166 @@
+//! The client's one error type. Each variant is a kind a caller can act on:
+//! retry on `Io` or `Timeout`, fix the command on `Server` or `Type`, wait on
+//! `PoolExhausted`. The connection layer decides from the kind whether a
+//! connection may go back to the pool (see `Error::breaks_connection`).
+
+use std::fmt;
+use std::io;
+
+/// An error reply from the server, such as `WRONGTYPE Operation against a
+/// key holding the wrong kind of value`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerError {
+    /// The first word of the reply: `ERR`, `WRONGTYPE`, `NOSCRIPT`, ...
+    pub code: String,
+    /// The rest of the reply.
+    pub message: String,
+}
+
+impl ServerError {
+    /// Splits an error line into its code and message.
+    pub fn parse(line: &str) -> ServerError {
+        match line.split_once(' ') {
+            Some((code, message)) => ServerError {
+                code: code.to_owned(),
+                message: message.to_owned(),
+            },
+            None => ServerError {
+                code: line.to_owned(),
+                message: String::new(),
+            },
+        }
+    }
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.message.is_empty() {
+            f.write_str(&self.code)
+        } else {
+            write!(f, "{} {}", self.code, self.message)
+        }
+    }
+}
+
+/// Everything that can go wrong talking to Redis.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// Connecting, reading or writing failed, or the server closed the
+    /// connection. The connection is discarded.
+    Io(io::Error),
+    /// A connect, read or write took longer than its timeout, or an enclosing
+    /// `greenhub::timeout` elapsed. The connection is discarded (its reply
+    /// may still arrive, and must not reach the next user).
+    Timeout(String),
+    /// The server sent bytes that are not valid RESP, or a reply larger than
+    /// the configured limits. The connection is discarded.
+    Protocol(String),
+    /// The server answered with an error reply. The connection stays usable.
+    Server(ServerError),
+    /// A reply could not be converted to the requested Rust type.
+    Type {
+        /// What the caller asked for.
+        expected: &'static str,
+        /// A short description of what came.
+        got: String,
+    },
+    /// The pool holds `max` connections, all in use, and is set to fail fast
+    /// (or its wait timed out).
+    PoolExhausted {
+        /// The pool's `max_connections`.
+        max: usize,
+    },
+    /// A transaction's EXEC was aborted because a WATCHed key changed.
+    ExecAborted,
+    /// A bad URL or option.
+    Config(String),
+    /// The client cannot do this here: for example, wait for a free pooled
+    /// connection outside a coroutine, or use a connection after a kill.
+    Usage(String),
+}
+
+impl Error {
+    /// Whether the connection that saw this error must be closed rather than
+    /// reused: anything but a server error reply, a type error, or an
+    /// aborted transaction, which leave the protocol in step.
+    pub fn breaks_connection(&self) -> bool {
+        !matches!(
+            self,
+            Error::Server(_) | Error::Type { .. } | Error::ExecAborted
+        )
+    }
+
+    /// Whether this is a connection-level failure (`Io`).
+    pub fn is_io(&self) -> bool {
+        matches!(self, Error::Io(_))
+    }
+
+    /// Whether this is a timeout.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout(_))
+    }
+
+    /// The server's error code (`WRONGTYPE`, ...) for a `Server` error.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            Error::Server(err) => Some(&err.code),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn type_error(expected: &'static str, got: impl fmt::Debug) -> Error {
+        let mut got = format!("{got:?}");
+        if got.len() > 80 {
+            got.truncate(77);
+            got.push_str("...");
+        }
+        Error::Type { expected, got }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Io(err) => write!(f, "connection error: {err}"),
+            Error::Timeout(what) => write!(f, "timed out: {what}"),
+            Error::Protocol(what) => write!(f, "protocol error: {what}"),
+            Error::Server(err) => write!(f, "server error: {err}"),
+            Error::Type { expected, got } => {
+                write!(f, "type error: expected {expected}, got {got}")
+            }
+            Error::PoolExhausted { max } => {
+                write!(
+                    f,
+                    "too many connections: the pool's {max} connections are all in use"
+                )
+            }
+            Error::ExecAborted => f.write_str("transaction aborted: a watched key changed"),
+            Error::Config(what) => write!(f, "invalid configuration: {what}"),
+            Error::Usage(what) => f.write_str(what),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Error::Io(err) => Some(err),
+            _ => None,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    /// Timeouts (greenhub's `TimedOut`, std's `WouldBlock` after
+    /// `SO_RCVTIMEO`) become `Timeout`; everything else `Io`.
+    fn from(err: io::Error) -> Error {
+        match err.kind() {
+            io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout(err.to_string()),
+            _ => Error::Io(err),
+        }
+    }
+}
+
+/// `Result<T, Error>`.
+pub type Result<T> = std::result::Result<T, Error>;

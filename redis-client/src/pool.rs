@@ -1,0 +1,244 @@
+//! The connection pool: redis-py's `ConnectionPool` and
+//! `BlockingConnectionPool` in one.
+//!
+//! Connections are created lazily and reused last-in first-out (the most
+//! recently used is the likeliest to be alive). Every parked BRPOP holds its
+//! connection, so 500 coroutines in BRPOP need 500 connections: exactly what
+//! the article's `created / in use / available` lines show, and what
+//! [`Pool::stats`] returns. With `max_connections`, a checkout beyond the
+//! limit either fails at once ([`Error::PoolExhausted`], redis-py's "Too many
+//! connections") or parks until a connection is returned, optionally with a
+//! timeout. A returned connection goes back only if
+//! `Connection::is_reusable`: one that saw an error, a timeout or a kill
+//! before its reply was read is closed instead. Returning never parks, so it
+//! is safe during a kill's unwinding. See `docs/redis-client.md`, "The pool".
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::ops::{Deref, DerefMut};
+use std::rc::Rc;
+use std::time::Duration;
+
+use greenhub::sync::{AcquireError, Semaphore, SemaphorePermit};
+
+use crate::cmd::{cmd, Cmd, ConnectionLike};
+use crate::connection::Connection;
+use crate::error::{Error, Result};
+use crate::resp::Value;
+use crate::url::ConnectionInfo;
+
+/// What a checkout does when `max_connections` are all in use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum WhenFull {
+    /// Fail at once with `Error::PoolExhausted` (redis-py's `ConnectionPool`).
+    #[default]
+    Fail,
+    /// Park until a connection is returned, at most this long if given
+    /// (redis-py's `BlockingConnectionPool`). Needs a coroutine.
+    Wait(Option<Duration>),
+}
+
+/// How a pool behaves.
+#[derive(Clone, Debug, Default)]
+pub struct PoolConfig {
+    /// Most connections open at once (in use plus available); `None`: no limit.
+    pub max_connections: Option<usize>,
+    /// What a checkout does at the limit.
+    pub when_full: WhenFull,
+    /// A connection idle longer than this is checked with PING before reuse.
+    pub health_check_interval: Option<Duration>,
+}
+
+/// The article's three figures.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections opened over the pool's life (`created - in_use -
+    /// available` were closed: errors, timeouts, kills).
+    pub created: usize,
+    /// Connections checked out now.
+    pub in_use: usize,
+    /// Idle connections waiting in the pool.
+    pub available: usize,
+}
+
+/// A pool of connections to one server; cheap to clone (clones share it).
+#[derive(Clone)]
+pub struct Pool {
+    inner: Rc<Inner>,
+}
+
+struct Inner {
+    info: ConnectionInfo,
+    config: PoolConfig,
+    /// Idle connections, most recently returned last.
+    idle: RefCell<Vec<Connection>>,
+    created: Cell<usize>,
+    in_use: Cell<usize>,
+    /// One permit per checked-out connection, when there is a limit.
+    permits: Option<Semaphore>,
+}
+
+impl Pool {
+    /// A pool for `info`; no connection is opened until the first checkout.
+    pub fn new(info: ConnectionInfo, config: PoolConfig) -> Pool {
+        let permits = config.max_connections.map(Semaphore::new);
+        Pool {
+            inner: Rc::new(Inner {
+                info,
+                config,
+                idle: RefCell::new(Vec::new()),
+                created: Cell::new(0),
+                in_use: Cell::new(0),
+                permits,
+            }),
+        }
+    }
+
+    /// Created, in use and available, as the article prints them.
+    pub fn stats(&self) -> PoolStats {
+        PoolStats {
+            created: self.inner.created.get(),
+            in_use: self.inner.in_use.get(),
+            available: self.inner.idle.borrow().len(),
+        }
+    }
+
+    /// The connection settings.
+    pub fn info(&self) -> &ConnectionInfo {
+        &self.inner.info
+    }
+
+    /// Takes an idle connection or opens a new one.
+    pub fn get(&self) -> Result<PooledConnection> {
+        let permit = self.acquire_permit()?;
+        let idle = self.inner.idle.borrow_mut().pop();
+        let conn = match idle {
+            Some(conn) if self.healthy(&conn) => Some(conn),
+            Some(mut conn) => self.ping(&mut conn).then_some(conn),
+            None => None,
+        };
+        let conn = match conn {
+            Some(conn) => conn,
+            None => {
+                let conn = Connection::open(&self.inner.info)?;
+                self.inner.created.set(self.inner.created.get() + 1);
+                conn
+            }
+        };
+        self.inner.in_use.set(self.inner.in_use.get() + 1);
+        Ok(PooledConnection {
+            conn: Some(conn),
+            pool: self.clone(),
+            _permit: permit,
+        })
+    }
+
+    fn acquire_permit(&self) -> Result<Option<SemaphorePermit>> {
+        let Some(permits) = &self.inner.permits else {
+            return Ok(None);
+        };
+        let max = self.inner.config.max_connections.unwrap_or_default();
+        let acquired = match self.inner.config.when_full {
+            WhenFull::Fail => permits.try_acquire().ok_or(Error::PoolExhausted { max }),
+            WhenFull::Wait(None) => permits.acquire().map_err(|err| wait_error(err, max)),
+            WhenFull::Wait(Some(timeout)) => permits
+                .acquire_timeout(timeout)
+                .map_err(|err| wait_error(err, max)),
+        };
+        acquired.map(Some)
+    }
+
+    fn healthy(&self, conn: &Connection) -> bool {
+        match self.inner.config.health_check_interval {
+            Some(interval) => conn.last_used.elapsed() < interval,
+            None => true,
+        }
+    }
+
+    /// PINGs an idle connection; false (and the connection is dropped by the
+    /// caller) if it does not answer.
+    fn ping(&self, conn: &mut Connection) -> bool {
+        let ok = conn.req_command(&cmd("PING")).is_ok();
+        if !ok {
+            log::debug!("discarding a pooled connection that failed its health check");
+        }
+        ok
+    }
+
+    fn put_back(&self, conn: Connection) {
+        self.inner.in_use.set(self.inner.in_use.get() - 1);
+        if conn.is_reusable() {
+            self.inner.idle.borrow_mut().push(conn);
+        } else {
+            log::debug!(
+                "closing a connection instead of pooling it: {}",
+                conn.broken()
+                    .unwrap_or("its reply was not fully read or it holds session state")
+            );
+        }
+    }
+}
+
+fn wait_error(err: AcquireError, max: usize) -> Error {
+    match err {
+        AcquireError::TimedOut => Error::PoolExhausted { max },
+        AcquireError::Deadlock(message) => Error::Usage(message),
+        AcquireError::CannotWait => Error::Usage(
+            "the pool is full and waiting for a connection needs a coroutine (or use WhenFull::Fail)".into(),
+        ),
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("info", &self.inner.info)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+/// A connection checked out of a [`Pool`]; goes back when dropped.
+#[derive(Debug)]
+pub struct PooledConnection {
+    conn: Option<Connection>,
+    pool: Pool,
+    /// Released after the connection is back (field order).
+    _permit: Option<SemaphorePermit>,
+}
+
+impl Drop for PooledConnection {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            self.pool.put_back(conn);
+        }
+    }
+}
+
+impl Deref for PooledConnection {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        self.conn.as_ref().expect("present until dropped")
+    }
+}
+
+impl DerefMut for PooledConnection {
+    fn deref_mut(&mut self) -> &mut Connection {
+        self.conn.as_mut().expect("present until dropped")
+    }
+}
+
+impl ConnectionLike for PooledConnection {
+    fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
+        (**self).req_command(cmd)
+    }
+
+    fn req_packed(
+        &mut self,
+        packed: &[u8],
+        replies: usize,
+        blocking: Option<Duration>,
+    ) -> Result<Vec<Value>> {
+        (**self).req_packed(packed, replies, blocking)
+    }
+}

@@ -1,0 +1,273 @@
+//! Where and how to connect: [`ConnectionInfo`], parsed from a URL.
+//!
+//! `redis://[[user]:password@]host[:port][/db][?option=value...]` for TCP and
+//! `unix:///path/to/redis.sock[?db=N&password=...]` for a Unix socket.
+//! Options: `db`, `username`, `password`, `client_name`, `connect_timeout`,
+//! `socket_timeout` (seconds, fractions allowed). The password is kept out of
+//! `Debug` and every message.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+
+/// Where the server listens.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addr {
+    /// A host name or IP address and a port.
+    Tcp {
+        /// Host name or IP literal (without brackets).
+        host: String,
+        /// TCP port.
+        port: u16,
+    },
+    /// A Unix domain socket.
+    Unix(PathBuf),
+}
+
+impl fmt::Display for Addr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Addr::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
+            Addr::Tcp { host, port } => write!(f, "{host}:{port}"),
+            Addr::Unix(path) => write!(f, "unix:{}", path.display()),
+        }
+    }
+}
+
+/// Everything needed to open and set up a connection.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ConnectionInfo {
+    /// The server's address.
+    pub addr: Addr,
+    /// Database selected on connect (`SELECT`), 0 by default.
+    pub db: i64,
+    /// ACL user name for `AUTH`, if any.
+    pub username: Option<String>,
+    /// Password for `AUTH`; never printed.
+    pub password: Option<String>,
+    /// Name set with `CLIENT SETNAME` on connect.
+    pub client_name: Option<String>,
+    /// Bound on establishing the connection.
+    pub connect_timeout: Option<Duration>,
+    /// Bound on each read and write; a blocking command adds its own timeout.
+    pub socket_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for ConnectionInfo {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectionInfo")
+            .field("addr", &self.addr)
+            .field("db", &self.db)
+            .field("username", &self.username)
+            .field("password", &self.password.as_ref().map(|_| "<hidden>"))
+            .field("client_name", &self.client_name)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("socket_timeout", &self.socket_timeout)
+            .finish()
+    }
+}
+
+impl ConnectionInfo {
+    /// Parses a `redis://` or `unix://` URL.
+    ///
+    /// ```
+    /// let info = greenhub_redis::ConnectionInfo::from_url("redis://:s3cret@localhost:6380/2").unwrap();
+    /// assert_eq!(info.db, 2);
+    /// assert!(!format!("{info:?}").contains("s3cret"));
+    /// ```
+    pub fn from_url(url: &str) -> Result<ConnectionInfo> {
+        let (scheme, rest) = url
+            .split_once("://")
+            .ok_or_else(|| Error::Config(format!("not a URL (no scheme): {}", redact(url))))?;
+        let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+        let mut info = ConnectionInfo {
+            addr: Addr::Unix(PathBuf::new()),
+            db: 0,
+            username: None,
+            password: None,
+            client_name: None,
+            connect_timeout: None,
+            socket_timeout: None,
+        };
+        match scheme {
+            "redis" => info.parse_tcp(rest)?,
+            "unix" | "redis+unix" => {
+                if rest.is_empty() {
+                    return Err(Error::Config("unix:// URL without a socket path".into()));
+                }
+                info.addr = Addr::Unix(PathBuf::from(decode(rest)?));
+            }
+            "rediss" => return Err(Error::Config("TLS (rediss://) is not supported".into())),
+            other => {
+                return Err(Error::Config(format!(
+                    "unknown URL scheme {other:?} (use redis:// or unix://)"
+                )))
+            }
+        }
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let value = decode(value)?;
+            match key {
+                "db" => info.db = parse_db(&value)?,
+                "username" | "user" => info.username = Some(value),
+                "password" => info.password = Some(value),
+                "client_name" => info.client_name = Some(value),
+                "connect_timeout" => info.connect_timeout = Some(parse_seconds(key, &value)?),
+                "socket_timeout" => info.socket_timeout = Some(parse_seconds(key, &value)?),
+                other => return Err(Error::Config(format!("unknown URL option {other:?}"))),
+            }
+        }
+        Ok(info)
+    }
+
+    fn parse_tcp(&mut self, rest: &str) -> Result<()> {
+        let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+        let host_port = match authority.rsplit_once('@') {
+            Some((userinfo, host_port)) => {
+                let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+                self.username = Some(decode(user)?).filter(|u| !u.is_empty());
+                self.password = Some(decode(password)?).filter(|p| !p.is_empty());
+                host_port
+            }
+            None => authority,
+        };
+        let (host, port) = if let Some(bracketed) = host_port.strip_prefix('[') {
+            let (host, after) = bracketed
+                .split_once(']')
+                .ok_or_else(|| Error::Config("unclosed [ in an IPv6 host".into()))?;
+            (host, after.strip_prefix(':'))
+        } else {
+            match host_port.rsplit_once(':') {
+                Some((host, port)) => (host, Some(port)),
+                None => (host_port, None),
+            }
+        };
+        let port = match port {
+            Some(port) => port
+                .parse()
+                .map_err(|_| Error::Config(format!("bad port {port:?}")))?,
+            None => 6379,
+        };
+        let host = if host.is_empty() { "127.0.0.1" } else { host };
+        self.addr = Addr::Tcp {
+            host: host.to_owned(),
+            port,
+        };
+        if !path.is_empty() {
+            self.db = parse_db(path)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_db(text: &str) -> Result<i64> {
+    text.parse()
+        .map_err(|_| Error::Config(format!("bad database number {text:?}")))
+}
+
+fn parse_seconds(key: &str, text: &str) -> Result<Duration> {
+    text.parse::<f64>()
+        .ok()
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            Error::Config(format!(
+                "{key} must be a positive number of seconds, not {text:?}"
+            ))
+        })
+}
+
+/// Percent-decoding, for passwords and paths with reserved characters.
+fn decode(text: &str) -> Result<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| Error::Config("bad percent-escape in the URL".into()))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| Error::Config("the URL decodes to invalid UTF-8".into()))
+}
+
+/// The URL with any password replaced, for error messages.
+fn redact(url: &str) -> String {
+    let Some(at) = url.rfind('@') else {
+        return url.to_owned();
+    };
+    match url.find("://") {
+        Some(scheme) if scheme < at => {
+            format!("{}://<credentials hidden>{}", &url[..scheme], &url[at..])
+        }
+        _ => format!("<credentials hidden>{}", &url[at..]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_parse_into_address_credentials_and_options() {
+        let info = ConnectionInfo::from_url(
+            "redis://alice:p%40ss@[::1]:7000/3?socket_timeout=0.5&client_name=w1",
+        )
+        .unwrap();
+        assert_eq!(
+            info.addr,
+            Addr::Tcp {
+                host: "::1".into(),
+                port: 7000
+            }
+        );
+        assert_eq!(
+            (info.username.as_deref(), info.password.as_deref()),
+            (Some("alice"), Some("p@ss"))
+        );
+        assert_eq!(info.db, 3);
+        assert_eq!(info.socket_timeout, Some(Duration::from_millis(500)));
+        assert_eq!(info.client_name.as_deref(), Some("w1"));
+        let unix = ConnectionInfo::from_url("unix:///tmp/redis.sock?db=4").unwrap();
+        assert_eq!(
+            (unix.addr, unix.db),
+            (Addr::Unix("/tmp/redis.sock".into()), 4)
+        );
+        let plain = ConnectionInfo::from_url("redis://localhost").unwrap();
+        assert_eq!(
+            plain.addr,
+            Addr::Tcp {
+                host: "localhost".into(),
+                port: 6379
+            }
+        );
+    }
+
+    #[test]
+    fn bad_urls_are_clear_errors_that_hide_the_password() {
+        let err = ConnectionInfo::from_url("http://user:hunter2@host")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("unknown URL scheme") && !err.contains("hunter2"),
+            "{err}"
+        );
+        let err = ConnectionInfo::from_url("user:hunter2@host")
+            .unwrap_err()
+            .to_string();
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(ConnectionInfo::from_url("redis://host:notaport").is_err());
+        assert!(ConnectionInfo::from_url("redis://host/x").is_err());
+        assert!(ConnectionInfo::from_url("redis://host?socket_timeout=0").is_err());
+    }
+}

@@ -1,0 +1,234 @@
+//! The RESP parser on its own: no server, just bytes. Split points, hostile
+//! input, limits, and property tests of the encode/parse round trip.
+
+use greenhub_redis::resp::{encode_value, parse, Limits, Parsed, Value};
+use greenhub_redis::ServerError;
+use proptest::prelude::*;
+
+fn limits() -> Limits {
+    Limits::default()
+}
+
+fn encoded(value: &Value) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_value(&mut out, value);
+    out
+}
+
+/// Parses `bytes` fed one prefix at a time, as a socket may deliver them.
+fn parse_in_pieces(bytes: &[u8], split: usize) -> Value {
+    let first = parse(&bytes[..split], &limits()).unwrap();
+    if split < bytes.len() {
+        match first {
+            Parsed::Incomplete(need) => assert!(
+                need > split && need <= bytes.len(),
+                "need {need} of {}",
+                bytes.len()
+            ),
+            complete => panic!("a strict prefix parsed as {complete:?}"),
+        }
+    }
+    match parse(bytes, &limits()).unwrap() {
+        Parsed::Complete(value, used) => {
+            assert_eq!(used, bytes.len());
+            value
+        }
+        other => panic!("the whole reply did not parse: {other:?}"),
+    }
+}
+
+#[test]
+fn every_resp2_and_resp3_type_parses() {
+    let cases: Vec<(&[u8], Value)> = vec![
+        (b"+OK\r\n", Value::Status("OK".into())),
+        (
+            b"-WRONGTYPE bad kind\r\n",
+            Value::Error(ServerError {
+                code: "WRONGTYPE".into(),
+                message: "bad kind".into(),
+            }),
+        ),
+        (b":-42\r\n", Value::Int(-42)),
+        (b"$3\r\na\r\n\r\n", Value::Bulk(b"a\r\n".to_vec())),
+        (b"$-1\r\n", Value::Nil),
+        (b"*-1\r\n", Value::Nil),
+        (b"_\r\n", Value::Nil),
+        (
+            b"*2\r\n:1\r\n$0\r\n\r\n",
+            Value::Array(vec![Value::Int(1), Value::Bulk(vec![])]),
+        ),
+        (
+            b"%1\r\n+k\r\n:1\r\n",
+            Value::Map(vec![(Value::Status("k".into()), Value::Int(1))]),
+        ),
+        (b"~1\r\n#t\r\n", Value::Set(vec![Value::Boolean(true)])),
+        (b",3.5\r\n", Value::Double(3.5)),
+        (b",-inf\r\n", Value::Double(f64::NEG_INFINITY)),
+        (
+            b"(123456789012345678901234567890\r\n",
+            Value::BigNumber("123456789012345678901234567890".into()),
+        ),
+        (
+            b"=8\r\ntxt:hey!\r\n",
+            Value::Verbatim {
+                format: "txt".into(),
+                text: b"hey!".to_vec(),
+            },
+        ),
+        (
+            b"!9\r\nERR oops!\r\n",
+            Value::Error(ServerError {
+                code: "ERR".into(),
+                message: "oops!".into(),
+            }),
+        ),
+        (
+            b">2\r\n+message\r\n:7\r\n",
+            Value::Push(vec![Value::Status("message".into()), Value::Int(7)]),
+        ),
+        (
+            b"|1\r\n+ttl\r\n:3\r\n:9\r\n",
+            Value::Attribute {
+                data: Box::new(Value::Int(9)),
+                attributes: vec![(Value::Status("ttl".into()), Value::Int(3))],
+            },
+        ),
+    ];
+    for (bytes, expected) in cases {
+        assert_eq!(
+            parse(bytes, &limits()),
+            Ok(Parsed::Complete(expected, bytes.len())),
+            "{:?}",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
+fn a_reply_split_at_every_byte_parses_the_same() {
+    let reply = b"*3\r\n$5\r\nhello\r\n:12\r\n*2\r\n+a\r\n$-1\r\n";
+    let whole = parse_in_pieces(reply, reply.len());
+    for split in 0..reply.len() {
+        assert_eq!(parse_in_pieces(reply, split), whole);
+    }
+}
+
+#[test]
+fn malformed_input_is_a_protocol_error_not_a_panic() {
+    let bad: &[&[u8]] = &[
+        b"?what\r\n",                 // unknown type byte
+        b":12a\r\n",                  // not an integer
+        b":99999999999999999999\r\n", // overflow
+        b"$3\r\nabcdef\r\n",          // bulk longer than announced
+        b"$-5\r\n",                   // negative length
+        b"#x\r\n",                    // bad boolean
+        b"+OK\rX",                    // CR without LF
+        b"=3\r\nabc\r\n",             // verbatim without a format
+    ];
+    for bytes in bad {
+        assert!(
+            parse(bytes, &limits()).is_err(),
+            "{:?} was accepted",
+            String::from_utf8_lossy(bytes)
+        );
+    }
+}
+
+#[test]
+fn an_announced_gigabyte_is_refused_without_allocating_it() {
+    let err = parse(
+        b"$1073741824\r\n",
+        &Limits {
+            max_bulk: 1 << 20,
+            max_depth: 8,
+        },
+    )
+    .unwrap_err();
+    assert!(err.0.contains("exceeds the reply size limit"), "{err}");
+    let err = parse(
+        b"*1073741824\r\n",
+        &Limits {
+            max_bulk: 1 << 20,
+            max_depth: 8,
+        },
+    )
+    .unwrap_err();
+    assert!(err.0.contains("exceeds"), "{err}");
+}
+
+#[test]
+fn nesting_is_bounded() {
+    let deep = "*1\r\n".repeat(100) + ":1\r\n";
+    let err = parse(
+        deep.as_bytes(),
+        &Limits {
+            max_bulk: 1 << 20,
+            max_depth: 64,
+        },
+    )
+    .unwrap_err();
+    assert!(err.0.contains("nested deeper"), "{err}");
+}
+
+#[test]
+fn a_line_without_crlf_cannot_grow_without_bound() {
+    let garbage = vec![b'+'; 70 * 1024];
+    assert!(parse(&garbage, &limits()).is_err());
+}
+
+fn value_strategy() -> impl Strategy<Value = Value> {
+    let text = "[a-zA-Z0-9 ]{0,12}";
+    let leaf = prop_oneof![
+        Just(Value::Nil),
+        text.prop_map(Value::Status),
+        ("[A-Z]{1,8}", "[a-z ]{0,10}").prop_map(|(code, message)| Value::Error(ServerError {
+            code,
+            message: message.trim().to_owned()
+        })),
+        any::<i64>().prop_map(Value::Int),
+        proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bulk),
+        any::<bool>().prop_map(Value::Boolean),
+        (-1.0e12f64..1.0e12).prop_map(Value::Double),
+        "-?[1-9][0-9]{0,30}".prop_map(Value::BigNumber),
+        ("[a-z]{3}", proptest::collection::vec(any::<u8>(), 0..20))
+            .prop_map(|(format, text)| Value::Verbatim { format, text }),
+    ];
+    leaf.prop_recursive(4, 48, 6, |inner| {
+        prop_oneof![
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Set),
+            proptest::collection::vec(inner.clone(), 0..6).prop_map(Value::Push),
+            proptest::collection::vec((inner.clone(), inner.clone()), 0..4).prop_map(Value::Map),
+            (
+                inner.clone(),
+                proptest::collection::vec((inner.clone(), inner), 1..3)
+            )
+                .prop_map(|(data, attributes)| Value::Attribute {
+                    data: Box::new(data),
+                    attributes
+                }),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..256)) {
+        let _ = parse(&bytes, &limits());
+    }
+
+    #[test]
+    fn parse_of_encode_is_the_value(value in value_strategy()) {
+        let bytes = encoded(&value);
+        prop_assert_eq!(parse(&bytes, &limits()), Ok(Parsed::Complete(value, bytes.len())));
+    }
+
+    #[test]
+    fn any_split_point_gives_the_same_value(value in value_strategy(), at in any::<prop::sample::Index>()) {
+        let bytes = encoded(&value);
+        let split = at.index(bytes.len() + 1);
+        prop_assert_eq!(parse_in_pieces(&bytes, split), value);
+    }
+}

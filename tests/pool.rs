@@ -1,0 +1,258 @@
+//! The pool: the article's figures, limits in both modes, and no poisoned
+//! connection after a kill or a timeout in the middle of a BRPOP.
+
+use std::time::{Duration, Instant};
+
+use greenhub_redis::prelude::*;
+use greenhub_redis::{Client, ConnectionInfo, Error, PoolConfig, PoolStats, WhenFull};
+use greenhub_tests::RedisServer;
+
+fn client(url: &str, config: PoolConfig) -> Client {
+    Client::with_config(ConnectionInfo::from_url(url).unwrap(), config)
+}
+
+#[test]
+fn a_thousand_coroutines_in_brpop_hold_a_thousand_connections_and_finish_together() {
+    let server = RedisServer::start();
+    let url = server.unix_url();
+    let (during, after, nils) = greenhub::run(move || {
+        let redis = Client::open(&url).unwrap();
+        let waiters: Vec<_> = (0..1000)
+            .map(|_| {
+                let mut redis = redis.clone();
+                greenhub::spawn(move || redis.brpop(&["list"], 1.0))
+            })
+            .collect();
+        // Wait (a condition, not a fixed time) until every one is connected
+        // and parked in its BRPOP; the server holds them for a second.
+        while redis.stats().in_use < 1000 {
+            greenhub::sleep(Duration::from_millis(5));
+        }
+        let during = redis.stats();
+        let nils = waiters
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .filter(|reply| matches!(reply, Ok(None)))
+            .count();
+        (during, redis.stats(), nils)
+    });
+    assert_eq!(
+        during,
+        PoolStats {
+            created: 1000,
+            in_use: 1000,
+            available: 0
+        }
+    );
+    assert_eq!(
+        after,
+        PoolStats {
+            created: 1000,
+            in_use: 0,
+            available: 1000
+        }
+    );
+    assert_eq!(nils, 1000);
+}
+
+#[test]
+fn brpop_outlives_a_socket_timeout_shorter_than_its_own() {
+    let server = RedisServer::start();
+    let url = format!("{}?socket_timeout=0.2", server.url());
+    greenhub::run(move || {
+        let mut redis = Client::open(&url).unwrap();
+        let start = Instant::now();
+        assert_eq!(
+            redis.brpop(&["empty"], 0.5).unwrap(),
+            None,
+            "no socket timeout error"
+        );
+        assert!(start.elapsed() >= Duration::from_millis(500));
+        assert_eq!(redis.stats().available, 1);
+    });
+}
+
+#[test]
+fn a_full_pool_set_to_fail_says_too_many_connections() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let redis = client(
+            &url,
+            PoolConfig {
+                max_connections: Some(2),
+                ..Default::default()
+            },
+        );
+        let holders: Vec<_> = (0..2)
+            .map(|_| {
+                let mut redis = redis.clone();
+                greenhub::spawn(move || redis.brpop(&["hold"], 0.3))
+            })
+            .collect();
+        greenhub::sleep(Duration::from_millis(50));
+        let err = redis.clone().ping().unwrap_err();
+        assert!(matches!(err, Error::PoolExhausted { max: 2 }), "{err}");
+        assert!(err.to_string().contains("too many connections"));
+        holders
+            .into_iter()
+            .for_each(|h| assert_eq!(h.join().unwrap().unwrap(), None));
+        assert_eq!(redis.clone().ping().unwrap(), "PONG", "capacity came back");
+    });
+}
+
+#[test]
+fn a_full_pool_set_to_wait_parks_callers_until_a_connection_frees_up() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let redis = client(
+            &url,
+            PoolConfig {
+                max_connections: Some(2),
+                when_full: WhenFull::Wait(None),
+                ..Default::default()
+            },
+        );
+        let workers: Vec<_> = (0..10)
+            .map(|i| {
+                let mut redis = redis.clone();
+                greenhub::spawn(move || {
+                    redis.blpop(&["nothing"], 0.05).unwrap();
+                    redis.incr("done").unwrap();
+                    i
+                })
+            })
+            .collect();
+        let finished: i32 = workers.into_iter().map(|w| w.join().unwrap()).sum();
+        assert_eq!(finished, (0..10).sum());
+        assert_eq!(redis.clone().get::<i64>("done").unwrap(), 10);
+        assert!(
+            redis.stats().created <= 2,
+            "never more than max_connections: {:?}",
+            redis.stats()
+        );
+
+        let single = client(
+            &url,
+            PoolConfig {
+                max_connections: Some(1),
+                when_full: WhenFull::Wait(Some(Duration::from_millis(50))),
+                ..Default::default()
+            },
+        );
+        let mut holder = single.clone();
+        let held = greenhub::spawn(move || holder.brpop(&["hold"], 0.5));
+        greenhub::yield_now();
+        let err = single.clone().ping().unwrap_err();
+        assert!(
+            matches!(err, Error::PoolExhausted { max: 1 }),
+            "the wait timed out: {err}"
+        );
+        held.join().unwrap().unwrap();
+    });
+}
+
+#[test]
+fn a_coroutine_killed_mid_brpop_leaves_no_poisoned_connection() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let redis = Client::open(&url).unwrap();
+        let mut victim_client = redis.clone();
+        let victim = greenhub::spawn(move || victim_client.brpop(&["jobs"], 5.0));
+        greenhub::sleep(Duration::from_millis(50));
+        victim.kill();
+        assert!(victim.join().is_err());
+        assert_eq!(
+            redis.stats(),
+            PoolStats {
+                created: 1,
+                in_use: 0,
+                available: 0
+            },
+            "closed, not pooled"
+        );
+
+        let mut next = redis.clone();
+        next.set("mine", "my value").unwrap();
+        next.lpush("jobs", &["job-1"]).unwrap();
+        assert_eq!(
+            next.get::<String>("mine").unwrap(),
+            "my value",
+            "the next user reads its own reply"
+        );
+        assert_eq!(
+            next.brpop(&["jobs"], 1.0).unwrap(),
+            Some((b"jobs".to_vec(), b"job-1".to_vec())),
+            "the job was not swallowed"
+        );
+    });
+}
+
+#[test]
+fn a_brpop_cut_by_a_timeout_leaves_no_poisoned_connection() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let mut redis = Client::open(&url).unwrap();
+        let cut = greenhub::timeout(Duration::from_millis(50), || redis.brpop(&["queue"], 5.0));
+        assert!(cut.is_err(), "the deadline elapsed");
+        let inner = greenhub::timeout(Duration::from_secs(10), || {
+            greenhub::timeout(Duration::from_millis(20), || redis.brpop(&["queue"], 5.0)).ok()
+        });
+        assert!(
+            inner.unwrap().is_none(),
+            "the inner timeout elapsed, the outer did not"
+        );
+        for round in 0..20 {
+            let key = format!("own-{round}");
+            redis.set(&key, round).unwrap();
+            redis.lpush("queue", &[format!("item-{round}")]).unwrap();
+            assert_eq!(
+                redis.get::<i64>(&key).unwrap(),
+                round,
+                "round {round} read someone else's reply"
+            );
+        }
+        assert_eq!(
+            redis.llen("queue").unwrap(),
+            20,
+            "no ghost BRPOP took an item"
+        );
+    });
+}
+
+#[test]
+fn an_idle_connection_past_the_health_check_interval_is_pinged_before_reuse() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let mut redis = client(
+            &url,
+            PoolConfig {
+                health_check_interval: Some(Duration::from_millis(10)),
+                ..Default::default()
+            },
+        );
+        redis.set("k", "v").unwrap();
+        let admin = Client::open(&url).unwrap();
+        let killed: i64 = admin
+            .cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes")
+            .query()
+            .unwrap();
+        assert_eq!(killed, 1);
+        greenhub::sleep(Duration::from_millis(20));
+        assert_eq!(
+            redis.get::<String>("k").unwrap(),
+            "v",
+            "the dead idle connection was replaced"
+        );
+        assert_eq!(redis.stats().created, 2);
+    });
+}
