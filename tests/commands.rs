@@ -250,3 +250,29 @@ fn a_unix_socket_url_with_a_database_selects_it() {
     });
     assert_eq!(server.raw_command(&["SELECT", "3"]), b"+OK\r\n");
 }
+
+#[test]
+fn auth_with_the_right_password_works_and_a_wrong_one_is_a_clear_error() {
+    let server = RedisServer::start_with(&["--requirepass", "s3cret-pw"]);
+    let (good, wrong, missing) = (
+        format!("redis://:s3cret-pw@127.0.0.1:{}", server.addr().port()),
+        format!("redis://:not-it@127.0.0.1:{}", server.addr().port()),
+        server.url(),
+    );
+    greenhub::run(move || {
+        let mut ok = Client::open(&good).unwrap();
+        assert_eq!(ok.ping().unwrap(), "PONG");
+        let err = Client::open(&wrong).unwrap().ping().unwrap_err();
+        assert!(
+            matches!(err.code(), Some("WRONGPASS") | Some("ERR")),
+            "{err}"
+        );
+        assert!(
+            !err.to_string().contains("not-it"),
+            "the password leaked: {err}"
+        );
+        let err = Client::open(&missing).unwrap().ping().unwrap_err();
+        assert_eq!(err.code(), Some("NOAUTH"), "{err}");
+        assert!(!format!("{:?}", Client::open(&good).unwrap()).contains("s3cret-pw"));
+    });
+}
