@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs the demo (release build). Until the article's experiment lands in
-# demo/, this runs the runtime's echo example: 1,000 clients in one thread.
+# Runs the article's experiment (release build). Extra arguments go to the
+# demo, e.g. `scripts/demo.sh --clients 10000`; `--help` lists them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/ensure-redis.sh
-exec cargo run --release --quiet -p greenhub --example echo -- "$@"
+exec cargo run --release --quiet -p demo -- "$@"

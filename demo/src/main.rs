@@ -1,2 +1,168 @@
-//! The article's experiment (filled in by the demo work).
-fn main() {}
+//! The demo: the experiment of "Concurrent connections to Redis with gevent
+//! and redis-py", in greenhub.
+//!
+//! `main` starts a `cron` coroutine that logs every 0.2 s and N coroutines
+//! that each send `BRPOP list 1` to a real Redis on their own pooled
+//! connection. After one second it logs the process's OS threads and the
+//! pool's connections created / in use / available, then waits for every
+//! client and logs the duration. The last line is a machine-readable summary.
+//! `--mode threads` runs the same clients on one OS thread each, for contrast.
+//!
+//! Files: `coroutines.rs` and `threads.rs` (the two modes), `server.rs`
+//! (which Redis), `limits.rs` (what the OS allows and reports), `logs.rs` (the
+//! article's log format), `report.rs` (what is measured). See `docs/demo.md`.
+
+mod coroutines;
+mod limits;
+mod logs;
+mod report;
+mod server;
+mod threads;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+const HELP: &str = "\
+demo: the gevent/redis-py BRPOP experiment on greenhub
+
+USAGE: demo [OPTIONS]
+
+OPTIONS:
+  --clients N              clients, each with its own connection in BRPOP [default: 500]
+  --timeout SECONDS        BRPOP's timeout [default: 1]
+  --cron-interval SECONDS  how often cron logs [default: 0.2]
+  --key NAME               the (empty) list to BRPOP [default: list]
+  --redis URL              redis://host:port/db or unix:///path, or `private` to start a
+                           private redis-server [default: $REDIS_URL, else 127.0.0.1:6379
+                           if it answers, else a private redis-server]
+  --mode MODE              coroutines (one thread) or threads (one per client) [default: coroutines]
+  -h, --help               print this help
+
+The log level follows RUST_LOG (default: info). The last line is a summary:
+  summary: mode=... clients=... duration_s=... max_cron_gap_s=... os_threads=... created=... ...
+";
+
+/// Which way to run the clients.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// One hub, one OS thread, a coroutine per client.
+    Coroutines,
+    /// One OS thread per client.
+    Threads,
+}
+
+/// The experiment's settings, from the command line.
+#[derive(Clone, Debug)]
+pub(crate) struct Config {
+    clients: usize,
+    timeout: f64,
+    cron_interval: Duration,
+    key: String,
+    redis: Option<String>,
+    mode: Mode,
+}
+
+fn parse_args() -> Result<Option<Config>, lexopt::Error> {
+    use lexopt::prelude::*;
+    let mut config = Config {
+        clients: 500,
+        timeout: 1.0,
+        cron_interval: Duration::from_millis(200),
+        key: "list".into(),
+        redis: std::env::var("REDIS_URL")
+            .ok()
+            .filter(|url| !url.is_empty()),
+        mode: Mode::Coroutines,
+    };
+    let mut parser = lexopt::Parser::from_env();
+    while let Some(arg) = parser.next()? {
+        match arg {
+            Long("clients") => config.clients = parser.value()?.parse()?,
+            Long("timeout") => config.timeout = positive(parser.value()?.parse()?, "--timeout")?,
+            Long("cron-interval") => {
+                let secs = positive(parser.value()?.parse()?, "--cron-interval")?;
+                config.cron_interval = Duration::from_secs_f64(secs);
+            }
+            Long("key") => config.key = parser.value()?.string()?,
+            Long("redis") => config.redis = Some(parser.value()?.string()?),
+            Long("mode") => {
+                config.mode = match parser.value()?.string()?.as_str() {
+                    "coroutines" => Mode::Coroutines,
+                    "threads" => Mode::Threads,
+                    other => {
+                        return Err(
+                            format!("--mode must be coroutines or threads, not {other:?}").into(),
+                        )
+                    }
+                }
+            }
+            Short('h') | Long("help") => return Ok(None),
+            _ => return Err(arg.unexpected()),
+        }
+    }
+    if config.clients == 0 {
+        return Err("--clients must be at least 1".into());
+    }
+    Ok(Some(config))
+}
+
+fn positive(value: f64, flag: &str) -> Result<f64, lexopt::Error> {
+    if value.is_finite() && value > 0.0 && value < 1e9 {
+        Ok(value)
+    } else {
+        Err(format!("{flag} must be a positive number of seconds").into())
+    }
+}
+
+fn main() -> ExitCode {
+    let config = match parse_args() {
+        Ok(Some(config)) => config,
+        Ok(None) => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => {
+            eprintln!("demo: {err}\n\n{HELP}");
+            return ExitCode::from(2);
+        }
+    };
+    logs::init();
+    match run(&config) {
+        Ok(summary) => {
+            let success = summary.success();
+            println!("{summary}");
+            if success {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+        Err(message) => {
+            log::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Checks the limits, finds Redis, runs the chosen mode.
+fn run(config: &Config) -> Result<report::Summary, String> {
+    let files = limits::raise_open_files()
+        .map_err(|err| format!("cannot raise the open-files limit: {err}"))?;
+    let needed = config.clients as u64 + limits::SPARE_FDS;
+    if needed > files {
+        return Err(format!(
+            "--clients {} needs about {needed} open files (one per connection plus {}), \
+             but this process may open at most {files} (the hard limit, ulimit -Hn); lower --clients",
+            config.clients,
+            limits::SPARE_FDS
+        ));
+    }
+    let redis = server::choose(config.redis.clone(), config.clients)?;
+    log::debug!("using {}", redis.description);
+    let summary = match config.mode {
+        Mode::Coroutines => coroutines::run(config, &redis.url),
+        Mode::Threads => threads::run(config, &redis.url),
+    };
+    drop(redis);
+    Ok(summary)
+}

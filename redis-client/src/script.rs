@@ -55,7 +55,7 @@ pub struct Invocation<'a> {
 }
 
 impl Invocation<'_> {
-    /// Adds a key (KEYS[n]).
+    /// Adds a key (`KEYS[n]` in the script).
     pub fn key(&mut self, key: impl ToArg) -> &mut Self {
         let mut bytes = Vec::new();
         key.write_arg(&mut bytes);
@@ -63,7 +63,7 @@ impl Invocation<'_> {
         self
     }
 
-    /// Adds an argument (ARGV[n]).
+    /// Adds an argument (`ARGV[n]` in the script).
     pub fn arg(&mut self, arg: impl ToArg) -> &mut Self {
         let mut bytes = Vec::new();
         arg.write_arg(&mut bytes);

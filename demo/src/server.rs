@@ -1,0 +1,258 @@
+//! Which Redis the demo talks to, and the private server it may start.
+//!
+//! In order: `--redis URL` or `REDIS_URL`; else `redis://127.0.0.1:6379` if a
+//! server answers there; else a private `redis-server` from `PATH`, on a Unix
+//! socket in a temporary directory, sized for the client count (`maxclients`,
+//! accept backlog), and stopped on every exit path: dropped on return,
+//! killed by the SIGINT/SIGTERM handler below, and reaped by the kernel
+//! (`PR_SET_PDEATHSIG`) if the demo dies any other way. A server that cannot
+//! hold the clients is refused before anything is spawned.
+
+use std::ffi::CString;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use greenhub_redis::{cmd, Connection, ConnectionInfo};
+
+/// Connections beyond the clients: the capacity check's own, and slack.
+const SPARE_CLIENTS: usize = 32;
+/// How long a private server may take to answer its first PING.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// The kernel caps any listen backlog at `net.core.somaxconn` (4096 here).
+const MAX_BACKLOG: usize = 4096;
+
+/// The Redis the experiment runs against.
+#[derive(Debug)]
+pub(crate) struct Redis {
+    /// Where to connect.
+    pub(crate) url: String,
+    /// What it is, for the log.
+    pub(crate) description: String,
+    /// The private server, stopped when this is dropped.
+    _private: Option<PrivateServer>,
+}
+
+/// Finds or starts a Redis that can hold `clients` connections. `explicit`
+/// is a URL, or `private` to always start a private server.
+pub(crate) fn choose(explicit: Option<String>, clients: usize) -> Result<Redis, String> {
+    let always_private = explicit.as_deref() == Some("private");
+    if let Some(url) = explicit.filter(|_| !always_private) {
+        check_capacity(&url, clients)?;
+        return Ok(Redis {
+            description: format!("Redis at {url}"),
+            url,
+            _private: None,
+        });
+    }
+    let default = "redis://127.0.0.1:6379";
+    if !always_private && answers_ping(default) {
+        check_capacity(default, clients)?;
+        return Ok(Redis {
+            url: default.to_owned(),
+            description: "the Redis server at 127.0.0.1:6379".to_owned(),
+            _private: None,
+        });
+    }
+    let binary = find_on_path("redis-server").ok_or_else(|| {
+        let why = if always_private { "--redis private needs redis-server" } else { "no Redis server answers at 127.0.0.1:6379" };
+        format!(
+            "{why}, and redis-server is not installed: install it (Debian/Ubuntu: sudo apt-get install redis-server; \
+             scripts/demo.sh does this), or pass --redis URL"
+        )
+    })?;
+    let private = PrivateServer::start(&binary, clients)?;
+    let url = format!("unix://{}", private.socket.display());
+    Ok(Redis {
+        description: format!("a private redis-server on {}", private.socket.display()),
+        url,
+        _private: Some(private),
+    })
+}
+
+fn answers_ping(url: &str) -> bool {
+    let Ok(mut info) = ConnectionInfo::from_url(url) else {
+        return false;
+    };
+    info.connect_timeout = Some(Duration::from_millis(300));
+    info.socket_timeout = Some(Duration::from_millis(500));
+    Connection::open(&info).is_ok_and(|mut conn| cmd("PING").query::<String>(&mut conn).is_ok())
+}
+
+/// Refuses a client count the server's `maxclients` cannot hold (counting the
+/// clients already connected), with the numbers in the message.
+fn check_capacity(url: &str, clients: usize) -> Result<(), String> {
+    let info = ConnectionInfo::from_url(url).map_err(|err| format!("bad Redis URL: {err}"))?;
+    let mut conn =
+        Connection::open(&info).map_err(|err| format!("cannot reach Redis at {url}: {err}"))?;
+    let Ok((_, maxclients)) = cmd("CONFIG")
+        .arg("GET")
+        .arg("maxclients")
+        .query::<(String, usize)>(&mut conn)
+    else {
+        log::warn!(
+            "cannot read the server's maxclients (CONFIG GET refused); not checking capacity"
+        );
+        return Ok(());
+    };
+    let info_text: String = cmd("INFO")
+        .arg("clients")
+        .query(&mut conn)
+        .unwrap_or_default();
+    let connected = info_text
+        .lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(1);
+    let free = maxclients.saturating_sub(connected);
+    if clients > free {
+        return Err(format!(
+            "--clients {clients} cannot fit: the server at {url} has maxclients {maxclients} \
+             with {connected} connected, so room for {free}; lower --clients or raise maxclients \
+             (redis-cli CONFIG SET maxclients {})",
+            clients + connected + SPARE_CLIENTS
+        ));
+    }
+    Ok(())
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+/// A `redis-server` child process in its own temporary directory.
+#[derive(Debug)]
+struct PrivateServer {
+    child: Child,
+    dir: PathBuf,
+    socket: PathBuf,
+}
+
+/// What the signal handler needs, prepared before it is installed (a handler
+/// may not allocate): the server's pid and the paths to remove.
+static CHILD_PID: AtomicI32 = AtomicI32::new(0);
+static CLEANUP: OnceLock<[CString; 3]> = OnceLock::new();
+
+impl PrivateServer {
+    fn start(binary: &Path, clients: usize) -> Result<PrivateServer, String> {
+        let dir = std::env::temp_dir().join(format!("greenhub-demo-{}", std::process::id()));
+        std::fs::create_dir_all(&dir)
+            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        let socket = dir.join("redis.sock");
+        let log = dir.join("redis.log");
+        let maxclients = clients + SPARE_CLIENTS;
+        let backlog = clients.clamp(511, MAX_BACKLOG);
+        // Redis checks BRPOP timeouts on its cron tick: at the default 10 Hz
+        // a one-second timeout fires up to 100 ms late; at 100 Hz, 10 ms.
+        let mut command = Command::new(binary);
+        command
+            .args(["--port", "0", "--save", "", "--appendonly", "no"])
+            .arg("--unixsocket")
+            .arg(&socket)
+            .args(["--unixsocketperm", "700"])
+            .args([
+                "--maxclients",
+                &maxclients.to_string(),
+                "--tcp-backlog",
+                &backlog.to_string(),
+            ])
+            .args(["--hz", "100"])
+            .arg("--dir")
+            .arg(&dir)
+            .arg("--logfile")
+            .arg(&log)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // SAFETY: the closure runs in the forked child before exec and only
+        // calls prctl, which is async-signal-safe.
+        unsafe {
+            command.pre_exec(|| {
+                // The server dies with the demo, however the demo dies.
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let child = command
+            .spawn()
+            .map_err(|err| format!("cannot start {}: {err}", binary.display()))?;
+        CHILD_PID.store(child.id() as i32, Ordering::SeqCst);
+        let paths = [&socket, &log, &dir]
+            .map(|p| CString::new(p.as_os_str().as_bytes()).expect("no NUL in a temp path"));
+        let _ = CLEANUP.set(paths);
+        install_signal_handlers();
+        let mut server = PrivateServer { child, dir, socket };
+        server.wait_until_ready(&log)?;
+        Ok(server)
+    }
+
+    fn wait_until_ready(&mut self, log: &Path) -> Result<(), String> {
+        let start = Instant::now();
+        loop {
+            if let Ok(mut conn) = std::os::unix::net::UnixStream::connect(&self.socket) {
+                let mut reply = [0u8; 7];
+                conn.set_read_timeout(Some(Duration::from_secs(1))).ok();
+                if conn.write_all(b"PING\r\n").is_ok()
+                    && conn.read_exact(&mut reply).is_ok()
+                    && &reply == b"+PONG\r\n"
+                {
+                    return Ok(());
+                }
+            }
+            let exited = self.child.try_wait().ok().flatten();
+            if exited.is_some() || start.elapsed() > START_TIMEOUT {
+                let tail = std::fs::read_to_string(log).unwrap_or_default();
+                let last = tail
+                    .lines()
+                    .rev()
+                    .find(|l| !l.trim().is_empty())
+                    .unwrap_or("(no log)");
+                return Err(format!("the private redis-server did not start: {last}"));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        CHILD_PID.store(0, Ordering::SeqCst);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn install_signal_handlers() {
+    extern "C" fn on_signal(signal: libc::c_int) {
+        let pid = CHILD_PID.load(Ordering::SeqCst);
+        // SAFETY: kill, unlink, rmdir and _exit are async-signal-safe, and
+        // the paths were built before the handler was installed.
+        unsafe {
+            if pid > 0 {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, std::ptr::null_mut(), 0);
+            }
+            if let Some([socket, log, dir]) = CLEANUP.get() {
+                libc::unlink(socket.as_ptr());
+                libc::unlink(log.as_ptr());
+                libc::rmdir(dir.as_ptr());
+            }
+            libc::_exit(128 + signal);
+        }
+    }
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: installs a handler that only makes async-signal-safe calls.
+        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
+    }
+}

@@ -1,0 +1,208 @@
+//! The demo binary, run as a user would, against a harness-started server.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Output, Stdio};
+
+use greenhub_tests::RedisServer;
+
+fn demo(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
+    command
+        .args(args)
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "info");
+    command
+}
+
+/// The `key=value` pairs of the summary, which must be the last line.
+fn summary(output: &Output) -> HashMap<String, String> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let last = stdout.lines().last().unwrap_or_default();
+    let fields = last
+        .strip_prefix("summary: ")
+        .unwrap_or_else(|| panic!("no summary line at the end:\n{stdout}"));
+    fields
+        .split(' ')
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap();
+            (k.to_owned(), v.to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn coroutines_mode_reproduces_the_article_in_one_thread() {
+    let server = RedisServer::start();
+    let output = demo(&["--clients", "50", "--redis", &server.unix_url()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let s = summary(&output);
+    for (key, value) in [
+        ("mode", "coroutines"),
+        ("clients", "50"),
+        ("os_threads", "1"),
+        ("created", "50"),
+        ("in_use", "50"),
+        ("available", "0"),
+        ("nil_replies", "50"),
+        ("errors", "0"),
+    ] {
+        assert_eq!(s[key], value, "{key}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("(cron) Hello from cron coroutine."),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("(main) # Redis connections in use: 50"),
+        "{stdout}"
+    );
+    let line = stdout.lines().next().unwrap();
+    let (time, rest) = line.split_once(' ').unwrap();
+    assert_eq!(
+        time.len(),
+        "HH:MM:SS,mmm.m".len(),
+        "the article's time format: {line}"
+    );
+    assert_eq!(rest, "(main) Spawning 50 coroutines connecting to Redis...");
+}
+
+#[test]
+fn threads_mode_shows_what_the_threads_cost() {
+    let server = RedisServer::start();
+    let output = demo(&[
+        "--mode",
+        "threads",
+        "--clients",
+        "20",
+        "--timeout",
+        "2",
+        "--redis",
+        &server.url(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let s = summary(&output);
+    assert_eq!(
+        (
+            s["mode"].as_str(),
+            s["created"].as_str(),
+            s["in_use"].as_str()
+        ),
+        ("threads", "20", "20")
+    );
+    assert_eq!(
+        (s["nil_replies"].as_str(), s["errors"].as_str()),
+        ("20", "0")
+    );
+    let threads: u32 = s["os_threads"].parse().unwrap();
+    assert!(threads >= 22, "20 clients, cron and main: {threads}");
+}
+
+#[test]
+fn with_redis_private_it_starts_and_stops_its_own_server() {
+    let child = demo(&["--clients", "10", "--redis", "private"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("greenhub-demo-{}", child.id()));
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(summary(&output)["nil_replies"], "10");
+    assert!(!dir.exists(), "the private server's directory was removed");
+}
+
+#[test]
+fn ctrl_c_stops_the_private_server_too() {
+    let mut child = demo(&["--clients", "10", "--timeout", "30", "--redis", "private"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let dir = std::env::temp_dir().join(format!("greenhub-demo-{}", child.id()));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // Once the clients are spawned, the private server is up.
+    assert!(lines.any(|line| line.unwrap().contains("Spawning 10 coroutines")));
+    assert!(dir.join("redis.sock").exists());
+    // SAFETY: kill(2) sends SIGINT to our own child; no memory is involved.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    assert!(
+        !dir.exists(),
+        "the handler killed the server and removed its directory"
+    );
+}
+
+#[test]
+fn with_no_redis_server_binary_it_says_how_to_install_one() {
+    let output = demo(&["--redis", "private"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("redis-server is not installed")
+            && stdout.contains("apt-get install redis-server"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_client_count_beyond_the_open_files_limit_is_refused_before_spawning() {
+    let output = demo(&["--clients", "100000000", "--redis", "private"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("--clients 100000000 needs about") && stdout.contains("open files"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Spawning"), "{stdout}");
+}
+
+#[test]
+fn a_client_count_beyond_the_servers_maxclients_is_refused_with_the_numbers() {
+    let server = RedisServer::start_with(&["--maxclients", "20"]);
+    let output = demo(&["--clients", "50", "--redis", &server.url()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("maxclients 20") && stdout.contains("--clients 50 cannot fit"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bad_flags_get_the_help_text() {
+    let output = demo(&["--mode", "fibers"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("--mode must be coroutines or threads")
+    );
+    let help = demo(&["--help"]).output().unwrap();
+    assert!(
+        help.status.success()
+            && String::from_utf8_lossy(&help.stdout).contains("--cron-interval SECONDS")
+    );
+}
