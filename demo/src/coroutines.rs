@@ -38,6 +38,16 @@ fn experiment(config: &Config, url: &str) -> Summary {
             .expect("spawn cron")
     };
 
+    if let Some(after) = config.dump_after {
+        greenhub::Builder::new()
+            .name("dump")
+            .spawn(move || {
+                greenhub::sleep(after);
+                greenhub::dump().log();
+            })
+            .expect("spawn dump");
+    }
+
     log::info!(
         "Spawning {} coroutines connecting to Redis...",
         config.clients

@@ -36,6 +36,8 @@ OPTIONS:
                            private redis-server [default: $REDIS_URL, else 127.0.0.1:6379
                            if it answers, else a private redis-server]
   --mode MODE              coroutines (one thread) or threads (one per client) [default: coroutines]
+  --dump-after SECONDS     log a table of every coroutine and what it waits on, once,
+                           this long after the start (coroutines mode)
   -h, --help               print this help
 
 The log level follows RUST_LOG (default: info). The last line is a summary:
@@ -60,6 +62,7 @@ pub(crate) struct Config {
     key: String,
     redis: Option<String>,
     mode: Mode,
+    dump_after: Option<Duration>,
 }
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
@@ -73,6 +76,7 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
             .ok()
             .filter(|url| !url.is_empty()),
         mode: Mode::Coroutines,
+        dump_after: None,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
@@ -95,6 +99,10 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                         )
                     }
                 }
+            }
+            Long("dump-after") => {
+                let secs = positive(parser.value()?.parse()?, "--dump-after")?;
+                config.dump_after = Some(Duration::from_secs_f64(secs));
             }
             Short('h') | Long("help") => return Ok(None),
             _ => return Err(arg.unexpected()),

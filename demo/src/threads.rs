@@ -75,6 +75,9 @@ pub(crate) fn run(config: &Config, url: &str) -> Summary {
             .expect("spawn the cron thread")
     };
 
+    if config.dump_after.is_some() {
+        log::warn!("--dump-after shows coroutines; threads mode has none, so it is ignored");
+    }
     log::info!("Spawning {} threads connecting to Redis...", config.clients);
     let start = Instant::now();
     let tally = Arc::new(Tally::default());

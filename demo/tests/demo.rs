@@ -34,9 +34,18 @@ fn summary(output: &Output) -> HashMap<String, String> {
 #[test]
 fn coroutines_mode_reproduces_the_article_in_one_thread() {
     let server = RedisServer::start();
-    let output = demo(&["--clients", "50", "--redis", &server.unix_url()])
-        .output()
-        .unwrap();
+    // BRPOP 2: the snapshot after one second falls well inside the wait (at
+    // BRPOP 1, a server at the default hz 10 may answer a few ms early).
+    let output = demo(&[
+        "--clients",
+        "50",
+        "--timeout",
+        "2",
+        "--redis",
+        &server.unix_url(),
+    ])
+    .output()
+    .unwrap();
     assert!(
         output.status.success(),
         "{}",
@@ -46,6 +55,7 @@ fn coroutines_mode_reproduces_the_article_in_one_thread() {
     for (key, value) in [
         ("mode", "coroutines"),
         ("clients", "50"),
+        ("timeout_s", "2"),
         ("os_threads", "1"),
         ("created", "50"),
         ("in_use", "50"),
@@ -205,4 +215,37 @@ fn bad_flags_get_the_help_text() {
         help.status.success()
             && String::from_utf8_lossy(&help.stdout).contains("--cron-interval SECONDS")
     );
+}
+
+#[test]
+fn dump_after_logs_who_waits_on_what() {
+    let server = RedisServer::start();
+    let output = demo(&[
+        "--clients",
+        "3",
+        "--dump-after",
+        "0.5",
+        "--redis",
+        &server.url(),
+    ])
+    .output()
+    .unwrap();
+    assert!(output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let table: Vec<&str> = stdout.lines().filter(|l| l.contains("(dump)")).collect();
+    assert_eq!(
+        table.len(),
+        1 + 6,
+        "a header and main, cron, dump, 3 clients:\n{stdout}"
+    );
+    assert_eq!(
+        table
+            .iter()
+            .filter(|l| l.contains("ask_redis") && l.contains("socket fd"))
+            .count(),
+        3
+    );
+    assert!(table
+        .iter()
+        .any(|l| l.contains("cron") && l.contains("sleep (")));
 }

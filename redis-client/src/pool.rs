@@ -19,7 +19,7 @@ use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
 use std::time::Duration;
 
-use greenhub::sync::{AcquireError, Semaphore, SemaphorePermit};
+use greenhub::sync::{Semaphore, SemaphorePermit, WaitError};
 
 use crate::cmd::{cmd, Cmd, ConnectionLike};
 use crate::connection::Connection;
@@ -179,11 +179,11 @@ impl Pool {
     }
 }
 
-fn wait_error(err: AcquireError, max: usize) -> Error {
+fn wait_error(err: WaitError, max: usize) -> Error {
     match err {
-        AcquireError::TimedOut => Error::PoolExhausted { max },
-        AcquireError::Deadlock(message) => Error::Usage(message),
-        AcquireError::CannotWait => Error::Usage(
+        WaitError::TimedOut => Error::PoolExhausted { max },
+        WaitError::Deadlock(message) => Error::Usage(message),
+        WaitError::CannotWait => Error::Usage(
             "the pool is full and waiting for a connection needs a coroutine (or use WhenFull::Fail)".into(),
         ),
     }

@@ -34,11 +34,13 @@ use mio::{Events, Poll, Registry, Token};
 
 use crate::coroutine::{Coro, StackPool};
 use crate::io::IoTable;
+use crate::monitor::Monitor;
 use crate::park::{Waiter, Wake};
+use crate::remote::Remote;
 use crate::slab::{Key, Slab};
 use crate::task::{State, Task};
 use crate::timer::TimerQueue;
-use crate::unblock::{Helpers, Remote};
+use crate::unblock::Helpers;
 
 /// Resumes between two looks at the clock: one `Instant::now()` costs about
 /// as much as ten switches, so the hub does not read it on every switch.
@@ -84,6 +86,8 @@ pub(crate) struct Hub {
     pub(crate) remote: Arc<Remote>,
     /// The helper-thread pool behind `unblock`.
     pub(crate) helpers: Helpers,
+    /// The blocking monitor, when `max_blocking_time` is set.
+    pub(crate) monitor: Option<Monitor>,
     poll: RefCell<Poll>,
     events: RefCell<Events>,
 }
@@ -118,6 +122,9 @@ pub(crate) struct Core {
     pub(crate) pending_unblock: usize,
     last_poll: Instant,
     since_check: u32,
+    /// The time at the last service step: a coarse clock, read for free on
+    /// the switch path (`Task::last_run`).
+    pub(crate) clock: Instant,
 }
 
 impl Core {
@@ -222,7 +229,7 @@ fn wake_task(
 }
 
 impl Hub {
-    fn new() -> std::io::Result<Hub> {
+    fn new(max_blocking_time: Option<Duration>) -> std::io::Result<Hub> {
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let remote = Arc::new(Remote::new(&registry, WAKER_TOKEN)?);
@@ -242,10 +249,12 @@ impl Hub {
                 pending_unblock: 0,
                 last_poll: Instant::now(),
                 since_check: 0,
+                clock: Instant::now(),
             }),
             stacks: RefCell::new(StackPool::new()),
             registry,
             helpers: Helpers::new(),
+            monitor: max_blocking_time.map(Monitor::start).transpose()?,
             remote,
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
@@ -281,12 +290,22 @@ impl Hub {
     fn service(&self, idle: bool) {
         let now = Instant::now();
         let mut core = self.core.borrow_mut();
+        core.clock = now;
         core.fire_timers(now);
         let runnable = !core.woken.is_empty() || !core.fresh.is_empty();
         let timeout = if idle && !runnable {
             match core.timers.poll_timeout(now) {
                 Some(timeout) => Some(timeout),
-                None if core.io.waiting() > 0 || core.pending_unblock > 0 => None,
+                None if core.io.waiting() > 0
+                    || core.pending_unblock > 0
+                    || self
+                        .remote
+                        .handles
+                        .load(std::sync::atomic::Ordering::SeqCst)
+                        > 0 =>
+                {
+                    None
+                }
                 None => {
                     core.report_deadlock();
                     return;
@@ -302,6 +321,7 @@ impl Hub {
         let mut core = self.core.borrow_mut();
         let now = Instant::now();
         core.last_poll = now;
+        core.clock = now;
         core.fire_timers(now);
     }
 
@@ -314,17 +334,29 @@ impl Hub {
             }
         }
         let mut core = self.core.borrow_mut();
+        let mut spawns = Vec::new();
         for event in events.iter() {
             if event.token() == WAKER_TOKEN {
-                for waiter in self.remote.take_completed() {
+                let inbox = self.remote.take();
+                for waiter in inbox.finished_jobs {
                     core.pending_unblock -= 1;
                     core.wake(waiter, Wake::Notified);
                 }
+                for waiter in inbox.wakes {
+                    core.wake(waiter, Wake::Notified);
+                }
+                spawns.extend(inbox.spawns);
                 continue;
             }
             let readable = event.is_readable() || event.is_read_closed() || event.is_error();
             let writable = event.is_writable() || event.is_write_closed() || event.is_error();
             core.dispatch(event.token(), readable, writable);
+        }
+        drop(core);
+        for job in spawns {
+            if let Err(err) = crate::Builder::new().name("remote").spawn(job) {
+                log::error!("greenhub: cannot spawn a coroutine sent from another thread: {err}");
+            }
         }
     }
 
@@ -334,13 +366,21 @@ impl Hub {
             let mut core = self.core.borrow_mut();
             core.current = Some(key);
             core.switches += 1;
+            let clock = core.clock;
             let task = core.tasks.get_mut(key).expect("a queued coroutine exists");
             task.state = State::Running;
+            task.last_run = clock;
+            if let Some(monitor) = &self.monitor {
+                monitor.enter(task.id);
+            }
             task.coro.take().expect("a queued coroutine is not running")
         };
         // The trampoline (task.rs) catches every panic of user code; one that
         // escapes here came from the runtime's own code on the coroutine stack.
         let result = panic::catch_unwind(AssertUnwindSafe(|| coro.resume(())));
+        if let Some(monitor) = &self.monitor {
+            monitor.leave();
+        }
         let mut core = self.core.borrow_mut();
         core.current = None;
         match result {
@@ -358,6 +398,9 @@ impl Hub {
                     );
                 }
                 let task = core.tasks.remove(key);
+                if let (Some(monitor), Some(task)) = (&self.monitor, &task) {
+                    monitor.finished(task.id);
+                }
                 if core.main == Some(key) {
                     core.main_done = true;
                 }
@@ -373,6 +416,7 @@ impl Hub {
     /// Kills every coroutine still alive and runs them until they have all
     /// unwound (a coroutine spawned while unwinding is killed in turn).
     fn shutdown(&self) {
+        self.remote.close();
         loop {
             let alive: Vec<Key> = self
                 .core
@@ -401,7 +445,9 @@ impl Hub {
 ///
 /// Everything `main` spawns runs in this thread, interleaved at parks. When
 /// `main` returns, every coroutine still alive is killed: it unwinds at its
-/// park, its destructors run, and then `run` returns.
+/// park, its destructors run, and then `run` returns. [`HubBuilder`] sets
+/// options; `run` uses the defaults (and the `GREENHUB_MAX_BLOCKING_MS`
+/// environment variable, see [`HubBuilder::max_blocking_time`]).
 ///
 /// # Panics
 ///
@@ -421,29 +467,66 @@ where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    assert!(
-        with(|_| ()).is_none(),
-        "greenhub::run called inside a running hub"
-    );
-    let hub = Rc::new(
-        Hub::new()
-            .unwrap_or_else(|err| panic!("greenhub::run: cannot create the hub's poller: {err}")),
-    );
-    HUB.with(|cell| *cell.borrow_mut() = Some(hub.clone()));
-    // Clears the thread-local even if the loop itself panics.
-    struct Uninstall;
-    impl Drop for Uninstall {
-        fn drop(&mut self) {
-            let _ = HUB.try_with(|cell| cell.borrow_mut().take());
+    HubBuilder::new().run(main)
+}
+
+/// Options for a hub, then [`run`](HubBuilder::run).
+#[derive(Clone, Debug, Default)]
+pub struct HubBuilder {
+    max_blocking_time: Option<Duration>,
+}
+
+impl HubBuilder {
+    /// The defaults; `GREENHUB_MAX_BLOCKING_MS=N` in the environment turns
+    /// the blocking monitor on with a threshold of N milliseconds.
+    pub fn new() -> HubBuilder {
+        let from_env = std::env::var("GREENHUB_MAX_BLOCKING_MS")
+            .ok()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        HubBuilder {
+            max_blocking_time: from_env,
         }
     }
-    let _uninstall = Uninstall;
 
-    let handle = crate::Builder::new()
-        .name("main")
-        .spawn(main)
-        .unwrap_or_else(|err| panic!("greenhub::run: cannot spawn main: {err}"));
-    hub.core.borrow_mut().main = Some(handle.key());
-    hub.run_loop();
-    handle.into_outcome()
+    /// Turns on the blocking monitor (gevent's `max_blocking_time`): a
+    /// thread that logs a warning naming any coroutine that runs longer than
+    /// `threshold` without parking. Off by default.
+    pub fn max_blocking_time(mut self, threshold: Duration) -> HubBuilder {
+        self.max_blocking_time = Some(threshold);
+        self
+    }
+
+    /// Starts the hub on this thread and runs `main`; see [`run`].
+    pub fn run<F, T>(self, main: F) -> T
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        assert!(
+            with(|_| ()).is_none(),
+            "greenhub::run called inside a running hub"
+        );
+        let hub = Hub::new(self.max_blocking_time)
+            .unwrap_or_else(|err| panic!("greenhub::run: cannot create the hub's poller: {err}"));
+        let hub = Rc::new(hub);
+        HUB.with(|cell| *cell.borrow_mut() = Some(hub.clone()));
+        // Clears the thread-local even if the loop itself panics.
+        struct Uninstall;
+        impl Drop for Uninstall {
+            fn drop(&mut self) {
+                let _ = HUB.try_with(|cell| cell.borrow_mut().take());
+            }
+        }
+        let _uninstall = Uninstall;
+
+        let handle = crate::Builder::new()
+            .name("main")
+            .spawn(main)
+            .unwrap_or_else(|err| panic!("greenhub::run: cannot spawn main: {err}"));
+        hub.core.borrow_mut().main = Some(handle.key());
+        hub.run_loop();
+        handle.into_outcome()
+    }
 }

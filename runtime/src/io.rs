@@ -15,6 +15,7 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use mio::{Interest, Token};
@@ -42,6 +43,8 @@ pub(crate) struct IoTable {
 /// socket allocates only the first time.
 #[derive(Debug, Default)]
 struct IoSlot {
+    /// The socket's file descriptor, for `dump()`.
+    fd: i32,
     readers: Vec<Waiter>,
     writers: Vec<Waiter>,
 }
@@ -56,8 +59,16 @@ impl IoSlot {
 }
 
 impl IoTable {
-    pub(crate) fn insert(&mut self) -> Key {
-        self.slots.insert(IoSlot::default())
+    pub(crate) fn insert(&mut self, fd: i32) -> Key {
+        self.slots.insert(IoSlot {
+            fd,
+            ..IoSlot::default()
+        })
+    }
+
+    /// The file descriptor registered under `key`.
+    pub(crate) fn fd(&self, key: Key) -> Option<i32> {
+        self.slots.get(key).map(|slot| slot.fd)
     }
 
     pub(crate) fn remove(&mut self, key: Key) {
@@ -118,11 +129,11 @@ pub(crate) struct Registered<S: mio::event::Source> {
     _not_send: PhantomData<*const ()>,
 }
 
-impl<S: mio::event::Source> Registered<S> {
+impl<S: mio::event::Source + AsRawFd> Registered<S> {
     /// Registers `source` for read and write readiness, edge-triggered.
     pub(crate) fn new(mut source: S) -> io::Result<Self> {
         hub::with(|hub| {
-            let token = hub.core.borrow_mut().io.insert();
+            let token = hub.core.borrow_mut().io.insert(source.as_raw_fd());
             let interest = Interest::READABLE | Interest::WRITABLE;
             match hub
                 .registry
@@ -141,7 +152,9 @@ impl<S: mio::event::Source> Registered<S> {
         })
         .unwrap_or_else(|| Err(outside_hub()))
     }
+}
 
+impl<S: mio::event::Source> Registered<S> {
     pub(crate) fn get(&self) -> &S {
         &self.source
     }

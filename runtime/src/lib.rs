@@ -46,16 +46,22 @@
 //! | `io.rs`, `net/` | tokens and readiness; [`net`]'s cooperative sockets |
 //! | `unblock.rs` | [`unblock()`]: blocking calls on helper threads |
 //! | `coroutine.rs` | stacks and switching: all the `unsafe` |
-//! | `sync/` | [`sync::Semaphore`]: coordination on wait queues |
+//! | `sync/`, `group.rs` | [`sync`]'s event, channel, semaphore, mutex, ...; [`Group`], [`Pool`], [`wait_any`] |
+//! | `remote.rs` | [`Handle`]: other OS threads spawn onto a hub or wake it |
+//! | `debug.rs`, `monitor.rs` | [`dump`]; the blocking monitor ([`HubBuilder::max_blocking_time`]) |
 //! | `stats.rs` | [`stats`], [`current`], [`current_name`] |
 //!
 //! The concepts are explained in `docs/architecture.md`.
 
 mod coroutine;
+mod debug;
+mod group;
 mod hub;
 mod io;
+mod monitor;
 pub mod net;
 mod park;
+mod remote;
 mod slab;
 mod stats;
 pub mod sync;
@@ -64,7 +70,10 @@ mod timeout;
 mod timer;
 mod unblock;
 
-pub use hub::run;
+pub use debug::{dump, CoroutineInfo, Dump};
+pub use group::{wait_all, wait_any, Group, Pool};
+pub use hub::{run, HubBuilder};
+pub use remote::{handle, Handle, HubClosed};
 pub use stats::{current, current_name, stats, Current, CurrentName, Stats};
 pub use task::{spawn, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
 pub use timeout::{timeout, Elapsed};

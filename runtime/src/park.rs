@@ -24,7 +24,7 @@
 //! returns [`Outcome::Refused`] instead, because the thread's panic state is
 //! shared by every coroutine on it. See `docs/architecture.md`, "Parking".
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::thread;
@@ -50,10 +50,14 @@ pub(crate) enum WaitOn<'a> {
     Io(Key, Direction),
     /// A wait queue: join, and the synchronisation primitives.
     Queue(&'a WaitQueue),
+    /// Several wait queues at once (`wait_any`); any one wakes the coroutine.
+    Queues(&'a [&'a WaitQueue]),
     /// Only the deadline: `sleep`.
     Deadline,
     /// A job on a helper thread, which holds the waiter: `unblock`.
     Unblock,
+    /// Another OS thread, which holds the waiter: a remote channel.
+    Remote,
     /// The back of the run queue: `yield_now`. Ignores deadlines.
     Yield,
 }
@@ -61,20 +65,23 @@ pub(crate) enum WaitOn<'a> {
 /// What a coroutine is parked on, as `stats()` and error messages show it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ParkedOn {
-    Io(Direction),
+    /// A socket's read or write side, and its token.
+    Io(Direction, Key),
     Sleep,
     Queue(&'static str),
     Unblock,
+    Remote,
 }
 
 impl fmt::Display for ParkedOn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ParkedOn::Io(Direction::Read) => f.write_str("socket read"),
-            ParkedOn::Io(Direction::Write) => f.write_str("socket write"),
+            ParkedOn::Io(Direction::Read, _) => f.write_str("socket read"),
+            ParkedOn::Io(Direction::Write, _) => f.write_str("socket write"),
             ParkedOn::Sleep => f.write_str("sleep"),
             ParkedOn::Queue(label) => f.write_str(label),
             ParkedOn::Unblock => f.write_str("helper thread"),
+            ParkedOn::Remote => f.write_str("another thread"),
         }
     }
 }
@@ -147,14 +154,21 @@ pub(crate) fn park(on: WaitOn<'_>, deadline: Option<Instant>) -> Outcome {
         task.state = State::Parked(match on {
             WaitOn::Io(token, dir) => {
                 core.io.add_waiter(token, dir, me);
-                ParkedOn::Io(dir)
+                ParkedOn::Io(dir, token)
             }
             WaitOn::Queue(queue) => {
                 queue.waiters.borrow_mut().push_back(me);
                 ParkedOn::Queue(queue.label)
             }
+            WaitOn::Queues(queues) => {
+                for queue in queues {
+                    queue.waiters.borrow_mut().push_back(me);
+                }
+                ParkedOn::Queue(queues.first().map_or("wait", |q| q.label))
+            }
             WaitOn::Deadline => ParkedOn::Sleep,
             WaitOn::Unblock => ParkedOn::Unblock,
+            WaitOn::Remote => ParkedOn::Remote,
             WaitOn::Yield => {
                 task.seq += 1;
                 task.state = State::Ready;
@@ -205,13 +219,25 @@ pub(crate) fn park(on: WaitOn<'_>, deadline: Option<Instant>) -> Outcome {
         (outcome, killed)
     })
     .expect("a coroutine resumes inside its hub");
-    if let WaitOn::Queue(queue) = on {
-        if outcome != Outcome::Notified {
-            queue.remove(me);
-        } else if killed {
-            // A notification was spent on a coroutine that is about to die:
-            // pass it on, so a semaphore permit or a message is not lost.
-            queue.notify_one();
+    let queues: &[&WaitQueue] = match &on {
+        WaitOn::Queue(queue) => std::slice::from_ref(queue),
+        WaitOn::Queues(queues) => queues,
+        _ => &[],
+    };
+    for queue in queues {
+        if queue.remove(me) {
+            continue; // still registered here: this queue did not wake us
+        }
+        if outcome == Outcome::Notified {
+            // This queue woke us: its notification is now consumed, or, if
+            // we are about to die, passed on so that no permit, message or
+            // lock hand-off is lost.
+            queue
+                .outstanding
+                .set(queue.outstanding.get().saturating_sub(1));
+            if killed {
+                queue.notify_one();
+            }
         }
     }
     if killed {
@@ -221,6 +247,18 @@ pub(crate) fn park(on: WaitOn<'_>, deadline: Option<Instant>) -> Outcome {
         kill_unwind();
     }
     outcome
+}
+
+/// The waiter the running coroutine's next park will have: for wake sources
+/// on other threads, which must be told before the coroutine parks.
+pub(crate) fn current_waiter() -> Option<Waiter> {
+    hub::with(|hub| {
+        let core = hub.core.borrow();
+        let key = core.current?;
+        let seq = core.tasks.get(key)?.seq;
+        Some(Waiter { task: key, seq })
+    })
+    .flatten()
 }
 
 fn kill_unwind() -> ! {
@@ -243,6 +281,11 @@ pub(crate) struct WaitQueue {
     label: &'static str,
     /// Parked waiters in arrival order; `park` adds and removes its own.
     waiters: RefCell<VecDeque<Waiter>>,
+    /// Waiters woken by `notify_one` that have not run yet. A primitive
+    /// counts what they will take (a permit, an item) as spoken for, so a
+    /// newcomer cannot overtake them: that is what makes the queues FIFO.
+    /// `park` decrements it when the woken coroutine resumes.
+    outstanding: Cell<usize>,
 }
 
 impl WaitQueue {
@@ -250,6 +293,7 @@ impl WaitQueue {
         WaitQueue {
             label,
             waiters: RefCell::new(VecDeque::new()),
+            outstanding: Cell::new(0),
         }
     }
 
@@ -266,6 +310,7 @@ impl WaitQueue {
             };
             let woke = hub::with(|hub| hub.core.borrow_mut().wake(waiter, Wake::Notified));
             if woke == Some(true) {
+                self.outstanding.set(self.outstanding.get() + 1);
                 return true;
             }
         }
@@ -276,7 +321,31 @@ impl WaitQueue {
         while self.notify_one() {}
     }
 
-    fn remove(&self, waiter: Waiter) {
-        self.waiters.borrow_mut().retain(|w| *w != waiter);
+    /// Parks the running coroutine on several queues at once.
+    pub(crate) fn wait_any(queues: &[&WaitQueue], deadline: Option<Instant>) -> Outcome {
+        park(WaitOn::Queues(queues), deadline)
+    }
+
+    /// Woken waiters that have not run yet (see the field's doc).
+    pub(crate) fn outstanding(&self) -> usize {
+        self.outstanding.get()
+    }
+
+    /// Whether no coroutine is parked here.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.waiters.borrow().is_empty()
+    }
+
+    /// Parked coroutines.
+    pub(crate) fn len(&self) -> usize {
+        self.waiters.borrow().len()
+    }
+
+    /// Removes `waiter`; false if it was not here (a notify took it).
+    fn remove(&self, waiter: Waiter) -> bool {
+        let mut waiters = self.waiters.borrow_mut();
+        let before = waiters.len();
+        waiters.retain(|w| *w != waiter);
+        waiters.len() != before
     }
 }

@@ -61,7 +61,7 @@ pub fn stats() -> Stats {
         for (_, task) in core.tasks.iter() {
             match task.state {
                 State::Ready | State::Running => stats.runnable += 1,
-                State::Parked(ParkedOn::Io(_)) => stats.parked_io += 1,
+                State::Parked(ParkedOn::Io(..)) => stats.parked_io += 1,
                 State::Parked(ParkedOn::Sleep) => stats.parked_timer += 1,
                 State::Parked(_) => stats.parked_other += 1,
             }

@@ -63,6 +63,8 @@ pub(crate) struct Task {
     pub(crate) scopes: Vec<Scope>,
     /// The timer of the current park, if it has a deadline.
     pub(crate) timer: Option<TimerKey>,
+    /// When the hub last resumed it (the hub's coarse clock), for `dump()`.
+    pub(crate) last_run: Instant,
 }
 
 /// Where a coroutine is in its life.
@@ -148,6 +150,21 @@ enum Ending<T> {
     Killed,
 }
 
+/// What `Group` and `wait_any` need of a coroutine, whatever it returns.
+pub(crate) trait Finish {
+    fn is_finished(&self) -> bool;
+    fn joiners(&self) -> &WaitQueue;
+}
+
+impl<T> Finish for JoinState<T> {
+    fn is_finished(&self) -> bool {
+        self.finished.get()
+    }
+    fn joiners(&self) -> &WaitQueue {
+        &self.joiners
+    }
+}
+
 /// Shared by a coroutine's trampoline (which fills it) and its handle.
 struct JoinState<T> {
     ending: RefCell<Option<Ending<T>>>,
@@ -205,8 +222,18 @@ impl<T> JoinHandle<T> {
     ///
     /// Panics when called outside a coroutine.
     pub fn wait(&self) -> Result<(), JoinError> {
+        self.wait_until(None)
+    }
+
+    /// Like [`wait`](Self::wait), giving up with [`JoinError::TimedOut`]
+    /// after `timeout`.
+    pub fn wait_timeout(&self, timeout: std::time::Duration) -> Result<(), JoinError> {
+        self.wait_until(Instant::now().checked_add(timeout))
+    }
+
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
         while !self.state.finished.get() {
-            match self.state.joiners.wait(None) {
+            match self.state.joiners.wait(deadline) {
                 Outcome::Notified => {}
                 Outcome::Elapsed | Outcome::Deadline => return Err(JoinError::TimedOut),
                 Outcome::Deadlock(message) => return Err(JoinError::Deadlock(message)),
@@ -232,6 +259,10 @@ impl<T> JoinHandle<T> {
         self.state.finished.get()
     }
 
+    pub(crate) fn joiners(&self) -> &WaitQueue {
+        &self.state.joiners
+    }
+
     /// The coroutine's id, unique within its hub.
     pub fn id(&self) -> u64 {
         self.id
@@ -244,6 +275,14 @@ impl<T> JoinHandle<T> {
 
     pub(crate) fn key(&self) -> Key {
         self.key
+    }
+
+    /// The coroutine's key and its join state, type-erased (for `Group`).
+    pub(crate) fn erased(&self) -> (Key, Rc<dyn Finish>)
+    where
+        T: 'static,
+    {
+        (self.key, self.state.clone())
     }
 
     /// `run`'s ending: main's value, or its panic propagated.
@@ -313,6 +352,7 @@ impl Builder {
             let mut core = hub.core.borrow_mut();
             let id = core.next_id;
             core.next_id += 1;
+            let clock = core.clock;
             let key = core.tasks.insert(Task {
                 id,
                 name: name.clone(),
@@ -324,7 +364,15 @@ impl Builder {
                 killed: false,
                 scopes: Vec::new(),
                 timer: None,
+                last_run: clock,
             });
+            if let Some(monitor) = &hub.monitor {
+                monitor.named(
+                    id,
+                    name.as_deref()
+                        .map_or_else(|| format!("coroutine-{id}"), str::to_owned),
+                );
+            }
             core.fresh.push_back(key);
             Ok(JoinHandle {
                 key,

@@ -5,8 +5,8 @@
 //! form: `getaddrinfo` behind a host name is the one the runtime itself needs.
 //! The coroutine sends the closure to a small pool of helper threads (started
 //! on first use, at most [`MAX_HELPERS`]) and parks. The helper runs it,
-//! stores the result, pushes the coroutine's waiter onto the hub's [`Remote`]
-//! and wakes the hub's poll through mio's `Waker`; the hub then wakes the
+//! stores the result, posts the coroutine's waiter to the hub's inbox
+//! (`remote.rs`), which wakes the hub's poll through mio's `Waker`; the hub then wakes the
 //! coroutine like any other wake source. While a job is pending the hub
 //! cannot be deadlocked. See `docs/architecture.md`, "Helper threads".
 
@@ -17,53 +17,15 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
-use mio::{Registry, Token, Waker};
-
 use crate::hub;
 use crate::io::outcome_to_io;
-use crate::park::{park, Outcome, WaitOn, Waiter};
+use crate::park::{current_waiter, park, Outcome, WaitOn};
 
 /// Helper threads per hub: name resolution and the odd blocking call, not a
 /// compute pool.
 pub const MAX_HELPERS: usize = 4;
 
 type Job = Box<dyn FnOnce() + Send>;
-
-/// The part of a hub other threads may touch: finished jobs' waiters, and the
-/// waker that interrupts the hub's poll to deliver them.
-#[derive(Debug)]
-pub(crate) struct Remote {
-    waker: Waker,
-    completed: Mutex<Vec<Waiter>>,
-}
-
-impl Remote {
-    pub(crate) fn new(registry: &Registry, token: Token) -> io::Result<Remote> {
-        Ok(Remote {
-            waker: Waker::new(registry, token)?,
-            completed: Mutex::new(Vec::new()),
-        })
-    }
-
-    fn complete(&self, waiter: Waiter) {
-        self.completed
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push(waiter);
-        // Waking fails only if the hub's poll is gone; then nobody waits.
-        let _ = self.waker.wake();
-    }
-
-    /// Waiters of jobs finished since the last call; called by the hub.
-    pub(crate) fn take_completed(&self) -> Vec<Waiter> {
-        std::mem::take(
-            &mut *self
-                .completed
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        )
-    }
-}
 
 /// The helper-thread pool of one hub. Threads exit when the hub is dropped
 /// (the job channel closes).
@@ -142,22 +104,15 @@ where
         return Ok(f());
     }
     let slot = Arc::new(Mutex::new(None));
+    let waiter = current_waiter().expect("checked: in a coroutine");
     hub::with(|hub| {
-        let mut core = hub.core.borrow_mut();
-        let key = core.current.expect("checked: in a coroutine");
-        let seq = core
-            .tasks
-            .get(key)
-            .expect("the running coroutine exists")
-            .seq;
-        let waiter = Waiter { task: key, seq };
         let (result, remote) = (slot.clone(), hub.remote.clone());
         hub.helpers.submit(Box::new(move || {
             let value = panic::catch_unwind(AssertUnwindSafe(f));
             *result.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
             remote.complete(waiter);
         }))?;
-        core.pending_unblock += 1;
+        hub.core.borrow_mut().pending_unblock += 1;
         Ok::<_, io::Error>(())
     })
     .expect("checked: in a coroutine")?;

@@ -58,3 +58,49 @@ fn stats_count_coroutines_by_what_they_wait_on() {
         on_join.kill();
     });
 }
+
+#[test]
+fn dump_shows_who_waits_on_a_socket_a_timer_and_a_channel() {
+    greenhub::run(|| {
+        let (a, _b) = UnixStream::pair().unwrap();
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&a);
+        greenhub::Builder::new()
+            .name("reader")
+            .spawn(move || std::io::Read::read(&mut &a, &mut [0u8; 1]))
+            .unwrap();
+        greenhub::Builder::new()
+            .name("sleeper")
+            .spawn(|| greenhub::sleep(Duration::from_secs(60)))
+            .unwrap();
+        let channel: greenhub::sync::Channel<u8> = greenhub::sync::Channel::unbounded();
+        let keep = channel.clone();
+        greenhub::Builder::new()
+            .name("consumer")
+            .spawn(move || channel.recv())
+            .unwrap();
+        greenhub::yield_now();
+        let dump = greenhub::dump();
+        let find = |name: &str| {
+            dump.coroutines
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .clone()
+        };
+        assert_eq!(find("reader").waiting_on, format!("socket fd {fd} read"));
+        let sleeper = find("sleeper");
+        assert!(
+            sleeper.waiting_on.starts_with("sleep (") && sleeper.waiting_on.ends_with(" ms left)"),
+            "{}",
+            sleeper.waiting_on
+        );
+        assert_eq!(find("consumer").waiting_on, "channel recv");
+        assert_eq!(find("main").state, "running");
+        let table = dump.to_string();
+        assert!(
+            table.lines().count() == 5 && table.contains("sleeper"),
+            "{table}"
+        );
+        drop(keep);
+    });
+}

@@ -15,7 +15,7 @@ pub(crate) struct Stream<S: mio::event::Source> {
     write_timeout: Cell<Option<Duration>>,
 }
 
-impl<S: mio::event::Source> Stream<S>
+impl<S: mio::event::Source + std::os::fd::AsRawFd> Stream<S>
 where
     for<'a> &'a S: Read + Write,
 {

@@ -1,18 +1,19 @@
 //! [`Semaphore`]: a counted limit, as gevent's `Semaphore` (the connection
-//! pool's `max_connections` is one).
+//! pool's `max_connections` and `greenhub::Pool` are built on it).
 
 use std::cell::Cell;
 use std::fmt;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use crate::park::{Outcome, WaitQueue};
+use super::{deadline, WaitError};
+use crate::park::WaitQueue;
 
 /// A counter of permits; `acquire` parks while none is free.
 ///
 /// Cheap to clone: clones share the permits. A permit is returned when its
-/// [`SemaphorePermit`] is dropped, which never parks (so it is safe in
-/// destructors, during unwinding too). Waiters are woken in arrival order.
+/// [`SemaphorePermit`] is dropped, which never parks. Waiters get permits in
+/// arrival order: a released permit is spoken for by the waiter it wakes.
 ///
 /// ```
 /// use greenhub::sync::Semaphore;
@@ -30,35 +31,10 @@ pub struct Semaphore {
 }
 
 struct Inner {
-    /// Free permits. Changed by acquire (down) and permit drops (up).
+    /// Free permits, including those spoken for by woken waiters.
     permits: Cell<usize>,
     waiters: WaitQueue,
 }
-
-/// Why [`Semaphore::acquire`] returned no permit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AcquireError {
-    /// The deadline (its own or an enclosing `timeout`'s) passed.
-    TimedOut,
-    /// No coroutine could ever release a permit; the message names who waits.
-    Deadlock(String),
-    /// The caller may not park: it is not a coroutine, or it is unwinding.
-    CannotWait,
-}
-
-impl fmt::Display for AcquireError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            AcquireError::TimedOut => f.write_str("timed out waiting for a semaphore permit"),
-            AcquireError::Deadlock(message) => f.write_str(message),
-            AcquireError::CannotWait => {
-                f.write_str("cannot wait for a semaphore permit: not in a coroutine, or unwinding")
-            }
-        }
-    }
-}
-
-impl std::error::Error for AcquireError {}
 
 impl Semaphore {
     /// A semaphore with `permits` free permits.
@@ -72,39 +48,52 @@ impl Semaphore {
     }
 
     /// Takes a permit, parking until one is free.
-    pub fn acquire(&self) -> Result<SemaphorePermit, AcquireError> {
-        self.acquire_until(None)
+    pub fn acquire(&self) -> Result<SemaphorePermit, WaitError> {
+        self.acquire_timeout_opt(None)
     }
 
     /// Takes a permit, parking at most `timeout`.
-    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphorePermit, AcquireError> {
-        self.acquire_until(Instant::now().checked_add(timeout))
+    pub fn acquire_timeout(&self, timeout: Duration) -> Result<SemaphorePermit, WaitError> {
+        self.acquire_timeout_opt(Some(timeout))
     }
 
-    /// Takes a permit if one is free now.
+    /// Takes a permit if one is free now and nobody waits for it.
     pub fn try_acquire(&self) -> Option<SemaphorePermit> {
-        let free = self.inner.permits.get();
-        (free > 0).then(|| {
-            self.inner.permits.set(free - 1);
-            SemaphorePermit { sem: self.clone() }
-        })
+        let inner = &self.inner;
+        let unclaimed = inner
+            .permits
+            .get()
+            .saturating_sub(inner.waiters.outstanding());
+        (unclaimed > 0 && inner.waiters.is_empty()).then(|| self.take())
     }
 
-    /// Free permits now.
+    /// Adds a permit without a [`SemaphorePermit`] having been taken (gevent's
+    /// `Semaphore.release`): for a semaphore used as a signal counter.
+    pub fn release(&self) {
+        self.inner.permits.set(self.inner.permits.get() + 1);
+        self.inner.waiters.notify_one();
+    }
+
+    /// Free permits now (some may be spoken for by woken waiters).
     pub fn available(&self) -> usize {
         self.inner.permits.get()
     }
 
-    fn acquire_until(&self, deadline: Option<Instant>) -> Result<SemaphorePermit, AcquireError> {
+    fn take(&self) -> SemaphorePermit {
+        self.inner.permits.set(self.inner.permits.get() - 1);
+        SemaphorePermit { sem: self.clone() }
+    }
+
+    fn acquire_timeout_opt(&self, timeout: Option<Duration>) -> Result<SemaphorePermit, WaitError> {
+        if let Some(permit) = self.try_acquire() {
+            return Ok(permit);
+        }
+        let deadline = deadline(timeout);
         loop {
-            if let Some(permit) = self.try_acquire() {
-                return Ok(permit);
-            }
-            match self.inner.waiters.wait(deadline) {
-                Outcome::Notified => {}
-                Outcome::Deadline | Outcome::Elapsed => return Err(AcquireError::TimedOut),
-                Outcome::Deadlock(message) => return Err(AcquireError::Deadlock(message)),
-                Outcome::Refused => return Err(AcquireError::CannotWait),
+            WaitError::from_outcome(self.inner.waiters.wait(deadline))?;
+            // Woken by a release: a permit was kept for us.
+            if self.inner.permits.get() > 0 {
+                return Ok(self.take());
             }
         }
     }
@@ -114,6 +103,7 @@ impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Semaphore")
             .field("available", &self.available())
+            .field("waiting", &self.inner.waiters.len())
             .finish()
     }
 }
@@ -126,8 +116,6 @@ pub struct SemaphorePermit {
 
 impl Drop for SemaphorePermit {
     fn drop(&mut self) {
-        let inner = &self.sem.inner;
-        inner.permits.set(inner.permits.get() + 1);
-        inner.waiters.notify_one();
+        self.sem.release();
     }
 }

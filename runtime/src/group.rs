@@ -1,0 +1,243 @@
+//! Many coroutines at once: [`Group`] (spawn into it, join or kill them
+//! all), [`Pool`] (a group with a concurrency limit: spawning parks while it
+//! is full), and [`wait_any`] / [`wait_all`] over join handles, as gevent's
+//! `Group`, `Pool`, `wait` and `joinall`.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::park::WaitQueue;
+use crate::slab::Key;
+use crate::sync::{deadline, Semaphore, WaitError};
+use crate::task::{Finish, JoinHandle};
+
+/// Parks until one of `handles` has finished; returns its index. With a
+/// timeout, gives up with `WaitError::TimedOut`.
+///
+/// # Panics
+///
+/// Panics if `handles` is empty: nothing could ever finish.
+///
+/// ```
+/// use std::time::Duration;
+/// greenhub::run(|| {
+///     let slow = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(50)));
+///     let fast = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(5)));
+///     assert_eq!(greenhub::wait_any(&[slow, fast], None), Ok(1));
+/// });
+/// ```
+pub fn wait_any<T>(
+    handles: &[JoinHandle<T>],
+    timeout: Option<Duration>,
+) -> Result<usize, WaitError> {
+    assert!(!handles.is_empty(), "wait_any needs at least one handle");
+    let deadline = deadline(timeout);
+    loop {
+        if let Some(index) = handles.iter().position(JoinHandle::is_finished) {
+            return Ok(index);
+        }
+        let queues: Vec<&WaitQueue> = handles.iter().map(JoinHandle::joiners).collect();
+        WaitError::from_outcome(WaitQueue::wait_any(&queues, deadline))?;
+    }
+}
+
+/// Parks until every one of `handles` has finished (gevent's `joinall`),
+/// at most `timeout` in all.
+pub fn wait_all<T>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> Result<(), WaitError> {
+    let deadline = deadline(timeout);
+    for handle in handles {
+        while !handle.is_finished() {
+            WaitError::from_outcome(handle.joiners().wait(deadline))?;
+        }
+    }
+    Ok(())
+}
+
+/// A set of coroutines to join or kill together.
+///
+/// ```
+/// greenhub::run(|| {
+///     let group = greenhub::Group::new();
+///     for n in 0..3 {
+///         group.spawn(move || greenhub::sleep(std::time::Duration::from_millis(n)));
+///     }
+///     assert_eq!(group.len(), 3);
+///     group.join_all(None).unwrap();
+///     assert!(group.is_empty());
+/// });
+/// ```
+#[derive(Default)]
+pub struct Group {
+    /// Members not yet seen finished; pruned by `len` and the joins.
+    members: RefCell<Vec<(Key, Rc<dyn Finish>)>>,
+}
+
+impl Group {
+    /// An empty group.
+    pub fn new() -> Group {
+        Group::default()
+    }
+
+    /// Spawns `f` as a member.
+    ///
+    /// # Panics
+    ///
+    /// As [`spawn`](crate::spawn()).
+    pub fn spawn<F, T>(&self, f: F) -> JoinHandle<T>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let handle = crate::spawn(f);
+        self.add(&handle);
+        handle
+    }
+
+    /// Adds a coroutine spawned elsewhere.
+    pub fn add<T: 'static>(&self, handle: &JoinHandle<T>) {
+        self.members.borrow_mut().push(handle.erased());
+    }
+
+    /// Members still running.
+    pub fn len(&self) -> usize {
+        self.prune();
+        self.members.borrow().len()
+    }
+
+    /// Whether no member is running.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Parks until every member has finished, at most `timeout` in all.
+    pub fn join_all(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
+        let deadline = deadline(timeout);
+        loop {
+            self.prune();
+            let next = self
+                .members
+                .borrow()
+                .first()
+                .map(|(_, state)| state.clone());
+            let Some(state) = next else { return Ok(()) };
+            while !state.is_finished() {
+                WaitError::from_outcome(state.joiners().wait(deadline))?;
+            }
+        }
+    }
+
+    /// Kills every member, then waits until they have all unwound.
+    pub fn kill_all(&self) -> Result<(), WaitError> {
+        self.prune();
+        let keys: Vec<Key> = self.members.borrow().iter().map(|(key, _)| *key).collect();
+        crate::hub::with(|hub| {
+            let mut core = hub.core.borrow_mut();
+            keys.into_iter().for_each(|key| core.kill(key));
+        });
+        self.join_all(None)
+    }
+
+    fn prune(&self) {
+        self.members
+            .borrow_mut()
+            .retain(|(_, state)| !state.is_finished());
+    }
+}
+
+impl fmt::Debug for Group {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Group")
+            .field("running", &self.len())
+            .finish()
+    }
+}
+
+/// A [`Group`] with a limit: at most `size` members run at once, and
+/// `spawn` parks while the pool is full (gevent's `Pool`).
+///
+/// ```
+/// greenhub::run(|| {
+///     let pool = greenhub::Pool::new(2);
+///     for _ in 0..5 {
+///         pool.spawn(|| greenhub::sleep(std::time::Duration::from_millis(2))).unwrap();
+///         assert!(pool.len() <= 2);
+///     }
+///     pool.join_all(None).unwrap();
+/// });
+/// ```
+pub struct Pool {
+    group: Group,
+    slots: Semaphore,
+    size: usize,
+}
+
+impl Pool {
+    /// A pool running at most `size` coroutines at once.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `size` is 0.
+    pub fn new(size: usize) -> Pool {
+        assert!(size > 0, "a pool needs room for at least one coroutine");
+        Pool {
+            group: Group::new(),
+            slots: Semaphore::new(size),
+            size,
+        }
+    }
+
+    /// Spawns `f` once a slot is free, parking until then. The slot is held
+    /// until the coroutine ends (or is killed, or never starts).
+    pub fn spawn<F, T>(&self, f: F) -> Result<JoinHandle<T>, WaitError>
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        let slot = self.slots.acquire()?;
+        Ok(self.group.spawn(move || {
+            let _slot = slot;
+            f()
+        }))
+    }
+
+    /// The limit.
+    pub fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Slots free now.
+    pub fn free_count(&self) -> usize {
+        self.slots.available()
+    }
+
+    /// Members still running.
+    pub fn len(&self) -> usize {
+        self.group.len()
+    }
+
+    /// Whether no member is running.
+    pub fn is_empty(&self) -> bool {
+        self.group.is_empty()
+    }
+
+    /// Parks until every member has finished, at most `timeout` in all.
+    pub fn join_all(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
+        self.group.join_all(timeout)
+    }
+
+    /// Kills every member and waits until they have unwound.
+    pub fn kill_all(&self) -> Result<(), WaitError> {
+        self.group.kill_all()
+    }
+}
+
+impl fmt::Debug for Pool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pool")
+            .field("size", &self.size)
+            .field("running", &self.len())
+            .finish()
+    }
+}
