@@ -26,6 +26,7 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -286,7 +287,7 @@ impl Hub {
 
     /// Fires due timers and polls for readiness. With `idle`, nothing is
     /// runnable, so poll may sleep until the next deadline (or forever, when
-    /// a socket or helper thread can still wake someone).
+    /// a socket, helper job or other thread can still wake someone).
     fn service(&self, idle: bool) {
         let now = Instant::now();
         let mut core = self.core.borrow_mut();
@@ -296,18 +297,16 @@ impl Hub {
         let timeout = if idle && !runnable {
             match core.timers.poll_timeout(now) {
                 Some(timeout) => Some(timeout),
-                None if core.io.waiting() > 0
-                    || core.pending_unblock > 0
-                    || self
-                        .remote
-                        .handles
-                        .load(std::sync::atomic::Ordering::SeqCst)
-                        > 0 =>
-                {
-                    None
-                }
+                None if self.wakeable(&core) => None,
                 None => {
-                    core.report_deadlock();
+                    // Nothing left that could wake anyone, unless another
+                    // thread already posted to the inbox: look once more.
+                    drop(core);
+                    self.poll(Some(Duration::ZERO));
+                    let mut core = self.core.borrow_mut();
+                    if core.woken.is_empty() && core.fresh.is_empty() && !self.wakeable(&core) {
+                        core.report_deadlock();
+                    }
                     return;
                 }
             }
@@ -323,6 +322,14 @@ impl Hub {
         core.last_poll = now;
         core.clock = now;
         core.fire_timers(now);
+    }
+
+    /// Whether anything but a timer can still wake a coroutine: a parked
+    /// socket, a helper-thread job, or another thread holding a `Handle`.
+    fn wakeable(&self, core: &Core) -> bool {
+        core.io.waiting() > 0
+            || core.pending_unblock > 0
+            || self.remote.handles.load(Ordering::SeqCst) > 0
     }
 
     fn poll(&self, timeout: Option<Duration>) {

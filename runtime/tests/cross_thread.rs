@@ -79,3 +79,16 @@ fn a_sender_outliving_its_receiver_gets_its_value_back() {
     });
     assert_eq!(tx.send("lost?"), Err("lost?"));
 }
+
+/// Regression: the last remote sender posted a wake and dropped its handle;
+/// the hub, seeing no handle and nothing runnable, called it a deadlock
+/// before draining the wake from its inbox.
+#[test]
+fn a_wake_posted_by_the_last_remote_sender_is_not_taken_for_a_deadlock() {
+    let got = greenhub::run(|| {
+        let (tx, rx) = remote_channel();
+        greenhub::spawn(move || tx.send(5).unwrap());
+        rx.recv()
+    });
+    assert_eq!(got, Ok(5));
+}
