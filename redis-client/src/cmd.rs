@@ -73,25 +73,41 @@ impl Cmd {
     /// `None` for an ordinary command, `Some(Duration::ZERO)` for a blocking
     /// command with no timeout (it may block forever).
     pub fn server_timeout(&self) -> Option<Duration> {
-        let mut args = self.arg_bytes();
-        let name = args.next()?;
-        let rest: Vec<&[u8]> = args.collect();
-        let seconds = |arg: Option<&&[u8]>| arg.and_then(|a| parse_f64(a)).map(duration_secs);
-        let millis = |arg: Option<&&[u8]>| {
-            arg.and_then(|a| parse_f64(a))
-                .map(|ms| duration_secs(ms / 1000.0))
-        };
-        match name.to_ascii_uppercase().as_slice() {
-            b"BLPOP" | b"BRPOP" | b"BLMOVE" | b"BRPOPLPUSH" | b"BZPOPMIN" | b"BZPOPMAX" => {
-                seconds(rest.last())
-            }
-            b"BLMPOP" | b"BZMPOP" => seconds(rest.first()),
-            b"WAIT" | b"WAITAOF" => millis(rest.last()),
-            b"XREAD" | b"XREADGROUP" => {
-                let at = rest.iter().position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
-                millis(rest.get(at + 1))
-            }
-            _ => None,
+        let name = self.arg_bytes().next()?;
+        // Every request asks, so the common answer ("not blocking") must be
+        // cheap: blocking commands all start with B, W or X.
+        if !matches!(name.first()?.to_ascii_uppercase(), b'B' | b'W' | b'X') {
+            return None;
+        }
+        let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
+        let argc = self.ends.len();
+        let arg = |i: usize| self.arg_bytes().nth(i);
+        let seconds = |arg: Option<&[u8]>| arg.and_then(parse_f64).map(duration_secs);
+        let millis =
+            |arg: Option<&[u8]>| arg.and_then(parse_f64).map(|ms| duration_secs(ms / 1000.0));
+        if [
+            "BLPOP",
+            "BRPOP",
+            "BLMOVE",
+            "BRPOPLPUSH",
+            "BZPOPMIN",
+            "BZPOPMAX",
+        ]
+        .into_iter()
+        .any(is)
+        {
+            seconds(arg(argc - 1))
+        } else if is("BLMPOP") || is("BZMPOP") {
+            seconds(arg(1))
+        } else if is("WAIT") || is("WAITAOF") {
+            millis(arg(argc - 1))
+        } else if is("XREAD") || is("XREADGROUP") {
+            let at = self
+                .arg_bytes()
+                .position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
+            millis(arg(at + 1))
+        } else {
+            None
         }
     }
 }

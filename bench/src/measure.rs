@@ -1,0 +1,97 @@
+//! Measuring: repeated runs summarised as median with min–max, CPU time from
+//! `getrusage`, and memory and mappings from `/proc/self`.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Several runs of one figure.
+#[derive(Clone, Debug)]
+pub(crate) struct Stat {
+    pub(crate) median: f64,
+    pub(crate) min: f64,
+    pub(crate) max: f64,
+}
+
+impl Stat {
+    pub(crate) fn of(mut values: Vec<f64>) -> Stat {
+        values.sort_by(f64::total_cmp);
+        Stat {
+            median: values[values.len() / 2],
+            min: values[0],
+            max: values[values.len() - 1],
+        }
+    }
+}
+
+impl fmt::Display for Stat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let digits = if self.median.abs() >= 100.0 {
+            0
+        } else if self.median.abs() >= 10.0 {
+            1
+        } else {
+            2
+        };
+        write!(
+            f,
+            "{:.*} ({:.*}–{:.*})",
+            digits, self.median, digits, self.min, digits, self.max
+        )
+    }
+}
+
+/// User plus system CPU time of this process (`RUSAGE_SELF`) or of its
+/// waited-for children (`RUSAGE_CHILDREN`).
+pub(crate) fn cpu_time(children: bool) -> Duration {
+    let mut usage: libc::rusage = unsafe_zeroed();
+    let who = if children {
+        libc::RUSAGE_CHILDREN
+    } else {
+        libc::RUSAGE_SELF
+    };
+    // SAFETY: getrusage writes one rusage struct that we own.
+    unsafe { libc::getrusage(who, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+fn unsafe_zeroed() -> libc::rusage {
+    // SAFETY: rusage is a plain C struct of integers; all zeroes is valid.
+    unsafe { std::mem::zeroed() }
+}
+
+fn proc_status(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resident memory now, KiB.
+pub(crate) fn rss_kib() -> u64 {
+    proc_status("VmRSS")
+}
+
+/// Memory mappings of this process (what `vm.max_map_count` limits).
+pub(crate) fn mappings() -> usize {
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|maps| maps.lines().count())
+        .unwrap_or(0)
+}
+
+/// A small fast PRNG (xorshift), so the timers suite needs no crate.
+pub(crate) struct Rng(u64);
+
+impl Rng {
+    pub(crate) fn new(seed: u64) -> Rng {
+        Rng(seed | 1)
+    }
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0 % n
+    }
+}
