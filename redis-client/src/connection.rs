@@ -183,7 +183,7 @@ impl Connection {
             start: 0,
             end: 0,
             out: Vec::with_capacity(256),
-            limits: Limits::default(),
+            limits: info.limits,
             socket_timeout: info.socket_timeout,
             read_timeout: info.socket_timeout,
             unread: 0,
@@ -334,14 +334,22 @@ impl Connection {
         let Some(name) = cmd.arg_bytes().next() else {
             return;
         };
-        let name = name.to_ascii_uppercase();
-        match name.as_slice() {
-            b"MULTI" | b"WATCH" => self.in_transaction = true,
-            b"EXEC" | b"DISCARD" | b"UNWATCH" => self.in_transaction = false,
-            b"SELECT" | b"SUBSCRIBE" | b"PSUBSCRIBE" | b"SSUBSCRIBE" | b"MONITOR" => {
-                self.dirty = true
-            }
-            _ => {}
+        let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
+        if is(b"MULTI") || is(b"WATCH") {
+            self.in_transaction = true;
+        } else if is(b"EXEC") || is(b"DISCARD") || is(b"UNWATCH") {
+            self.in_transaction = false;
+        } else if [
+            &b"SELECT"[..],
+            b"SUBSCRIBE",
+            b"PSUBSCRIBE",
+            b"SSUBSCRIBE",
+            b"MONITOR",
+        ]
+        .into_iter()
+        .any(is)
+        {
+            self.dirty = true;
         }
     }
 
@@ -384,7 +392,13 @@ impl ConnectionLike for Connection {
         self.out = out;
         sent?;
         match self.read_reply(cmd.server_timeout())? {
-            Value::Error(err) => Err(Error::Server(err)),
+            Value::Error(err) => {
+                // The server refuses the connection itself and closes it.
+                if err.message.starts_with("max number of clients reached") {
+                    self.broken = Some(err.to_string());
+                }
+                Err(Error::Server(err))
+            }
             value => Ok(value),
         }
     }

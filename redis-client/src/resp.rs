@@ -119,7 +119,7 @@ pub fn parse(buf: &[u8], limits: &Limits) -> Result<Parsed, ProtocolError> {
         pos: 0,
         limits,
     };
-    match parser.value(0) {
+    match parser.value() {
         Ok(value) => Ok(Parsed::Complete(value, parser.pos)),
         Err(Stop::Incomplete(need)) => Ok(Parsed::Incomplete(need.max(buf.len() + 1))),
         Err(Stop::Invalid(message)) => Err(ProtocolError(message)),
@@ -141,73 +141,181 @@ struct Parser<'a> {
     limits: &'a Limits,
 }
 
+/// An aggregate being filled, on the parser's explicit stack.
+enum Frame {
+    /// An array, set or push: `kind` and the elements still to come.
+    Items {
+        kind: u8,
+        left: usize,
+        items: Vec<Value>,
+    },
+    /// A map or an attribute's pairs; `key` holds a key awaiting its value.
+    Pairs {
+        kind: u8,
+        left: usize,
+        pairs: Vec<(Value, Value)>,
+        key: Option<Value>,
+    },
+    /// An attribute whose pairs are complete, awaiting the value it annotates.
+    Annotates(Vec<(Value, Value)>),
+}
+
+/// What one header line yields: a whole value, or an aggregate to fill.
+enum Step {
+    Value(Value),
+    Open(Frame),
+}
+
 impl<'a> Parser<'a> {
-    fn value(&mut self, depth: usize) -> Result<Value, Stop> {
-        if depth > self.limits.max_depth {
-            return invalid(format!(
-                "reply nested deeper than {} levels",
-                self.limits.max_depth
-            ));
+    /// Parses one value. Aggregates nest on an explicit stack rather than by
+    /// recursion, so a deeply nested reply cannot exhaust a coroutine's
+    /// stack; the depth limit bounds the explicit one.
+    fn value(&mut self) -> Result<Value, Stop> {
+        let mut stack: Vec<Frame> = Vec::new();
+        loop {
+            if stack.len() > self.limits.max_depth {
+                return invalid(format!(
+                    "reply nested deeper than {} levels",
+                    self.limits.max_depth
+                ));
+            }
+            let mut value = match self.step()? {
+                Step::Value(value) => value,
+                Step::Open(frame) => match frame {
+                    Frame::Items {
+                        kind,
+                        left: 0,
+                        items,
+                    } => finished(kind, items),
+                    Frame::Pairs {
+                        kind: b'%',
+                        left: 0,
+                        pairs,
+                        ..
+                    } => Value::Map(pairs),
+                    Frame::Pairs { left: 0, pairs, .. } => {
+                        stack.push(Frame::Annotates(pairs));
+                        continue;
+                    }
+                    frame => {
+                        stack.push(frame);
+                        continue;
+                    }
+                },
+            };
+            // Hand the finished value to the aggregate it belongs to, closing
+            // every aggregate it completes.
+            loop {
+                match stack.last_mut() {
+                    None => return Ok(value),
+                    Some(Frame::Items { left, items, .. }) => {
+                        items.push(value);
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        let Some(Frame::Items { kind, items, .. }) = stack.pop() else {
+                            unreachable!()
+                        };
+                        value = finished(kind, items);
+                    }
+                    Some(Frame::Pairs {
+                        left, pairs, key, ..
+                    }) => {
+                        let Some(k) = key.take() else {
+                            *key = Some(value);
+                            break;
+                        };
+                        pairs.push((k, value));
+                        *left -= 1;
+                        if *left > 0 {
+                            break;
+                        }
+                        let Some(Frame::Pairs { kind, pairs, .. }) = stack.pop() else {
+                            unreachable!()
+                        };
+                        if kind == b'%' {
+                            value = Value::Map(pairs);
+                        } else {
+                            stack.push(Frame::Annotates(pairs));
+                            break;
+                        }
+                    }
+                    Some(Frame::Annotates(_)) => {
+                        let Some(Frame::Annotates(attributes)) = stack.pop() else {
+                            unreachable!()
+                        };
+                        value = Value::Attribute {
+                            data: Box::new(value),
+                            attributes,
+                        };
+                    }
+                }
+            }
         }
+    }
+
+    /// Reads one type byte and its line: a whole simple value, or the header
+    /// of an aggregate.
+    fn step(&mut self) -> Result<Step, Stop> {
         let Some(&kind) = self.buf.get(self.pos) else {
             return Err(Stop::Incomplete(self.pos + 1));
         };
         let at = self.pos;
         self.pos += 1;
         let line = self.line()?;
-        match kind {
-            b'+' => Ok(Value::Status(utf8(line)?.to_owned())),
-            b'-' => Ok(Value::Error(ServerError::parse(utf8(line)?))),
-            b':' => Ok(Value::Int(integer(line)?)),
-            b'_' if line.is_empty() => Ok(Value::Nil),
+        let value = match kind {
+            b'+' => Value::Status(utf8(line)?.to_owned()),
+            b'-' => Value::Error(ServerError::parse(utf8(line)?)),
+            b':' => Value::Int(integer(line)?),
+            b'_' if line.is_empty() => Value::Nil,
             b'#' => match line {
-                b"t" => Ok(Value::Boolean(true)),
-                b"f" => Ok(Value::Boolean(false)),
-                _ => invalid(format!("bad boolean {:?}", String::from_utf8_lossy(line))),
+                b"t" => Value::Boolean(true),
+                b"f" => Value::Boolean(false),
+                _ => return invalid(format!("bad boolean {:?}", String::from_utf8_lossy(line))),
             },
-            b',' => Ok(Value::Double(double(line)?)),
-            b'(' => big_number(line),
+            b',' => Value::Double(double(line)?),
+            b'(' => big_number(line)?,
             b'$' | b'!' | b'=' => {
                 let Some(len) = self.length(line)? else {
-                    return Ok(Value::Nil);
+                    return Ok(Step::Value(Value::Nil));
                 };
                 let bytes = self.blob(len)?;
                 match kind {
-                    b'$' => Ok(Value::Bulk(bytes.to_vec())),
-                    b'!' => Ok(Value::Error(ServerError::parse(utf8(bytes)?))),
-                    _ => verbatim(bytes),
+                    b'$' => Value::Bulk(bytes.to_vec()),
+                    b'!' => Value::Error(ServerError::parse(utf8(bytes)?)),
+                    _ => verbatim(bytes)?,
                 }
             }
-            b'*' | b'~' | b'>' => {
-                let Some(len) = self.length(line)? else {
-                    return Ok(Value::Nil);
+            b'*' | b'~' | b'>' | b'%' | b'|' => {
+                let Some(left) = self.length(line)? else {
+                    return Ok(Step::Value(Value::Nil));
                 };
-                let items = self.items(len, depth)?;
-                Ok(match kind {
-                    b'*' => Value::Array(items),
-                    b'~' => Value::Set(items),
-                    _ => Value::Push(items),
-                })
+                // Never trust the count for an allocation: grow as elements arrive.
+                let room = left.min(64);
+                return Ok(Step::Open(if matches!(kind, b'%' | b'|') {
+                    Frame::Pairs {
+                        kind,
+                        left,
+                        pairs: Vec::with_capacity(room),
+                        key: None,
+                    }
+                } else {
+                    Frame::Items {
+                        kind,
+                        left,
+                        items: Vec::with_capacity(room),
+                    }
+                }));
             }
-            b'%' | b'|' => {
-                let Some(len) = self.length(line)? else {
-                    return Ok(Value::Nil);
-                };
-                let pairs = self.pairs(len, depth)?;
-                if kind == b'%' {
-                    return Ok(Value::Map(pairs));
-                }
-                let data = Box::new(self.value(depth + 1)?);
-                Ok(Value::Attribute {
-                    data,
-                    attributes: pairs,
-                })
+            _ => {
+                return invalid(format!(
+                    "unknown reply type byte {:?} at offset {at}",
+                    kind as char
+                ))
             }
-            _ => invalid(format!(
-                "unknown reply type byte {:?} at offset {at}",
-                kind as char
-            )),
-        }
+        };
+        Ok(Step::Value(value))
     }
 
     /// The bytes up to the next CRLF, which is consumed.
@@ -255,23 +363,14 @@ impl<'a> Parser<'a> {
         self.pos = end + 2;
         Ok(bytes)
     }
+}
 
-    fn items(&mut self, len: usize, depth: usize) -> Result<Vec<Value>, Stop> {
-        // Never trust the count for an allocation: grow as elements arrive.
-        let mut items = Vec::with_capacity(len.min(64));
-        for _ in 0..len {
-            items.push(self.value(depth + 1)?);
-        }
-        Ok(items)
-    }
-
-    fn pairs(&mut self, len: usize, depth: usize) -> Result<Vec<(Value, Value)>, Stop> {
-        let mut pairs = Vec::with_capacity(len.min(64));
-        for _ in 0..len {
-            let key = self.value(depth + 1)?;
-            pairs.push((key, self.value(depth + 1)?));
-        }
-        Ok(pairs)
+/// A finished array, set or push.
+fn finished(kind: u8, items: Vec<Value>) -> Value {
+    match kind {
+        b'*' => Value::Array(items),
+        b'~' => Value::Set(items),
+        _ => Value::Push(items),
     }
 }
 

@@ -3,7 +3,7 @@
 //! `redis://[[user]:password@]host[:port][/db][?option=value...]` for TCP and
 //! `unix:///path/to/redis.sock[?db=N&password=...]` for a Unix socket.
 //! Options: `db`, `username`, `password`, `client_name`, `connect_timeout`,
-//! `socket_timeout` (seconds, fractions allowed). The password is kept out of
+//! `socket_timeout` (seconds, fractions allowed), `max_reply_bytes`. The password is kept out of
 //! `Debug` and every message.
 
 use std::fmt;
@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::error::{Error, Result};
+use crate::resp::Limits;
 
 /// Where the server listens.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -53,6 +54,9 @@ pub struct ConnectionInfo {
     pub connect_timeout: Option<Duration>,
     /// Bound on each read and write; a blocking command adds its own timeout.
     pub socket_timeout: Option<Duration>,
+    /// What the parser accepts: the largest reply (`max_reply_bytes` in the
+    /// URL; 512 MiB by default) and the deepest nesting.
+    pub limits: Limits,
 }
 
 impl fmt::Debug for ConnectionInfo {
@@ -65,6 +69,7 @@ impl fmt::Debug for ConnectionInfo {
             .field("client_name", &self.client_name)
             .field("connect_timeout", &self.connect_timeout)
             .field("socket_timeout", &self.socket_timeout)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -90,6 +95,7 @@ impl ConnectionInfo {
             client_name: None,
             connect_timeout: None,
             socket_timeout: None,
+            limits: Limits::default(),
         };
         match scheme {
             "redis" => info.parse_tcp(rest)?,
@@ -116,6 +122,13 @@ impl ConnectionInfo {
                 "client_name" => info.client_name = Some(value),
                 "connect_timeout" => info.connect_timeout = Some(parse_seconds(key, &value)?),
                 "socket_timeout" => info.socket_timeout = Some(parse_seconds(key, &value)?),
+                "max_reply_bytes" => {
+                    info.limits.max_bulk = value.parse().map_err(|_| {
+                        Error::Config(format!(
+                            "max_reply_bytes must be a number of bytes, not {value:?}"
+                        ))
+                    })?
+                }
                 other => return Err(Error::Config(format!("unknown URL option {other:?}"))),
             }
         }

@@ -232,3 +232,24 @@ proptest! {
         prop_assert_eq!(parse_in_pieces(&bytes, split), value);
     }
 }
+
+/// Regression: the parser recursed once per nesting level, and a reply
+/// nested 64 deep overflowed a 128 KiB coroutine stack in a debug build.
+#[test]
+fn nesting_within_the_limit_parses_on_a_small_coroutine_stack() {
+    let reply = "*1\r\n".repeat(64) + ":1\r\n";
+    let parsed = greenhub::run(move || {
+        greenhub::Builder::new()
+            .stack_size(32 * 1024)
+            .spawn(move || {
+                matches!(
+                    parse(reply.as_bytes(), &limits()),
+                    Ok(Parsed::Complete(_, _))
+                )
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    assert!(parsed);
+}

@@ -83,6 +83,11 @@ pub(crate) struct Stack {
 }
 
 impl Stack {
+    /// The address of the guard page (the lowest page of the stack).
+    pub(crate) fn guard(&self) -> usize {
+        self.limit.get()
+    }
+
     /// Usable bytes, guard page excluded.
     fn size(&self) -> usize {
         self.base.get() - self.limit.get() - page_size()
@@ -250,6 +255,103 @@ impl StackPool {
             Err(map_error("mprotect", page, io::Error::last_os_error()))
         }
     }
+}
+
+// Stack overflow reports.
+//
+// A coroutine that recurses too deep touches its guard page and the kernel
+// raises SIGSEGV. Rust's own handler only recognises the guard pages of OS
+// threads, so without help the process would die with a bare "Segmentation
+// fault". The hub records, on each resume, the running coroutine's guard page
+// and name in thread-locals; the handler below (installed once, running on
+// the alternate signal stack std gives every thread) compares the faulting
+// address with that guard page, writes "coroutine 'NAME' has overflowed its
+// stack" and aborts. Any other fault goes to the handler that was there
+// before (std's), as if ours did not exist.
+
+thread_local! {
+    /// The running coroutine's guard page; 0 while the hub itself runs.
+    static GUARD: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// The running coroutine's name (bytes of an `Rc<str>` its task owns).
+    static NAME: std::cell::Cell<(*const u8, usize)> = const { std::cell::Cell::new((ptr::null(), 0)) };
+}
+
+/// Records the coroutine about to run, for the overflow report.
+pub(crate) fn entering(guard: usize, name: Option<&str>) {
+    GUARD.with(|g| g.set(guard));
+    NAME.with(|n| n.set(name.map_or((ptr::null(), 0), |name| (name.as_ptr(), name.len()))));
+}
+
+/// The hub runs again: no coroutine stack is in use.
+pub(crate) fn leaving() {
+    GUARD.with(|g| g.set(0));
+}
+
+/// The handler that was installed before ours, for faults that are not ours.
+static PREVIOUS: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
+
+/// Installs the stack-overflow reporter (once per process).
+pub(crate) fn install_overflow_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sigaction reads our fully initialised struct and writes the
+        // previous one into `old`, both owned here; the handler only makes
+        // async-signal-safe calls.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_segv as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGSEGV, &action, &mut old) == 0 {
+                let _ = PREVIOUS.set(old);
+            }
+        }
+    });
+}
+
+extern "C" fn on_segv(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let guard = GUARD.with(|g| g.get());
+    if guard != 0 && addr >= guard && addr < guard + page_size() {
+        let (name, len) = NAME.with(|n| n.get());
+        let write = |bytes: &[u8]| {
+            // SAFETY: write(2) on stderr with a valid buffer is async-signal-safe.
+            unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        };
+        write(b"\ncoroutine '");
+        if name.is_null() {
+            write(b"(unnamed)");
+        } else {
+            // SAFETY: the name belongs to the running coroutine's task, which
+            // lives until the coroutine returns; it cannot have returned.
+            write(unsafe { std::slice::from_raw_parts(name, len) });
+        }
+        write(b"' has overflowed its stack\nfatal runtime error: stack overflow in a greenhub coroutine, aborting\n");
+        // SAFETY: abort is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+    // Not a coroutine's guard page: hand the fault to the previous handler.
+    if let Some(previous) = PREVIOUS.get() {
+        let handler = previous.sa_sigaction;
+        if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
+            if previous.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous handler was installed with SA_SIGINFO,
+                // so it has this signature; we pass the kernel's arguments on.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(handler) };
+                return f(signal, info, context);
+            }
+            // SAFETY: a plain handler takes only the signal number.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+            return f(signal);
+        }
+    }
+    // No handler before ours: restore the default action and return, so the
+    // faulting instruction runs again and the kernel kills the process.
+    // SAFETY: resetting a signal to SIG_DFL is async-signal-safe.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
 }
 
 fn map_error(call: &str, len: usize, err: io::Error) -> io::Error {

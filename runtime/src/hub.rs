@@ -231,6 +231,7 @@ fn wake_task(
 
 impl Hub {
     fn new(max_blocking_time: Option<Duration>) -> std::io::Result<Hub> {
+        crate::coroutine::install_overflow_handler();
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
         let remote = Arc::new(Remote::new(&registry, WAKER_TOKEN)?);
@@ -380,11 +381,13 @@ impl Hub {
             if let Some(monitor) = &self.monitor {
                 monitor.enter(task.id);
             }
+            crate::coroutine::entering(task.guard, task.name.as_deref());
             task.coro.take().expect("a queued coroutine is not running")
         };
         // The trampoline (task.rs) catches every panic of user code; one that
         // escapes here came from the runtime's own code on the coroutine stack.
         let result = panic::catch_unwind(AssertUnwindSafe(|| coro.resume(())));
+        crate::coroutine::leaving();
         if let Some(monitor) = &self.monitor {
             monitor.leave();
         }

@@ -65,6 +65,8 @@ pub(crate) struct Task {
     pub(crate) timer: Option<TimerKey>,
     /// When the hub last resumed it (the hub's coarse clock), for `dump()`.
     pub(crate) last_run: Instant,
+    /// Its stack's guard page, for the stack-overflow report.
+    pub(crate) guard: usize,
 }
 
 /// Where a coroutine is in its life.
@@ -343,6 +345,7 @@ impl Builder {
         let size = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
         hub::with(|hub| {
             let stack = hub.stacks.borrow_mut().get(size)?;
+            let guard = stack.guard();
             let state = Rc::new(JoinState {
                 ending: RefCell::new(None),
                 finished: Cell::new(false),
@@ -365,6 +368,7 @@ impl Builder {
                 scopes: Vec::new(),
                 timer: None,
                 last_run: clock,
+                guard,
             });
             if let Some(monitor) = &hub.monitor {
                 monitor.named(
