@@ -1,6 +1,6 @@
 //! An echo server and 1,000 clients, all coroutines in one OS thread.
 //!
-//! Run it with `cargo run --release -p greenhub --example echo`. It prints:
+//! Run it with `cargo run --release -p greenhub --example 03_echo_server`. It prints:
 //!
 //! ```text
 //! echo server listening on 127.0.0.1:PORT
