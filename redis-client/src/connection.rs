@@ -24,10 +24,14 @@ use crate::error::{Error, Result};
 use crate::resp::{parse, Limits, Parsed, Value};
 use crate::url::{Addr, ConnectionInfo};
 
-/// The read buffer's first size: most replies are a few bytes, and 10,000
-/// parked connections with 16 KiB each would be 160 MiB. A reply that needs
-/// more doubles it (or grows it to the reply's size, when that is known).
-const INITIAL_BUFFER: usize = 512;
+/// The read buffer's first size: most replies are a few bytes (BRPOP's nil
+/// is 5), and 10,000 parked connections with 16 KiB each would be 160 MiB.
+/// A reply that needs more doubles it (or grows it to the reply's size, when
+/// that is known).
+const INITIAL_BUFFER: usize = 256;
+/// The request buffer's first size: `BRPOP list 1` encodes to 40 bytes; a
+/// longer request grows it once, and it keeps that size.
+const INITIAL_REQUEST: usize = 64;
 
 /// The socket under a connection: cooperative inside a coroutine, std's on a
 /// plain thread.
@@ -182,7 +186,7 @@ impl Connection {
             buf: vec![0; INITIAL_BUFFER],
             start: 0,
             end: 0,
-            out: Vec::with_capacity(256),
+            out: Vec::with_capacity(INITIAL_REQUEST),
             limits: info.limits,
             socket_timeout: info.socket_timeout,
             read_timeout: info.socket_timeout,

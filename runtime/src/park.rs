@@ -225,7 +225,11 @@ pub(crate) fn park(on: WaitOn<'_>, deadline: Option<Instant>) -> Outcome {
         _ => &[],
     };
     for queue in queues {
-        if queue.remove(me) {
+        // A lone queue that woke us has already popped our entry (scanning
+        // for it would make every wake O(waiters)); any other queue may
+        // still hold it and is told to let go.
+        let popped = outcome == Outcome::Notified && queues.len() == 1;
+        if !popped && queue.remove(me) {
             continue; // still registered here: this queue did not wake us
         }
         if outcome == Outcome::Notified {
