@@ -194,3 +194,48 @@ fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Runs an example built by `cargo test` beside the calling test
+/// (`target/<profile>/examples/NAME`), with `REDIS_URL` set if given, and
+/// returns what it printed. Panics if it failed or was not built.
+pub fn run_example(name: &str, redis_url: Option<&str>) -> String {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let path = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run the whole `cargo test -p <crate>`, which builds the examples",
+        path.display()
+    );
+    let mut command = Command::new(&path);
+    if let Some(url) = redis_url {
+        command.env("REDIS_URL", url);
+    }
+    let output = command.output().expect("run the example");
+    assert!(
+        output.status.success(),
+        "{name}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("UTF-8 output")
+}
+
+/// The output an example promises: the ```text block of its `//!` header.
+pub fn promised_output(source: &str) -> String {
+    let lines: Vec<&str> = source
+        .lines()
+        .skip_while(|l| !l.starts_with("//! ```text"))
+        .skip(1)
+        .take_while(|l| !l.starts_with("//! ```"))
+        .map(|l| {
+            l.strip_prefix("//! ")
+                .or_else(|| l.strip_prefix("//!"))
+                .unwrap_or(l)
+        })
+        .collect();
+    lines.join("\n") + "\n"
+}

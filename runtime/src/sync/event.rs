@@ -5,7 +5,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{deadline, WaitError};
+use super::{wait_while, WaitError};
 use crate::park::WaitQueue;
 
 /// A flag: `wait` parks until it is set; `set` wakes every waiter.
@@ -62,20 +62,12 @@ impl Event {
 
     /// Parks until the flag is set.
     pub fn wait(&self) -> Result<(), WaitError> {
-        self.wait_timeout_opt(None)
+        wait_while(&self.inner.waiters, None, || !self.is_set())
     }
 
     /// Parks until the flag is set, at most `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
-        self.wait_timeout_opt(Some(timeout))
-    }
-
-    fn wait_timeout_opt(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
-        let deadline = deadline(timeout);
-        while !self.is_set() {
-            WaitError::from_outcome(self.inner.waiters.wait(deadline))?;
-        }
-        Ok(())
+        wait_while(&self.inner.waiters, Some(timeout), || !self.is_set())
     }
 }
 

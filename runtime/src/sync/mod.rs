@@ -71,6 +71,20 @@ impl WaitError {
     }
 }
 
+/// Parks on `queue` while `blocked()` holds, at most `timeout` in all: the
+/// wait loop of every primitive whose waiters only watch a condition.
+pub(crate) fn wait_while(
+    queue: &crate::park::WaitQueue,
+    timeout: Option<Duration>,
+    mut blocked: impl FnMut() -> bool,
+) -> Result<(), WaitError> {
+    let deadline = deadline(timeout);
+    while blocked() {
+        WaitError::from_outcome(queue.wait(deadline))?;
+    }
+    Ok(())
+}
+
 /// A timeout as a deadline (`None`: wait as long as it takes).
 pub(crate) fn deadline(timeout: Option<Duration>) -> Option<Instant> {
     timeout.and_then(|t| Instant::now().checked_add(t))

@@ -5,7 +5,7 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
-use super::{deadline, WaitError};
+use super::{wait_while, WaitError};
 use crate::park::WaitQueue;
 
 /// A counter: `add` before starting work, `done` when each piece ends,
@@ -77,20 +77,12 @@ impl WaitGroup {
 
     /// Parks until the count is zero.
     pub fn wait(&self) -> Result<(), WaitError> {
-        self.wait_timeout_opt(None)
+        wait_while(&self.inner.waiters, None, || self.count() > 0)
     }
 
     /// Parks until the count is zero, at most `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
-        self.wait_timeout_opt(Some(timeout))
-    }
-
-    fn wait_timeout_opt(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
-        let deadline = deadline(timeout);
-        while self.count() > 0 {
-            WaitError::from_outcome(self.inner.waiters.wait(deadline))?;
-        }
-        Ok(())
+        wait_while(&self.inner.waiters, Some(timeout), || self.count() > 0)
     }
 }
 
