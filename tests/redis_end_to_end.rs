@@ -38,7 +38,12 @@ fn a_thousand_coroutines_wait_in_brpop_while_cron_ticks() {
         let clients: Vec<_> = (0..1000)
             .map(|_| greenhub::spawn(move || brpop_nil(TcpStream::connect(addr).unwrap())))
             .collect();
-        greenhub::sleep(Duration::from_millis(300));
+        // Wait for the condition, not a fixed time; the server holds each
+        // client a full second, so all 1,000 are parked at once.
+        let start = std::time::Instant::now();
+        while greenhub::stats().parked_io < 1000 && start.elapsed() < Duration::from_millis(900) {
+            greenhub::sleep(Duration::from_millis(5));
+        }
         let parked_io = greenhub::stats().parked_io;
         let nils = clients
             .into_iter()

@@ -8,7 +8,7 @@
 //! ```text
 //! 3 consumers parked in BRPOP: in use 3
 //! jobs done: job-1, job-2, job-3, job-4, job-5, job-6
-//! every consumer got its share and stopped on the empty queue
+//! every job was taken by exactly one consumer; all three stopped on the empty queue
 //! ```
 //!
 //! BRPOP holds its connection while it waits: that is why each parked
@@ -55,6 +55,11 @@ fn main() {
             .collect();
         done.sort();
         println!("jobs done: {}", done.join(", "));
-        println!("every consumer got its share and stopped on the empty queue");
+        let unique = done.windows(2).all(|pair| pair[0] != pair[1]);
+        if unique && done.len() == 6 {
+            println!(
+                "every job was taken by exactly one consumer; all three stopped on the empty queue"
+            );
+        }
     });
 }
