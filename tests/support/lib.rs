@@ -48,7 +48,7 @@ impl RedisServer {
             port: free_port(),
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
-        server.spawn();
+        server.spawn(true);
         server
     }
 
@@ -83,7 +83,7 @@ impl RedisServer {
     /// Starts the server again on the same port and socket.
     pub fn restart(&mut self) {
         self.kill();
-        self.spawn();
+        self.spawn(false);
     }
 
     /// Freezes the server (SIGSTOP): connections stay open, nothing answers.
@@ -108,10 +108,32 @@ impl RedisServer {
         );
     }
 
-    fn spawn(&mut self) {
+    /// Starts the server; on a fresh start, tries another port if the
+    /// chosen one was taken meanwhile (another test can grab it between
+    /// `free_port` and the server's bind). A restart keeps its port.
+    fn spawn(&mut self, may_move: bool) {
+        for attempt in 0..5 {
+            if attempt > 0 {
+                self.port = free_port();
+            }
+            if self.try_spawn() {
+                return;
+            }
+            if !may_move {
+                break;
+            }
+        }
+        panic!(
+            "redis-server did not start and answer PING (port {})",
+            self.port
+        );
+    }
+
+    /// One start: true once the server answers PING, false if it exited.
+    fn try_spawn(&mut self) -> bool {
         let socket = self.socket_path();
         let _ = std::fs::remove_file(&socket);
-        let child = Command::new("redis-server")
+        let mut child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .arg("--unixsocket")
             .arg(&socket)
@@ -132,8 +154,9 @@ impl RedisServer {
             .unwrap_or_else(|err| {
                 panic!("cannot start redis-server ({err}); run scripts/test.sh, which installs it")
             });
+        let up = wait_for_pong(&socket, &mut child);
         self.child = Some(child);
-        wait_for_pong(&socket);
+        up
     }
 
     /// Runs one command over a plain std socket, returning the raw reply
@@ -164,7 +187,8 @@ impl Drop for RedisServer {
     }
 }
 
-fn wait_for_pong(socket: &Path) {
+/// Polls until the server answers PING (true) or exits (false).
+fn wait_for_pong(socket: &Path, child: &mut Child) -> bool {
     let start = Instant::now();
     loop {
         if let Ok(mut conn) = UnixStream::connect(socket) {
@@ -175,8 +199,11 @@ fn wait_for_pong(socket: &Path) {
                 && conn.read_exact(&mut reply).is_ok()
                 && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
             {
-                return;
+                return true;
             }
+        }
+        if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
         }
         assert!(
             start.elapsed() < START_TIMEOUT,
