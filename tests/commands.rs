@@ -276,3 +276,15 @@ fn auth_with_the_right_password_works_and_a_wrong_one_is_a_clear_error() {
         assert!(!format!("{:?}", Client::open(&good).unwrap()).contains("s3cret-pw"));
     });
 }
+
+#[test]
+fn the_url_can_name_the_connection_with_client_setname() {
+    let server = RedisServer::start();
+    let url = format!("{}?client_name=worker-7", server.url());
+    greenhub::run(move || {
+        let mut redis = Client::open(&url).unwrap();
+        let name: Option<String> = redis.cmd("CLIENT").arg("GETNAME").query().unwrap();
+        assert_eq!(name.as_deref(), Some("worker-7"));
+        let _ = redis.ping();
+    });
+}

@@ -72,3 +72,49 @@ fn a_panic_in_a_helper_job_comes_back_to_the_caller() {
         assert_eq!(greenhub::unblock(|| 3).unwrap(), 3, "the pool survives");
     });
 }
+
+#[test]
+fn the_helper_pool_is_bounded_and_every_job_still_runs() {
+    let (done, helpers) = greenhub::run(|| {
+        let jobs: Vec<_> = (0..12)
+            .map(|n| {
+                greenhub::spawn(move || {
+                    greenhub::unblock(move || {
+                        std::thread::sleep(Duration::from_millis(20));
+                        n
+                    })
+                })
+            })
+            .collect();
+        let done: usize = jobs.into_iter().map(|j| j.join().unwrap().unwrap()).sum();
+        (done, greenhub::stats().helper_threads)
+    });
+    assert_eq!(done, (0..12).sum());
+    assert!(helpers <= greenhub::MAX_HELPERS, "{helpers} helper threads");
+}
+
+#[test]
+fn unblock_while_the_hub_shuts_down_is_an_error_not_a_hang() {
+    let outcome = std::rc::Rc::new(std::cell::RefCell::new(None));
+    let seen = outcome.clone();
+    greenhub::run(move || {
+        struct CallsUnblockOnDrop(std::rc::Rc<std::cell::RefCell<Option<String>>>);
+        impl Drop for CallsUnblockOnDrop {
+            fn drop(&mut self) {
+                let result = greenhub::unblock(|| 1).map_err(|e| e.to_string());
+                *self.0.borrow_mut() = Some(format!("{result:?}"));
+            }
+        }
+        greenhub::spawn(move || {
+            let _guard = CallsUnblockOnDrop(seen);
+            greenhub::sleep(Duration::from_secs(3600));
+        });
+        greenhub::yield_now();
+        // main returns: the sleeper is killed, and its destructor runs
+    });
+    let outcome = outcome.borrow().clone().expect("the destructor ran");
+    assert!(
+        outcome.starts_with("Err(") && outcome.contains("unwinding"),
+        "{outcome}"
+    );
+}
