@@ -88,6 +88,11 @@ impl Stack {
         self.limit.get()
     }
 
+    /// The highest address of the stack (where it starts growing down).
+    pub(crate) fn base(&self) -> usize {
+        self.base.get()
+    }
+
     /// Usable bytes, guard page excluded.
     fn size(&self) -> usize {
         self.base.get() - self.limit.get() - page_size()
@@ -352,6 +357,31 @@ extern "C" fn on_segv(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
     // faulting instruction runs again and the kernel kills the process.
     // SAFETY: resetting a signal to SIG_DFL is async-signal-safe.
     unsafe { libc::signal(signal, libc::SIG_DFL) };
+}
+
+/// Bytes of the stack `[guard + page, base)` that are resident in memory: a
+/// high-water mark of how deep any coroutine on that stack has gone (pages,
+/// once touched, stay resident, and pooled stacks are reused). For `dump()`;
+/// 0 if the kernel will not say.
+pub(crate) fn resident_bytes(guard: usize, base: usize) -> usize {
+    let page = page_size();
+    let start = guard + page;
+    let pages = (base - start) / page;
+    let mut resident = vec![0u8; pages];
+    // SAFETY: mincore reads the page tables of a range we mapped (a stack
+    // carved from a live region) and writes one byte per page into a buffer
+    // of exactly that many bytes.
+    let rc = unsafe {
+        libc::mincore(
+            start as *mut libc::c_void,
+            base - start,
+            resident.as_mut_ptr(),
+        )
+    };
+    if rc != 0 {
+        return 0;
+    }
+    resident.iter().filter(|&&b| b & 1 != 0).count() * page
 }
 
 fn map_error(call: &str, len: usize, err: io::Error) -> io::Error {

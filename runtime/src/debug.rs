@@ -25,6 +25,9 @@ pub struct CoroutineInfo {
     pub waiting_on: String,
     /// Time since the hub last resumed it (to within a millisecond or so).
     pub since_last_run: Duration,
+    /// KiB of its stack resident in memory: how deep it (or an earlier user
+    /// of the same pooled stack) has gone. Useful for choosing stack sizes.
+    pub stack_kib: usize,
 }
 
 /// A snapshot of every live coroutine, from [`dump`]. `Display` prints a table.
@@ -47,18 +50,19 @@ impl fmt::Display for Dump {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
-            "{:>6}  {:<20} {:<9} {:<32} {:>10}",
-            "id", "name", "state", "waiting on", "last ran"
+            "{:>6}  {:<20} {:<9} {:<32} {:>10} {:>9}",
+            "id", "name", "state", "waiting on", "last ran", "stack"
         )?;
         for c in &self.coroutines {
             writeln!(
                 f,
-                "{:>6}  {:<20} {:<9} {:<32} {:>7} ms",
+                "{:>6}  {:<20} {:<9} {:<32} {:>7} ms {:>5} KiB",
                 c.id,
                 c.name,
                 c.state,
                 c.waiting_on,
-                c.since_last_run.as_millis()
+                c.since_last_run.as_millis(),
+                c.stack_kib
             )?;
         }
         Ok(())
@@ -116,6 +120,7 @@ pub fn dump() -> Dump {
                     state,
                     waiting_on,
                     since_last_run: now.saturating_duration_since(task.last_run),
+                    stack_kib: crate::coroutine::resident_bytes(task.guard, task.stack_base) / 1024,
                 }
             })
             .collect();

@@ -67,6 +67,8 @@ pub(crate) struct Task {
     pub(crate) last_run: Instant,
     /// Its stack's guard page, for the stack-overflow report.
     pub(crate) guard: usize,
+    /// Its stack's base (top address), for `dump()`'s stack figure.
+    pub(crate) stack_base: usize,
 }
 
 /// Where a coroutine is in its life.
@@ -345,7 +347,7 @@ impl Builder {
         let size = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
         hub::with(|hub| {
             let stack = hub.stacks.borrow_mut().get(size)?;
-            let guard = stack.guard();
+            let (guard, stack_base) = (stack.guard(), stack.base());
             let state = Rc::new(JoinState {
                 ending: RefCell::new(None),
                 finished: Cell::new(false),
@@ -369,6 +371,7 @@ impl Builder {
                 timer: None,
                 last_run: clock,
                 guard,
+                stack_base,
             });
             if let Some(monitor) = &hub.monitor {
                 monitor.named(

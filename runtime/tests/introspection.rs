@@ -104,3 +104,35 @@ fn dump_shows_who_waits_on_a_socket_a_timer_and_a_channel() {
         drop(keep);
     });
 }
+
+#[test]
+fn dump_shows_how_deep_each_stack_has_gone() {
+    greenhub::run(|| {
+        let deep = greenhub::Builder::new()
+            .name("deep")
+            .spawn(|| {
+                // 48 KiB live on the stack across the park.
+                let buf = std::hint::black_box([7u8; 48 * 1024]);
+                greenhub::sleep(Duration::from_secs(60));
+                buf[0]
+            })
+            .unwrap();
+        let shallow = greenhub::Builder::new()
+            .name("shallow")
+            .spawn(|| greenhub::sleep(Duration::from_secs(60)))
+            .unwrap();
+        greenhub::yield_now();
+        let dump = greenhub::dump();
+        let kib = |name: &str| {
+            dump.coroutines
+                .iter()
+                .find(|c| c.name == name)
+                .unwrap()
+                .stack_kib
+        };
+        assert!(kib("deep") >= 48, "deep: {} KiB", kib("deep"));
+        assert!(kib("shallow") <= 16, "shallow: {} KiB", kib("shallow"));
+        deep.kill();
+        shallow.kill();
+    });
+}
