@@ -113,8 +113,8 @@ fn check_capacity(url: &str, clients: usize) -> Result<(), String> {
     if clients > free {
         return Err(format!(
             "--clients {clients} cannot fit: the server at {url} has maxclients {maxclients} \
-             with {connected} connected, so room for {free}; lower --clients or raise maxclients \
-             (redis-cli CONFIG SET maxclients {})",
+             with {connected} connected, so room for {free}; lower --clients, raise maxclients \
+             (redis-cli CONFIG SET maxclients {}), or pass --redis private for a server sized for N",
             clients + connected + SPARE_CLIENTS
         ));
     }
