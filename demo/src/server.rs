@@ -9,7 +9,6 @@
 //! hold the clients is refused before anything is spawned.
 
 use std::ffi::CString;
-use std::io::{Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -198,16 +197,10 @@ impl PrivateServer {
 
     fn wait_until_ready(&mut self, log: &Path) -> Result<(), String> {
         let start = Instant::now();
+        let url = format!("unix://{}", self.socket.display());
         loop {
-            if let Ok(mut conn) = std::os::unix::net::UnixStream::connect(&self.socket) {
-                let mut reply = [0u8; 7];
-                conn.set_read_timeout(Some(Duration::from_secs(1))).ok();
-                if conn.write_all(b"PING\r\n").is_ok()
-                    && conn.read_exact(&mut reply).is_ok()
-                    && &reply == b"+PONG\r\n"
-                {
-                    return Ok(());
-                }
+            if answers_ping(&url) {
+                return Ok(());
             }
             let exited = self.child.try_wait().ok().flatten();
             if exited.is_some() || start.elapsed() > START_TIMEOUT {
