@@ -5,10 +5,8 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::hub;
-use crate::io::Direction;
-use crate::park::ParkedOn;
-use crate::task::State;
+use crate::sched::{ParkedOn, State};
+use crate::sys::stack::GUARD_BYTES;
 
 /// One coroutine in a [`Dump`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -82,11 +80,10 @@ impl fmt::Display for Dump {
 /// });
 /// ```
 pub fn dump() -> Dump {
-    hub::with(|hub| {
-        let core = hub.core.borrow();
+    crate::context::with(|hub| {
+        let tasks = hub.sched.tasks.borrow();
         let now = Instant::now();
-        let mut coroutines: Vec<CoroutineInfo> = core
-            .tasks
+        let mut coroutines: Vec<CoroutineInfo> = tasks
             .iter()
             .map(|(_, task)| {
                 let (state, waiting_on) = match task.state {
@@ -94,20 +91,13 @@ pub fn dump() -> Dump {
                     State::Ready => ("runnable", String::new()),
                     State::Parked(on) => {
                         let mut what = match on {
-                            ParkedOn::Io(dir, token) => {
-                                let side = if dir == Direction::Read {
-                                    "read"
-                                } else {
-                                    "write"
-                                };
-                                match core.io.fd(token) {
-                                    Some(fd) => format!("socket fd {fd} {side}"),
-                                    None => format!("socket {side}"),
-                                }
+                            ParkedOn::Io { fd, write } => {
+                                let side = if write { "write" } else { "read" };
+                                format!("socket fd {fd} {side}")
                             }
                             other => other.to_string(),
                         };
-                        if let Some((deadline, _)) = task.timer {
+                        if let Some(deadline) = task.parked_until {
                             let left = deadline.saturating_duration_since(now).as_millis();
                             what.push_str(&format!(" ({left} ms left)"));
                         }
@@ -120,7 +110,7 @@ pub fn dump() -> Dump {
                     state,
                     waiting_on,
                     since_last_run: now.saturating_duration_since(task.last_run),
-                    stack_kib: crate::coroutine::resident_bytes(task.guard, task.stack_base) / 1024,
+                    stack_kib: resident_kib(task.guard, task.stack_base),
                 }
             })
             .collect();
@@ -128,4 +118,10 @@ pub fn dump() -> Dump {
         Dump { coroutines }
     })
     .unwrap_or_default()
+}
+
+/// KiB of a stack (above its guard band) that are resident: a high-water
+/// mark of how deep a coroutine on it has gone since it was last trimmed.
+fn resident_kib(guard: usize, base: usize) -> usize {
+    crate::sys::os::resident_bytes(guard + GUARD_BYTES, base) / 1024
 }

@@ -2,16 +2,22 @@
 //! all), [`Pool`] (a group with a concurrency limit: spawning parks while it
 //! is full), and [`wait_any`] / [`wait_all`] over join handles, as gevent's
 //! `Group`, `Pool`, `wait` and `joinall`.
+//!
+//! A group holds only its running members, and only weakly: a member is
+//! linked to its coroutine's end (`Finish::link`) and leaves the group the
+//! moment it finishes, so an accept loop that adds a member per connection
+//! keeps a group as big as its live connections, and a member's return value
+//! lives only as long as its `JoinHandle`.
 
 use std::cell::RefCell;
 use std::fmt;
-use std::rc::Rc;
+use std::rc::{Rc, Weak};
 use std::time::Duration;
 
-use crate::park::WaitQueue;
-use crate::slab::Key;
+use crate::sched::{HubId, Key, Slab};
+use crate::spawn::{Finish, JoinHandle};
+use crate::sync::queue::Queue;
 use crate::sync::{deadline, Semaphore, WaitError};
-use crate::task::{Finish, JoinHandle};
 
 /// Parks until one of `handles` has finished; returns its index. With a
 /// timeout, gives up with `WaitError::TimedOut`.
@@ -38,8 +44,8 @@ pub fn wait_any<T>(
         if let Some(index) = handles.iter().position(JoinHandle::is_finished) {
             return Ok(index);
         }
-        let queues: Vec<&WaitQueue> = handles.iter().map(JoinHandle::joiners).collect();
-        WaitError::from_outcome(WaitQueue::wait_any(&queues, deadline))?;
+        let queues: Vec<&Queue> = handles.iter().map(JoinHandle::joiners).collect();
+        WaitError::from_outcome(Queue::wait_any(&queues, deadline))?;
     }
 }
 
@@ -70,8 +76,14 @@ pub fn wait_all<T>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> Resu
 /// ```
 #[derive(Default)]
 pub struct Group {
-    /// Members not yet seen finished; pruned by `len` and the joins.
-    members: RefCell<Vec<(Key, Rc<dyn Finish>)>>,
+    members: Rc<RefCell<Slab<Member>>>,
+}
+
+/// A running member: its identity, to kill it, and its join state, weakly.
+struct Member {
+    hub: HubId,
+    key: Key,
+    state: Weak<dyn Finish>,
 }
 
 impl Group {
@@ -95,14 +107,26 @@ impl Group {
         handle
     }
 
-    /// Adds a coroutine spawned elsewhere.
+    /// Adds a coroutine spawned elsewhere; it leaves the group when it ends
+    /// (at once, if it has ended already).
     pub fn add<T: 'static>(&self, handle: &JoinHandle<T>) {
-        self.members.borrow_mut().push(handle.erased());
+        let (hub, key, state) = handle.erased();
+        let member = self.members.borrow_mut().insert(Member {
+            hub,
+            key,
+            state: Rc::downgrade(&state),
+        });
+        let members = Rc::downgrade(&self.members);
+        state.link(Box::new(move || {
+            if let Some(members) = members.upgrade() {
+                let gone = members.borrow_mut().remove(member);
+                drop(gone); // a weak reference: dropping it runs no user code
+            }
+        }));
     }
 
     /// Members still running.
     pub fn len(&self) -> usize {
-        self.prune();
         self.members.borrow().len()
     }
 
@@ -115,12 +139,12 @@ impl Group {
     pub fn join_all(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
         let deadline = deadline(timeout);
         loop {
-            self.prune();
             let next = self
                 .members
                 .borrow()
-                .first()
-                .map(|(_, state)| state.clone());
+                .iter()
+                .next()
+                .and_then(|(_, member)| member.state.upgrade());
             let Some(state) = next else { return Ok(()) };
             while !state.is_finished() {
                 WaitError::from_outcome(state.joiners().wait(deadline))?;
@@ -130,19 +154,20 @@ impl Group {
 
     /// Kills every member, then waits until they have all unwound.
     pub fn kill_all(&self) -> Result<(), WaitError> {
-        self.prune();
-        let keys: Vec<Key> = self.members.borrow().iter().map(|(key, _)| *key).collect();
-        crate::hub::with(|hub| {
-            let mut core = hub.core.borrow_mut();
-            keys.into_iter().for_each(|key| core.kill(key));
+        let members: Vec<(HubId, Key)> = self
+            .members
+            .borrow()
+            .iter()
+            .map(|(_, member)| (member.hub, member.key))
+            .collect();
+        crate::context::with(|hub| {
+            for (of, key) in members {
+                if of == hub.id {
+                    hub.sched.kill(key);
+                }
+            }
         });
         self.join_all(None)
-    }
-
-    fn prune(&self) {
-        self.members
-            .borrow_mut()
-            .retain(|(_, state)| !state.is_finished());
     }
 }
 

@@ -35,47 +35,43 @@
 //! assert_eq!(order, ["fast", "slow"]);
 //! ```
 //!
-//! # Module map (the data path, top to bottom)
+//! # Layers (arrows point down only)
 //!
-//! | file | role |
-//! | --- | --- |
-//! | `task.rs` | [`spawn`], [`Builder`], [`JoinHandle`]: a coroutine's life |
-//! | `hub.rs` | [`run`] and the loop: run queue, timers, the only `Poll::poll` |
-//! | `park.rs` | `park`, the one way to block, and wait queues |
-//! | `timer.rs`, `timeout.rs` | deadlines: [`sleep`], [`yield_now`], [`timeout()`] |
-//! | `io.rs`, `net/` | tokens and readiness; [`net`]'s cooperative sockets |
-//! | `unblock.rs` | [`unblock()`]: blocking calls on helper threads |
-//! | `coroutine.rs` | stacks and switching: all the `unsafe` |
-//! | `sync/`, `group.rs` | [`sync`]'s event, channel, semaphore, mutex, ...; [`Group`], [`Pool`], [`wait_any`] |
-//! | `remote.rs` | [`Handle`]: other OS threads spawn onto a hub or wake it |
-//! | `debug.rs`, `monitor.rs` | [`dump`]; the blocking monitor ([`HubBuilder::max_blocking_time`]) |
-//! | `stats.rs` | [`stats`], [`current`], [`current_name`] |
+//! | layer | folder / file | role |
+//! | --- | --- | --- |
+//! | API | `spawn.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `net/`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`net`], [`sync`], [`Group`], [`stats`], [`dump`] |
+//! | context | `context.rs` | the one thread-local, read once per public call to find the hub |
+//! | hub | `hub/` | [`run`] and the loop, the park protocol (`hub/park.rs`), the blocking monitor |
+//! | sources | `sources/` | the reactor (cached readiness), timers, wait queues, the cross-thread inbox, helper lanes |
+//! | sched | `sched/` | task ids with their hub's id and a generation, run queues, the park token |
+//! | sys | `sys/` | stacks, the context switch, the overflow handler: all the `unsafe` |
 //!
 //! The concepts are explained in `docs/architecture.md`.
 
-mod coroutine;
+mod context;
 mod debug;
 mod group;
 mod hub;
-mod io;
-mod monitor;
 pub mod net;
-mod park;
+mod panic;
 mod remote;
-mod slab;
+mod sched;
+mod sources;
+mod spawn;
 mod stats;
 pub mod sync;
-mod task;
+mod sys;
 mod timeout;
 mod timer;
 mod unblock;
 
 pub use debug::{dump, CoroutineInfo, Dump};
 pub use group::{wait_all, wait_any, Group, Pool};
-pub use hub::{run, HubBuilder};
+pub use hub::{default_max_helpers, run, HubBuilder};
 pub use remote::{handle, Handle, HubClosed};
-pub use stats::{current, current_name, stats, Current, CurrentName, Stats};
-pub use task::{spawn, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
+pub use sched::HubId;
+pub use spawn::{spawn, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
+pub use stats::{current, current_name, hub_id, stats, Current, CurrentName, Stats};
 pub use timeout::{timeout, Elapsed};
 pub use timer::{sleep, yield_now};
-pub use unblock::{unblock, MAX_HELPERS};
+pub use unblock::unblock;

@@ -8,9 +8,7 @@
 use std::fmt;
 use std::rc::Rc;
 
-use crate::hub;
-use crate::park::ParkedOn;
-use crate::task::State;
+use crate::sched::{HubId, ParkedOn, State};
 
 /// A snapshot of one hub, from [`stats`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,24 +42,24 @@ pub struct Stats {
 
 /// Counts this thread's hub; all zero outside `run`.
 pub fn stats() -> Stats {
-    hub::with(|hub| {
-        let core = hub.core.borrow();
+    crate::context::with(|hub| {
+        let tasks = hub.sched.tasks.borrow();
         let stacks = hub.stacks.borrow();
         let mut stats = Stats {
-            alive: core.tasks.len(),
-            spawned: core.next_id,
-            switches: core.switches,
+            alive: tasks.len(),
+            spawned: hub.sched.spawned(),
+            switches: hub.sched.switches.get(),
             stacks_pooled: stacks.pooled(),
             stacks_carved: stacks.carved(),
-            sockets: core.io.len(),
-            timers: core.timers.len(),
-            helper_threads: hub.helpers.threads(),
+            sockets: hub.reactor.len(),
+            timers: hub.timers.borrow().len(),
+            helper_threads: hub.helpers.threads() + hub.resolver.threads(),
             ..Stats::default()
         };
-        for (_, task) in core.tasks.iter() {
+        for (_, task) in tasks.iter() {
             match task.state {
                 State::Ready | State::Running => stats.runnable += 1,
-                State::Parked(ParkedOn::Io(..)) => stats.parked_io += 1,
+                State::Parked(ParkedOn::Io { .. }) => stats.parked_io += 1,
                 State::Parked(ParkedOn::Sleep) => stats.parked_timer += 1,
                 State::Parked(_) => stats.parked_other += 1,
             }
@@ -102,9 +100,12 @@ impl fmt::Display for Current {
 
 /// The running coroutine, or `None` outside a coroutine.
 pub fn current() -> Option<Current> {
-    hub::with(|hub| {
-        let core = hub.core.borrow();
-        let task = core.tasks.get(core.current?)?;
+    crate::context::with(|hub| {
+        let key = hub.sched.current()?;
+        // try_borrow: a log call made while the table is borrowed (it never
+        // is across user code, but a formatter must never panic) gets None.
+        let tasks = hub.sched.tasks.try_borrow().ok()?;
+        let task = tasks.get(key)?;
         Some(Current {
             id: task.id,
             name: task.name.clone(),
@@ -136,4 +137,11 @@ impl fmt::Display for CurrentName {
             None => f.write_str(std::thread::current().name().unwrap_or("thread")),
         }
     }
+}
+
+/// The id of this thread's running hub, or `None` outside `run`. Every hub
+/// gets a new id, so a value kept from one `run` tells whether the hub now
+/// running is the same one.
+pub fn hub_id() -> Option<HubId> {
+    crate::context::with(|hub| hub.id)
 }

@@ -13,15 +13,7 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::hub;
-
-/// One `timeout` scope on a task's scope stack.
-#[derive(Debug)]
-pub(crate) struct Scope {
-    pub(crate) deadline: Instant,
-    /// Set by `park` when this deadline ended a wait inside the scope.
-    pub(crate) elapsed: bool,
-}
+use crate::sched::Scope;
 
 /// The deadline of a [`timeout`] cut short a wait inside it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,12 +81,7 @@ pub fn timeout<T>(d: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
 }
 
 fn with_scopes<R>(f: impl FnOnce(&mut Vec<Scope>) -> R) -> Option<R> {
-    hub::with(|hub| {
-        let mut core = hub.core.borrow_mut();
-        let key = core.current?;
-        core.tasks.get_mut(key).map(|task| f(&mut task.scopes))
-    })
-    .flatten()
+    crate::context::with(|hub| hub.sched.with_current(|task| f(&mut task.scopes))).flatten()
 }
 
 /// A deadline no program waits for (about 30 years), for `Duration::MAX`.

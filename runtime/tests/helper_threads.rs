@@ -75,7 +75,7 @@ fn a_panic_in_a_helper_job_comes_back_to_the_caller() {
 
 #[test]
 fn the_helper_pool_is_bounded_and_every_job_still_runs() {
-    let (done, helpers) = greenhub::run(|| {
+    let (done, helpers) = greenhub::HubBuilder::new().max_helpers(4).run(|| {
         let jobs: Vec<_> = (0..12)
             .map(|n| {
                 greenhub::spawn(move || {
@@ -90,7 +90,42 @@ fn the_helper_pool_is_bounded_and_every_job_still_runs() {
         (done, greenhub::stats().helper_threads)
     });
     assert_eq!(done, (0..12).sum());
-    assert!(helpers <= greenhub::MAX_HELPERS, "{helpers} helper threads");
+    assert!(helpers <= 4, "{helpers} helper threads");
+}
+
+/// Regression: a burst of jobs ran one after another on the one helper that
+/// happened to be idle. Each job here waits until all eight run at once, so
+/// they only all succeed if the burst was spread over eight threads.
+#[test]
+fn a_burst_of_unblock_jobs_runs_on_as_many_helpers_at_once() {
+    use std::sync::{Arc, Condvar, Mutex};
+    const JOBS: usize = 8;
+    let met = Arc::new((Mutex::new(0usize), Condvar::new()));
+    let all_met = greenhub::HubBuilder::new().max_helpers(JOBS).run(move || {
+        // One finished job first, so an idle helper exists when the burst
+        // comes: the case that used to serialise it.
+        greenhub::unblock(|| ()).unwrap();
+        let jobs: Vec<_> = (0..JOBS)
+            .map(|_| {
+                let met = met.clone();
+                greenhub::spawn(move || {
+                    greenhub::unblock(move || {
+                        let (count, cv) = &*met;
+                        let mut count = count.lock().unwrap();
+                        *count += 1;
+                        cv.notify_all();
+                        let (count, _) = cv
+                            .wait_timeout_while(count, Duration::from_secs(30), |n| *n < JOBS)
+                            .unwrap();
+                        *count >= JOBS
+                    })
+                    .unwrap()
+                })
+            })
+            .collect();
+        jobs.into_iter().all(|job| job.join().unwrap())
+    });
+    assert!(all_met, "the burst did not run on {JOBS} helpers at once");
 }
 
 #[test]

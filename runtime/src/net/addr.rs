@@ -2,7 +2,7 @@
 //!
 //! `std::net::ToSocketAddrs` calls `getaddrinfo` on the calling thread. This
 //! trait takes the same inputs, but a host name goes to a helper thread
-//! through `unblock`, and an IP literal is parsed in place with no thread.
+//! through `unblock` (on the resolver lane of helper threads), and an IP literal is parsed in place with no thread.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
@@ -95,7 +95,7 @@ impl<T: ToSocketAddrs + ?Sized> ToSocketAddrs for &T {
 
 /// `host:port` through `getaddrinfo` on a helper thread.
 fn resolve(host_port: String) -> io::Result<Vec<SocketAddr>> {
-    crate::unblock(move || {
+    crate::unblock::resolve(move || {
         std::net::ToSocketAddrs::to_socket_addrs(&host_port).map(Iterator::collect)
     })?
 }

@@ -1,9 +1,10 @@
 //! Cooperative sockets: `std::net`'s types, but a blocking call parks the
 //! coroutine instead of the thread.
 //!
-//! Each type wraps a non-blocking mio socket in `Registered` (`io.rs`), which
-//! registers it with the hub once and runs every operation in the one I/O
-//! shape (try, park on `WouldBlock`, retry). They implement `std::io::Read`
+//! Each type wraps a non-blocking mio socket in `Registered`
+//! (`registered.rs`), which registers it with its hub's reactor once and runs
+//! every operation in the one I/O shape (park while the reactor knows the
+//! side is not ready; try; on `WouldBlock` clear the readiness and loop). They implement `std::io::Read`
 //! and `Write`, for the value and for a shared reference, so blocking-style
 //! libraries (a Redis client, a TLS stream) work on them unchanged. They are
 //! not `Send`: a socket belongs to its hub's thread. Created outside a hub
@@ -12,6 +13,7 @@
 //! See `docs/architecture.md`, "Readiness".
 
 mod addr;
+mod registered;
 mod stream;
 mod tcp;
 mod unix;
@@ -23,6 +25,8 @@ pub use unix::{UnixListener, UnixStream};
 use std::io;
 use std::os::fd::AsRawFd;
 
+use crate::hub::park::Outcome;
+
 /// Pending connections a listener queues before the kernel drops SYNs. The
 /// standard library's 128 overflows when a thousand clients connect at once,
 /// and each dropped attempt waits a one-second TCP retransmit. The kernel caps
@@ -32,12 +36,37 @@ const LISTEN_BACKLOG: libc::c_int = 4096;
 /// Raises a listening socket's backlog to [`LISTEN_BACKLOG`]; Linux accepts
 /// a second `listen` on a listening socket for exactly this.
 fn raise_backlog(listener: &impl AsRawFd) -> io::Result<()> {
-    // SAFETY: `listen` takes a plain fd and an int; the fd is owned by
-    // `listener` and open for the duration of the call.
-    let rc = unsafe { libc::listen(listener.as_raw_fd(), LISTEN_BACKLOG) };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
+    crate::sys::os::listen(listener.as_raw_fd(), LISTEN_BACKLOG)
+}
+
+/// The error a wait on a socket (or a helper job) gives when it did not end
+/// in readiness.
+pub(crate) fn outcome_to_io(outcome: Outcome, what: &'static str) -> io::Result<()> {
+    match outcome {
+        Outcome::Notified => Ok(()),
+        Outcome::Deadline => Err(timed_out(what)),
+        Outcome::Elapsed => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("{what} interrupted: greenhub::timeout elapsed"),
+        )),
+        Outcome::Deadlock(message) => Err(io::Error::other(message)),
+        Outcome::Refused => Err(cannot_wait(what)),
     }
+}
+
+/// The error of an operation that would have to park where it may not.
+pub(crate) fn cannot_wait(what: &str) -> io::Error {
+    io::Error::other(format!(
+        "{what} cannot wait: not in a coroutine, or the coroutine is unwinding (killed or panicking)"
+    ))
+}
+
+/// `ErrorKind::TimedOut`, naming the operation whose own timeout passed.
+pub(crate) fn timed_out(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
+}
+
+/// The error of a socket created on a thread that runs no hub.
+pub(crate) fn outside_hub() -> io::Error {
+    io::Error::other("greenhub sockets work only inside greenhub::run (this thread runs no hub)")
 }

@@ -1,11 +1,13 @@
-//! The part TCP and Unix streams share: reads and writes in the one I/O shape,
-//! per-socket timeouts, and the `Read`/`Write` impls for both types.
+//! The part TCP and Unix streams share: reads and writes in the one I/O shape
+//! (`registered.rs`), per-socket timeouts, and the `Read`/`Write` impls for
+//! both types.
 
 use std::cell::Cell;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::time::{Duration, Instant};
 
-use crate::io::{Direction, Registered};
+use super::registered::Registered;
+use crate::sources::reactor::Direction;
 
 /// A registered stream socket with std-like read and write timeouts.
 #[derive(Debug)]
@@ -28,42 +30,52 @@ where
     }
 
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        self.reg
-            .io(Direction::Read, self.read_timeout.get(), "read", |mut s| {
-                s.read(buf)
-            })
+        let asked = buf.len();
+        self.reg.io_bytes(
+            Direction::Read,
+            self.read_timeout.get(),
+            "read",
+            asked,
+            |mut s| s.read(buf),
+        )
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        self.reg
-            .io(Direction::Read, self.read_timeout.get(), "read", |mut s| {
-                s.read_vectored(bufs)
-            })
+        let asked = bufs.iter().map(|b| b.len()).sum();
+        self.reg.io_bytes(
+            Direction::Read,
+            self.read_timeout.get(),
+            "read",
+            asked,
+            |mut s| s.read_vectored(bufs),
+        )
     }
 
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
-        self.reg.io(
+        self.reg.io_bytes(
             Direction::Write,
             self.write_timeout.get(),
             "write",
+            buf.len(),
             |mut s| s.write(buf),
         )
     }
 
     pub(crate) fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        self.reg.io(
+        self.reg.io_bytes(
             Direction::Write,
             self.write_timeout.get(),
             "write",
+            bufs.iter().map(|b| b.len()).sum(),
             |mut s| s.write_vectored(bufs),
         )
     }
 
-    /// Parks until the socket may be readable, without reading: for a caller
-    /// that just wrote a request and knows a read now would be `WouldBlock`.
+    /// Returns once the socket may be readable: at once if the reactor has
+    /// seen readiness that no read has used up, else after parking for it.
     pub(crate) fn wait_readable(&self) -> io::Result<()> {
         let deadline = self.read_timeout.get().map(|t| Instant::now() + t);
-        self.reg.wait(Direction::Read, deadline, "read")
+        self.reg.wait_until(Direction::Read, deadline, "read")
     }
 
     pub(crate) fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
@@ -176,10 +188,12 @@ macro_rules! impl_stream_common {
             pub fn write_timeout(&self) -> Option<std::time::Duration> {
                 self.inner.write_timeout()
             }
-            /// Parks until the socket may have bytes to read (or was closed),
-            /// honouring the read timeout. A request/response client calls it
-            /// after writing a request, saving the read that would only say
-            /// `WouldBlock`. The wake may be spurious: a read can still block.
+            /// Returns once the socket may have bytes to read (or was closed),
+            /// honouring the read timeout: at once if readiness was reported
+            /// and no read has since found the socket drained (bytes an
+            /// earlier read left in the kernel are never slept through), else
+            /// after parking until the hub sees readiness. The return may be
+            /// spurious: a read can still block.
             pub fn wait_readable(&self) -> std::io::Result<()> {
                 self.inner.wait_readable()
             }

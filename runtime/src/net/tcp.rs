@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::addr::{each_addr, ToSocketAddrs};
 use super::raise_backlog;
+use super::registered::{Deadline, Registered};
 use super::stream::{impl_read_write, impl_stream_common, Stream};
-use crate::io::{Direction, Registered};
+use crate::sources::reactor::Direction;
 
 /// A TCP connection whose reads and writes park the calling coroutine.
 ///
@@ -46,24 +47,31 @@ impl TcpStream {
         let stream = TcpStream {
             inner: Stream::new(mio::net::TcpStream::connect(addr)?)?,
         };
-        let socket = stream.inner.reg.get();
         // A loopback connect has usually completed by now; ask before parking
-        // (one getpeername beats a trip through the poller).
-        loop {
-            if let Some(err) = socket.take_error()? {
-                return Err(err);
-            }
-            match socket.peer_addr() {
-                Ok(_) => return Ok(stream),
-                Err(err) if err.kind() == io::ErrorKind::NotConnected => {}
-                Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                Err(err) => return Err(err),
-            }
-            stream
-                .inner
-                .reg
-                .wait(Direction::Write, deadline, "connect")?;
-        }
+        // (one getpeername beats a trip through the poller). Not connected
+        // yet counts as `WouldBlock`: park until the socket turns writable.
+        stream.inner.reg.io_until(
+            Direction::Write,
+            Deadline::At(deadline),
+            "connect",
+            |_| false,
+            |socket| {
+                if let Some(err) = socket.take_error()? {
+                    return Err(err);
+                }
+                match socket.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(err) if err.kind() == io::ErrorKind::NotConnected => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {
+                        Err(io::ErrorKind::WouldBlock.into())
+                    }
+                    Err(err) => Err(err),
+                }
+            },
+        )?;
+        Ok(stream)
     }
 
     /// The remote address.

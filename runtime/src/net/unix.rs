@@ -11,9 +11,11 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use super::raise_backlog;
+use super::registered::Registered;
 use super::stream::{impl_read_write, impl_stream_common, Stream};
-use crate::io::{outcome_to_io, timed_out, Direction, Registered};
-use crate::park::{park, Outcome, WaitOn};
+use super::{outcome_to_io, outside_hub, timed_out};
+use crate::hub::park::{Outcome, WaitOn};
+use crate::sources::reactor::Direction;
 
 /// First and longest pause between connect attempts while a listener's
 /// backlog is full: short enough to catch up fast, long enough not to spin.
@@ -56,7 +58,9 @@ impl UnixStream {
                 return Err(timed_out("connect"));
             }
             let wake = deadline.map_or(now + pause, |deadline| deadline.min(now + pause));
-            match park(WaitOn::Deadline, Some(wake)) {
+            let outcome = crate::context::with(|hub| hub.park(WaitOn::Deadline, Some(wake)))
+                .ok_or_else(outside_hub)?;
+            match outcome {
                 Outcome::Deadline | Outcome::Notified => {}
                 other => outcome_to_io(other, "connect")?,
             }

@@ -6,8 +6,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::queue::Queue;
 use super::{deadline, WaitError};
-use crate::park::WaitQueue;
 
 /// A one-shot cell: `set` it once (a value or an error); `get` parks until it
 /// is set and returns a clone to every waiter.
@@ -28,7 +28,7 @@ pub struct AsyncResult<T, E = String> {
 
 struct Inner<T, E> {
     value: RefCell<Option<Result<T, E>>>,
-    waiters: WaitQueue,
+    waiters: Queue,
 }
 
 impl<T, E> Clone for AsyncResult<T, E> {
@@ -44,7 +44,7 @@ impl<T, E> Default for AsyncResult<T, E> {
         AsyncResult {
             inner: Rc::new(Inner {
                 value: RefCell::new(None),
-                waiters: WaitQueue::new("async result"),
+                waiters: Queue::new("async result"),
             }),
         }
     }

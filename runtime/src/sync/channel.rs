@@ -7,8 +7,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::queue::Queue;
 use super::{deadline, WaitError};
-use crate::park::WaitQueue;
 
 /// A queue of values: `send` parks while a bounded channel is full, `recv`
 /// parks while it is empty. `close` wakes everyone: senders get their value
@@ -37,8 +37,8 @@ struct Inner<T> {
     /// `None` for an unbounded channel.
     capacity: Option<usize>,
     closed: Cell<bool>,
-    receivers: WaitQueue,
-    senders: WaitQueue,
+    receivers: Queue,
+    senders: Queue,
 }
 
 /// Why a send or receive did not happen.
@@ -117,8 +117,8 @@ impl<T> Channel<T> {
                 items: RefCell::new(VecDeque::new()),
                 capacity,
                 closed: Cell::new(false),
-                receivers: WaitQueue::new("channel recv"),
-                senders: WaitQueue::new("channel send"),
+                receivers: Queue::new("channel recv"),
+                senders: Queue::new("channel send"),
             }),
         }
     }

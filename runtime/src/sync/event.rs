@@ -5,8 +5,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::queue::Queue;
 use super::{wait_while, WaitError};
-use crate::park::WaitQueue;
 
 /// A flag: `wait` parks until it is set; `set` wakes every waiter.
 ///
@@ -26,14 +26,14 @@ pub struct Event {
 
 struct Inner {
     set: Cell<bool>,
-    waiters: WaitQueue,
+    waiters: Queue,
 }
 
 impl Default for Inner {
     fn default() -> Self {
         Inner {
             set: Cell::new(false),
-            waiters: WaitQueue::new("event"),
+            waiters: Queue::new("event"),
         }
     }
 }

@@ -16,6 +16,7 @@ mod async_result;
 mod channel;
 mod event;
 mod mutex;
+pub(crate) mod queue;
 mod remote;
 mod semaphore;
 mod wait_group;
@@ -32,7 +33,7 @@ pub use wait_group::WaitGroup;
 use std::fmt;
 use std::time::{Duration, Instant};
 
-use crate::park::Outcome;
+use crate::hub::park::Outcome;
 
 /// Why a wait on a primitive ended without what it waited for.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -74,7 +75,7 @@ impl WaitError {
 /// Parks on `queue` while `blocked()` holds, at most `timeout` in all: the
 /// wait loop of every primitive whose waiters only watch a condition.
 pub(crate) fn wait_while(
-    queue: &crate::park::WaitQueue,
+    queue: &queue::Queue,
     timeout: Option<Duration>,
     mut blocked: impl FnMut() -> bool,
 ) -> Result<(), WaitError> {

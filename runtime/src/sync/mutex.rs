@@ -5,8 +5,8 @@ use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
+use super::queue::Queue;
 use super::{deadline, WaitError};
-use crate::park::WaitQueue;
 
 /// A lock a coroutine may hold while it parks (say, across a socket write):
 /// other coroutines that want it park until it is released; the hub and
@@ -35,7 +35,7 @@ use crate::park::WaitQueue;
 pub struct Mutex<T> {
     locked: Cell<bool>,
     value: RefCell<T>,
-    waiters: WaitQueue,
+    waiters: Queue,
 }
 
 impl<T> Mutex<T> {
@@ -44,7 +44,7 @@ impl<T> Mutex<T> {
         Mutex {
             locked: Cell::new(false),
             value: RefCell::new(value),
-            waiters: WaitQueue::new("mutex"),
+            waiters: Queue::new("mutex"),
         }
     }
 

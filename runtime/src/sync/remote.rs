@@ -1,4 +1,11 @@
-//! [`remote_channel`]: values sent from other OS threads to a coroutine.
+//! [`remote_channel`]: values sent from other OS threads to coroutines.
+//!
+//! The receiver is `Send`: it may move to another hub, and several
+//! coroutines (of one hub or several) may wait on it at once. So each
+//! parked receiver registers its own waiter *with its own hub's inbox*, in a
+//! FIFO; a send wakes the first, through that inbox. A receiver that was
+//! woken but leaves without a value (its timeout, a kill) wakes the next, so
+//! no value waits while a receiver sleeps.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -6,8 +13,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use super::{deadline, ChannelError, WaitError};
-use crate::park::{current_waiter, park, WaitOn, Waiter};
+use crate::hub::park::{kill_unwind, Outcome, WaitOn};
 use crate::remote::Handle;
+use crate::sched::{NoPark, Waiter};
+use crate::sources::inbox::Inbox;
 
 /// A channel whose sender is `Send` (it may live on any thread) and whose
 /// receiver is a coroutine of this hub, which parks in `recv` without
@@ -22,7 +31,7 @@ pub fn remote_channel<T: Send>() -> (RemoteSender<T>, RemoteReceiver<T>) {
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
             items: VecDeque::new(),
-            waiter: None,
+            waiters: VecDeque::new(),
             senders: 1,
             receiver_alive: true,
         }),
@@ -40,8 +49,9 @@ struct Shared<T> {
 
 struct State<T> {
     items: VecDeque<T>,
-    /// The receiving coroutine, while it is parked in `recv`.
-    waiter: Option<Waiter>,
+    /// Receiving coroutines parked in `recv`, each with its hub's inbox, in
+    /// arrival order.
+    waiters: VecDeque<(Arc<Inbox>, Waiter)>,
     senders: usize,
     receiver_alive: bool,
 }
@@ -63,14 +73,14 @@ impl<T> RemoteSender<T> {
     /// receiver is gone.
     pub fn send(&self, value: T) -> Result<(), T> {
         let mut state = self.shared.lock();
-        if !state.receiver_alive || !self.handle.is_open() {
+        if !state.receiver_alive {
             return Err(value);
         }
         state.items.push_back(value);
-        let waiter = state.waiter.take();
+        let first = state.waiters.pop_front();
         drop(state);
-        if let Some(waiter) = waiter {
-            self.handle.remote().wake(waiter);
+        if let Some((inbox, waiter)) = first {
+            inbox.wake_waiter(waiter);
         }
         Ok(())
     }
@@ -90,14 +100,14 @@ impl<T> Drop for RemoteSender<T> {
     fn drop(&mut self) {
         let mut state = self.shared.lock();
         state.senders -= 1;
-        let waiter = if state.senders == 0 {
-            state.waiter.take()
+        let waiters = if state.senders == 0 {
+            std::mem::take(&mut state.waiters)
         } else {
-            None
+            VecDeque::new()
         };
         drop(state);
-        if let Some(waiter) = waiter {
-            self.handle.remote().wake(waiter);
+        for (inbox, waiter) in waiters {
+            inbox.wake_waiter(waiter);
         }
     }
 }
@@ -108,8 +118,9 @@ impl<T> fmt::Debug for RemoteSender<T> {
     }
 }
 
-/// The receiving side of a [`remote_channel`]: used by coroutines of the
-/// hub that created it.
+/// The receiving side of a [`remote_channel`]: `Send`, so it may be moved to
+/// another hub; any coroutine holding it may `recv`, and several may wait at
+/// once (each wakes through its own hub).
 pub struct RemoteReceiver<T> {
     shared: Arc<Shared<T>>,
 }
@@ -142,18 +153,58 @@ impl<T> RemoteReceiver<T> {
                 Err(ChannelError::Empty) => {}
                 done => return done,
             }
-            let waiter = current_waiter().ok_or(ChannelError::Wait(WaitError::CannotWait))?;
+            let hub = crate::context::hub().ok_or(ChannelError::Wait(WaitError::CannotWait))?;
+            let token = match hub.sched.token() {
+                Ok(token) => token,
+                Err(NoPark::Killed) => kill_unwind(),
+                Err(_) => return Err(ChannelError::Wait(WaitError::CannotWait)),
+            };
             {
                 // Re-check under the lock: a value may have arrived meanwhile.
                 let mut state = self.shared.lock();
                 if !state.items.is_empty() || state.senders == 0 {
                     continue;
                 }
-                state.waiter = Some(waiter);
+                state.waiters.push_back((hub.inbox.clone(), token.waiter()));
             }
-            let outcome = park(WaitOn::Remote, deadline);
-            self.shared.lock().waiter = None;
+            let mut leave = Leave {
+                shared: &self.shared,
+                waiter: token.waiter(),
+                notified: false,
+            };
+            let outcome = hub.park_with(token, WaitOn::Remote, deadline);
+            leave.notified = outcome == Outcome::Notified;
+            drop(leave);
             WaitError::from_outcome(outcome).map_err(ChannelError::Wait)?;
+        }
+    }
+}
+
+/// Takes a parked receiver's registration back when its park ends, even by
+/// a kill's unwinding. If a send had picked it (it is no longer queued) but
+/// its park ended otherwise (a timeout, a kill) while values remain, the
+/// next receiver is woken in its place.
+struct Leave<'a, T> {
+    shared: &'a Shared<T>,
+    waiter: Waiter,
+    /// The park ended in a wake: this receiver goes on to take a value.
+    notified: bool,
+}
+
+impl<T> Drop for Leave<'_, T> {
+    fn drop(&mut self) {
+        let mut state = self.shared.lock();
+        let before = state.waiters.len();
+        state.waiters.retain(|(_, w)| *w != self.waiter);
+        let picked = state.waiters.len() == before;
+        let next = if picked && !self.notified && !state.items.is_empty() {
+            state.waiters.pop_front()
+        } else {
+            None
+        };
+        drop(state);
+        if let Some((inbox, waiter)) = next {
+            inbox.wake_waiter(waiter);
         }
     }
 }

@@ -6,8 +6,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::queue::Queue;
 use super::{deadline, WaitError};
-use crate::park::WaitQueue;
 
 /// A counter of permits; `acquire` parks while none is free.
 ///
@@ -33,7 +33,7 @@ pub struct Semaphore {
 struct Inner {
     /// Free permits, including those spoken for by woken waiters.
     permits: Cell<usize>,
-    waiters: WaitQueue,
+    waiters: Queue,
 }
 
 impl Semaphore {
@@ -42,7 +42,7 @@ impl Semaphore {
         Semaphore {
             inner: Rc::new(Inner {
                 permits: Cell::new(permits),
-                waiters: WaitQueue::new("semaphore"),
+                waiters: Queue::new("semaphore"),
             }),
         }
     }

@@ -5,8 +5,8 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Duration;
 
+use super::queue::Queue;
 use super::{wait_while, WaitError};
-use crate::park::WaitQueue;
 
 /// A counter: `add` before starting work, `done` when each piece ends,
 /// `wait` parks until the count is back to zero.
@@ -31,7 +31,7 @@ pub struct WaitGroup {
 
 struct Inner {
     count: Cell<usize>,
-    waiters: WaitQueue,
+    waiters: Queue,
 }
 
 impl Default for WaitGroup {
@@ -39,7 +39,7 @@ impl Default for WaitGroup {
         WaitGroup {
             inner: Rc::new(Inner {
                 count: Cell::new(0),
-                waiters: WaitQueue::new("wait group"),
+                waiters: Queue::new("wait group"),
             }),
         }
     }

@@ -1,21 +1,14 @@
-//! Spawning and joining: the hub's per-coroutine entry, [`Builder`],
-//! [`spawn`], [`JoinHandle`] and the trampoline every coroutine starts in.
+//! Spawning and joining: [`Builder`], [`spawn`], [`JoinHandle`] and the
+//! trampoline every coroutine starts in.
 //!
-//! `spawn` takes a stack from the pool, wraps the closure in a trampoline,
-//! stores a [`Task`] in the hub's table and queues it; the hub resumes it
-//! later. The trampoline runs the closure under `catch_unwind`, so a panic or
-//! a kill stops that coroutine only; it then publishes the outcome in the
-//! shared [`JoinState`] and wakes whoever joins.
-//!
-//! ```text
-//!            spawn            hub resumes            park            wake
-//!   (none) ---------> Fresh -------------> Running -------> Parked ------> Ready
-//!                                           |  ^                            |
-//!                                  returns, |  +----------------------------+
-//!                         panics or killed  v         hub resumes
-//!                                         (gone: stack back to the pool)
-//! ```
-//!
+//! `spawn` asks the hub for a coroutine on a pooled stack (`Hub::spawn_raw`)
+//! whose body is the trampoline; the hub queues it and resumes it later. The
+//! trampoline runs the closure under `catch_unwind`, so a panic or a kill
+//! stops that coroutine only; it then publishes the outcome in the shared
+//! [`JoinState`], runs the links (a `Group` forgetting its member) and wakes
+//! whoever joins. A handle carries its hub's id: used after its hub is gone
+//! (a later `run` on the same thread), `kill` does nothing and `join`
+//! returns the recorded outcome, never touching the new hub's coroutines.
 //! See `docs/architecture.md`, "Coroutine states".
 
 use std::any::Any;
@@ -27,12 +20,9 @@ use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::coroutine::{Coro, Yielder, YielderPtr};
-use crate::hub;
-use crate::park::{KillSignal, Outcome, ParkedOn, WaitQueue, Wake};
-use crate::slab::Key;
-use crate::timeout::Scope;
-use crate::timer::TimerKey;
+use crate::hub::park::{KillSignal, Outcome};
+use crate::sched::{HubId, Key};
+use crate::sync::queue::Queue;
 
 /// Usable bytes of a coroutine stack unless the `Builder` says otherwise.
 ///
@@ -41,83 +31,6 @@ use crate::timer::TimerKey;
 /// Stacks are reserved with `MAP_NORESERVE`: untouched pages cost address
 /// space only, so generous is cheap.
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
-
-/// The hub's entry for one live coroutine.
-pub(crate) struct Task {
-    /// Unique for the hub's lifetime (keys are reused, ids are not).
-    pub(crate) id: u64,
-    pub(crate) name: Option<Rc<str>>,
-    /// The coroutine itself; `None` while it runs (the hub holds it then).
-    pub(crate) coro: Option<Coro>,
-    /// Set by the trampoline when the coroutine first runs.
-    pub(crate) yielder: Option<YielderPtr>,
-    /// Changed by the hub (Running, Ready) and by `park` (Parked).
-    pub(crate) state: State,
-    /// Sequence number of the current park; bumped by every successful wake.
-    pub(crate) seq: u64,
-    /// Why the last wake happened; set by the waker, taken by `park`.
-    pub(crate) wake: Option<Wake>,
-    /// Set by `kill`; the coroutine unwinds at its next park.
-    pub(crate) killed: bool,
-    /// Enclosing `timeout` scopes, innermost last.
-    pub(crate) scopes: Vec<Scope>,
-    /// The timer of the current park, if it has a deadline.
-    pub(crate) timer: Option<TimerKey>,
-    /// When the hub last resumed it (the hub's coarse clock), for `dump()`.
-    pub(crate) last_run: Instant,
-    /// Its stack's guard page, for the stack-overflow report.
-    pub(crate) guard: usize,
-    /// Its stack's base (top address), for `dump()`'s stack figure.
-    pub(crate) stack_base: usize,
-}
-
-/// Where a coroutine is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
-    /// Queued to run (spawned, woken, or yielding).
-    Ready,
-    /// Running now; exactly one coroutine at a time.
-    Running,
-    /// Suspended in `park`, waiting on a wake source.
-    Parked(ParkedOn),
-}
-
-impl Task {
-    pub(crate) fn display_name(&self) -> String {
-        match &self.name {
-            Some(name) => name.to_string(),
-            None => format!("coroutine-{}", self.id),
-        }
-    }
-
-    pub(crate) fn scope_deadline(&self) -> Option<Instant> {
-        self.scopes.iter().map(|scope| scope.deadline).min()
-    }
-
-    /// The park's deadline `due` passed: if it was a `timeout` scope's, mark
-    /// every scope due by then as elapsed.
-    pub(crate) fn expire(&mut self, due: Instant, scope: Option<Instant>) -> Outcome {
-        if scope.is_some_and(|scope| scope <= due) {
-            for scope in self.scopes.iter_mut().filter(|scope| scope.deadline <= due) {
-                scope.elapsed = true;
-            }
-            Outcome::Elapsed
-        } else {
-            Outcome::Deadline
-        }
-    }
-}
-
-impl fmt::Debug for Task {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Task")
-            .field("id", &self.id)
-            .field("name", &self.name)
-            .field("state", &self.state)
-            .field("killed", &self.killed)
-            .finish_non_exhaustive()
-    }
-}
 
 /// Why [`JoinHandle::join`] returned no value.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -157,15 +70,24 @@ enum Ending<T> {
 /// What `Group` and `wait_any` need of a coroutine, whatever it returns.
 pub(crate) trait Finish {
     fn is_finished(&self) -> bool;
-    fn joiners(&self) -> &WaitQueue;
+    fn joiners(&self) -> &Queue;
+    /// Runs `f` when the coroutine ends (at once if it has ended).
+    fn link(&self, f: Box<dyn FnOnce()>);
 }
 
 impl<T> Finish for JoinState<T> {
     fn is_finished(&self) -> bool {
         self.finished.get()
     }
-    fn joiners(&self) -> &WaitQueue {
+    fn joiners(&self) -> &Queue {
         &self.joiners
+    }
+    fn link(&self, f: Box<dyn FnOnce()>) {
+        if self.finished.get() {
+            f();
+        } else {
+            self.links.borrow_mut().push(f);
+        }
     }
 }
 
@@ -173,7 +95,9 @@ impl<T> Finish for JoinState<T> {
 struct JoinState<T> {
     ending: RefCell<Option<Ending<T>>>,
     finished: Cell<bool>,
-    joiners: WaitQueue,
+    joiners: Queue,
+    /// Run once when the coroutine ends, before joiners are woken.
+    links: RefCell<Vec<Box<dyn FnOnce()>>>,
 }
 
 /// Owns the right to join a coroutine: `join` waits for its value.
@@ -186,6 +110,7 @@ struct JoinState<T> {
 /// greenhub::run(|| assert_send(greenhub::spawn(|| ())));
 /// ```
 pub struct JoinHandle<T> {
+    hub: HubId,
     key: Key,
     id: u64,
     name: Option<Rc<str>>,
@@ -201,7 +126,8 @@ impl<T> JoinHandle<T> {
     ///
     /// # Panics
     ///
-    /// Panics when called outside a coroutine, where there is nothing to park.
+    /// Panics when called outside a coroutine while the coroutine has not
+    /// finished, where there is nothing to park.
     pub fn join(self) -> Result<T, JoinError> {
         self.wait()?;
         match self
@@ -212,7 +138,7 @@ impl<T> JoinHandle<T> {
             .expect("a finished coroutine has an ending")
         {
             Ending::Returned(value) => Ok(value),
-            Ending::Panicked(payload) => Err(JoinError::Panicked(panic_message(&*payload))),
+            Ending::Panicked(payload) => Err(JoinError::Panicked(crate::panic::message(&*payload))),
             Ending::Killed => Err(JoinError::Killed),
         }
     }
@@ -224,7 +150,8 @@ impl<T> JoinHandle<T> {
     ///
     /// # Panics
     ///
-    /// Panics when called outside a coroutine.
+    /// Panics when called outside a coroutine while the coroutine has not
+    /// finished.
     pub fn wait(&self) -> Result<(), JoinError> {
         self.wait_until(None)
     }
@@ -241,7 +168,7 @@ impl<T> JoinHandle<T> {
                 Outcome::Notified => {}
                 Outcome::Elapsed | Outcome::Deadline => return Err(JoinError::TimedOut),
                 Outcome::Deadlock(message) => return Err(JoinError::Deadlock(message)),
-                Outcome::Refused if !hub::in_coroutine() => {
+                Outcome::Refused if !crate::context::in_coroutine() => {
                     panic!("JoinHandle::join must be called from a coroutine")
                 }
                 Outcome::Refused => return Err(JoinError::Killed),
@@ -250,12 +177,19 @@ impl<T> JoinHandle<T> {
         Ok(())
     }
 
-    /// Asks the coroutine to exit: it unwinds (running its destructors) the
-    /// next time it parks, or at once if it is parked now; a coroutine that
-    /// has not started never runs. Returns at once; `join` then reports
-    /// [`JoinError::Killed`]. Does nothing if the coroutine has finished.
+    /// Asks the coroutine to exit: it unwinds (running its destructors) when
+    /// it next runs — a parked one is woken to do so, a woken or yielding
+    /// one unwinds when its turn comes, and one that has not started never
+    /// runs its closure. Returns at once; `join` then reports
+    /// [`JoinError::Killed`]. Does nothing if the coroutine has finished,
+    /// or if its hub is not this thread's running hub (a handle kept from an
+    /// earlier `run`: that coroutine was killed when its hub shut down).
     pub fn kill(&self) {
-        hub::with(|hub| hub.core.borrow_mut().kill(self.key));
+        crate::context::with(|hub| {
+            if hub.id == self.hub {
+                hub.sched.kill(self.key);
+            }
+        });
     }
 
     /// Whether the coroutine has ended (returned, panicked or been killed).
@@ -263,13 +197,18 @@ impl<T> JoinHandle<T> {
         self.state.finished.get()
     }
 
-    pub(crate) fn joiners(&self) -> &WaitQueue {
+    pub(crate) fn joiners(&self) -> &Queue {
         &self.state.joiners
     }
 
     /// The coroutine's id, unique within its hub.
     pub fn id(&self) -> u64 {
         self.id
+    }
+
+    /// The id of the hub the coroutine runs on.
+    pub fn hub_id(&self) -> HubId {
+        self.hub
     }
 
     /// The name given by [`Builder::name`], if any.
@@ -281,12 +220,12 @@ impl<T> JoinHandle<T> {
         self.key
     }
 
-    /// The coroutine's key and its join state, type-erased (for `Group`).
-    pub(crate) fn erased(&self) -> (Key, Rc<dyn Finish>)
+    /// The coroutine's identity and its join state, type-erased (for `Group`).
+    pub(crate) fn erased(&self) -> (HubId, Key, Rc<dyn Finish>)
     where
         T: 'static,
     {
-        (self.key, self.state.clone())
+        (self.hub, self.key, self.state.clone())
     }
 
     /// `run`'s ending: main's value, or its panic propagated.
@@ -302,6 +241,7 @@ impl<T> JoinHandle<T> {
 impl<T> fmt::Debug for JoinHandle<T> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JoinHandle")
+            .field("hub", &self.hub)
             .field("id", &self.id)
             .field("name", &self.name)
             .field("finished", &self.is_finished())
@@ -345,43 +285,16 @@ impl Builder {
     {
         let name: Option<Rc<str>> = self.name.map(Rc::from);
         let size = self.stack_size.unwrap_or(DEFAULT_STACK_SIZE);
-        hub::with(|hub| {
-            let stack = hub.stacks.borrow_mut().get(size)?;
-            let (guard, stack_base) = (stack.guard(), stack.base());
+        crate::context::with(|hub| {
             let state = Rc::new(JoinState {
                 ending: RefCell::new(None),
                 finished: Cell::new(false),
-                joiners: WaitQueue::new("join"),
+                joiners: Queue::new("join"),
+                links: RefCell::new(Vec::new()),
             });
-            let coro = Coro::with_stack(stack, trampoline(f, state.clone(), name.clone()));
-            let mut core = hub.core.borrow_mut();
-            let id = core.next_id;
-            core.next_id += 1;
-            let clock = core.clock;
-            let key = core.tasks.insert(Task {
-                id,
-                name: name.clone(),
-                coro: Some(coro),
-                yielder: None,
-                state: State::Ready,
-                seq: 0,
-                wake: None,
-                killed: false,
-                scopes: Vec::new(),
-                timer: None,
-                last_run: clock,
-                guard,
-                stack_base,
-            });
-            if let Some(monitor) = &hub.monitor {
-                monitor.named(
-                    id,
-                    name.as_deref()
-                        .map_or_else(|| format!("coroutine-{id}"), str::to_owned),
-                );
-            }
-            core.fresh.push_back(key);
+            let (key, id) = hub.spawn_raw(name.clone(), size, trampoline(f, state.clone()))?;
             Ok(JoinHandle {
+                hub: hub.id,
                 key,
                 id,
                 name,
@@ -414,57 +327,39 @@ where
         .unwrap_or_else(|err| panic!("greenhub::spawn: {err}"))
 }
 
-/// The first and last frame of every coroutine.
-fn trampoline<F, T>(
-    f: F,
-    state: Rc<JoinState<T>>,
-    name: Option<Rc<str>>,
-) -> impl FnOnce(&Yielder, ()) + 'static
+/// The first and last frame of every coroutine. Everything that can run user
+/// code (the closure, its drop when killed before starting, the links) runs
+/// inside `catch_unwind`, so a kill signal or a panic never escapes it and
+/// the join state is always completed.
+fn trampoline<F, T>(f: F, state: Rc<JoinState<T>>) -> impl FnOnce() + 'static
 where
     F: FnOnce() -> T + 'static,
     T: 'static,
 {
-    move |yielder: &Yielder, ()| {
-        let (killed, id) = hub::with(|hub| {
-            let mut core = hub.core.borrow_mut();
-            let key = core.current.expect("a coroutine starts as the current one");
-            let task = core
-                .tasks
-                .get_mut(key)
-                .expect("a starting coroutine exists");
-            task.yielder = Some(YielderPtr::new(yielder));
-            (task.killed, task.id)
-        })
-        .unwrap_or((true, 0));
-        let ending = if killed {
-            drop(f);
-            Ending::Killed
-        } else {
-            match panic::catch_unwind(AssertUnwindSafe(f)) {
-                Ok(value) => Ending::Returned(value),
-                Err(payload) if payload.is::<KillSignal>() => Ending::Killed,
-                Err(payload) => {
-                    let who = name
-                        .as_deref()
-                        .map_or_else(|| format!("coroutine-{id}"), str::to_owned);
-                    log::error!("coroutine '{who}' panicked: {}", panic_message(&*payload));
-                    Ending::Panicked(payload)
-                }
+    move || {
+        let killed = crate::context::with(|hub| hub.sched.current_killed()).unwrap_or(true);
+        let outcome = panic::catch_unwind(AssertUnwindSafe(move || {
+            if killed {
+                drop(f); // a kill before the first run: the closure never runs
+                None
+            } else {
+                Some(f())
             }
+        }));
+        let ending = match outcome {
+            Ok(Some(value)) => Ending::Returned(value),
+            Ok(None) => Ending::Killed,
+            Err(payload) if payload.is::<KillSignal>() => Ending::Killed,
+            Err(payload) => Ending::Panicked(payload), // reported by the panic hook
         };
         *state.ending.borrow_mut() = Some(ending);
         state.finished.set(true);
+        let links = std::mem::take(&mut *state.links.borrow_mut());
+        for link in links {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(link)) {
+                drop(payload); // reported by the panic hook
+            }
+        }
         state.joiners.notify_all();
-    }
-}
-
-/// The text of a panic payload (`&str` or `String`), as `std` prints it.
-pub(crate) fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
     }
 }

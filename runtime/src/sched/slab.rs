@@ -1,5 +1,5 @@
-//! A slab with generations: the storage behind the hub's coroutine table and
-//! its socket token table.
+//! A slab with generations: the storage behind the task table, the
+//! reactor's token table and the wait queues' lists.
 //!
 //! Both tables hand out keys that outlive the entry they name: a timer or a
 //! readiness event can still carry the key of a coroutine that finished, or of
@@ -52,7 +52,7 @@ impl<T> Default for Slab<T> {
 }
 
 impl<T> Slab<T> {
-    pub(crate) fn new() -> Self {
+    pub(crate) const fn new() -> Self {
         Slab {
             slots: Vec::new(),
             free: Vec::new(),

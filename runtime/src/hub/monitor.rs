@@ -6,6 +6,8 @@
 //! switch counter and the running coroutine's id); the monitor thread samples
 //! them every quarter of the threshold. Names are recorded at spawn, only
 //! when the monitor is on. When off, the switch path pays one `is_some` test.
+//! The warning goes to the `log` crate when a logger takes warnings, and to
+//! stderr otherwise, so it is never lost for want of a logger.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -104,15 +106,24 @@ fn watch(shared: &Shared) {
                         .get(&running)
                         .cloned()
                         .unwrap_or_else(|| format!("coroutine-{running}"));
-                    log::warn!(
+                    warn(&format!(
                         "coroutine '{name}' (id {running}) has run for {} ms without parking, blocking its hub \
                          (max_blocking_time {} ms)",
                         ran.as_millis(),
                         shared.threshold.as_millis()
-                    );
+                    ));
                 }
             }
             _ => seen = Some((switch, Instant::now(), false)),
         }
+    }
+}
+
+/// A warning through `log` if a logger takes it, else on stderr.
+fn warn(message: &str) {
+    if log::log_enabled!(log::Level::Warn) {
+        log::warn!("{message}");
+    } else {
+        eprintln!("greenhub: {message}");
     }
 }

@@ -1,0 +1,270 @@
+//! `park`: the only way a coroutine blocks. Sleep, socket waits, join,
+//! helper-thread waits and every wait queue are built on it.
+//!
+//! # The protocol
+//!
+//! 1. The coroutine takes a [`ParkToken`] (`Sched::token`): the identity of
+//!    this park. A source on another thread (a helper job, a remote channel)
+//!    is given the token's waiter *before* the park.
+//! 2. [`Hub::park_with`] adds the innermost enclosing `timeout` scope's
+//!    deadline, registers the waiter with the one wake source ([`WaitOn`]) and,
+//!    if there is a deadline, with the timer queue, then suspends to the hub.
+//!    A socket side that is ready already (the reactor's cached readiness)
+//!    ends the park at once with `Notified`, without suspending.
+//! 3. Whoever fires first makes it ready through `Sched::wake`: the socket's
+//!    readiness, the queue's `notify_one`, the timer, a `kill`, or the hub's
+//!    deadlock report. The wake moves the task out of `Parked`, so every
+//!    other source's wake for this park is ignored.
+//! 4. Back in the park, the coroutine cancels what lost the race (its timer,
+//!    its registration with the source), then drops the token, which retires
+//!    the park's seq: no waiter of this park can ever wake a later one. Then
+//!    it returns an [`Outcome`], or, if it was killed, unwinds with a kill
+//!    signal.
+//!
+//! Every exit path goes through step 4's drop, including the early ones (a
+//! deadline already passed, a killed or unwinding caller). A wake cannot
+//! arrive before the park: everything runs on one thread, and the hub fires
+//! sources only while the coroutine is suspended. Wakes can be spurious (a
+//! readiness event for bytes another reader took), so callers re-check their
+//! condition and park again. A coroutine that is unwinding (killed or
+//! panicking) never suspends: it gets [`Outcome::Refused`], because the
+//! thread's panic state is shared by every coroutine on it. See
+//! `docs/architecture.md`, "Parking".
+
+use std::time::Instant;
+
+use super::Hub;
+use crate::sched::{Key, NoPark, ParkToken, ParkedOn, State, Wake};
+use crate::sources::reactor::{Direction, Reactor};
+use crate::sources::timers::TimerKey;
+use crate::sources::wait_queue::{Entry, WaitQueue};
+
+/// The wake source a coroutine parks on.
+#[derive(Debug)]
+pub(crate) enum WaitOn<'a> {
+    /// Readiness of a registered socket in one direction.
+    Io(&'a Reactor, Key, Direction),
+    /// A wait queue: join, and the synchronisation primitives.
+    Queue(&'a WaitQueue),
+    /// Several wait queues at once (`wait_any`); any one wakes the coroutine.
+    Queues(&'a [&'a WaitQueue]),
+    /// Only the deadline: `sleep`.
+    Deadline,
+    /// A job on a helper thread, which holds the waiter: `unblock`.
+    Unblock,
+    /// Another OS thread, which holds the waiter: a remote channel.
+    Remote,
+}
+
+/// How a park ended, as its caller sees it.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// The wake source fired (perhaps spuriously: re-check and park again).
+    Notified,
+    /// The deadline passed to the park itself passed.
+    Deadline,
+    /// The deadline of an enclosing `timeout` scope passed.
+    Elapsed,
+    /// Nothing can ever wake this coroutine; the message names who waits.
+    Deadlock(String),
+    /// The caller may not park: it is not a coroutine, or it is unwinding.
+    Refused,
+}
+
+/// The payload a killed coroutine unwinds with; caught by its trampoline.
+#[derive(Debug)]
+pub(crate) struct KillSignal;
+
+/// Where a park registered, so that it can take the registrations back.
+enum Registered<'a> {
+    Nothing,
+    Io(&'a Reactor, Key, Direction),
+    Queue(&'a WaitQueue, Entry),
+    Queues(Vec<(&'a WaitQueue, Entry)>),
+    Remote,
+}
+
+impl Hub {
+    /// Parks the running coroutine until `on` fires, `deadline` (or an
+    /// enclosing `timeout`'s) passes, it is killed, or a deadlock is detected.
+    pub(crate) fn park(&self, on: WaitOn<'_>, deadline: Option<Instant>) -> Outcome {
+        match self.sched.token() {
+            Ok(token) => self.park_with(token, on, deadline),
+            Err(refused) => refuse(refused),
+        }
+    }
+
+    /// [`park`](Self::park) with a token taken earlier (see the protocol).
+    pub(crate) fn park_with(
+        &self,
+        token: ParkToken<'_>,
+        on: WaitOn<'_>,
+        deadline: Option<Instant>,
+    ) -> Outcome {
+        let me = token.waiter();
+        let scope = self
+            .sched
+            .with_current(|task| task.scope_deadline())
+            .flatten();
+        let effective = min_deadline(deadline, scope);
+        if let Some(due) = effective {
+            if due <= Instant::now() {
+                return self.expire(due, scope);
+            }
+        }
+        let (registered, parked_on) = match on {
+            WaitOn::Io(reactor, key, dir) => {
+                if !reactor.add_waiter(key, dir, me) {
+                    return Outcome::Notified; // ready already, or gone: retry
+                }
+                let fd = reactor.fd(key).unwrap_or(-1);
+                let write = dir == Direction::Write;
+                (
+                    Registered::Io(reactor, key, dir),
+                    ParkedOn::Io { fd, write },
+                )
+            }
+            WaitOn::Queue(queue) => (
+                Registered::Queue(queue, queue.push(me, 0)),
+                ParkedOn::Queue(queue.label),
+            ),
+            WaitOn::Queues(queues) => {
+                let entries = queues
+                    .iter()
+                    .enumerate()
+                    .map(|(tag, queue)| (*queue, queue.push(me, tag)))
+                    .collect();
+                let label = queues.first().map_or("wait", |q| q.label);
+                (Registered::Queues(entries), ParkedOn::Queue(label))
+            }
+            WaitOn::Deadline => (Registered::Nothing, ParkedOn::Sleep),
+            WaitOn::Unblock => (Registered::Nothing, ParkedOn::Unblock),
+            WaitOn::Remote => {
+                self.parked_remote.set(self.parked_remote.get() + 1);
+                (Registered::Remote, ParkedOn::Remote)
+            }
+        };
+        let timer: Option<TimerKey> = effective.map(|due| self.timers.borrow_mut().insert(due, me));
+        self.sched.with_current(|task| {
+            task.state = State::Parked(parked_on);
+            task.parked_until = effective;
+        });
+
+        self.suspend();
+
+        let (wake, killed) = self
+            .sched
+            .with_current(|task| (task.wake.take(), task.killed))
+            .expect("a resumed coroutine exists");
+        let wake = wake.unwrap_or(Wake::Notified { from: 0 });
+        if let Some(timer) = timer {
+            if wake != Wake::Timer {
+                self.timers.borrow_mut().cancel(timer);
+            }
+        }
+        match registered {
+            Registered::Nothing => {}
+            Registered::Io(reactor, key, dir) => {
+                if !matches!(wake, Wake::Notified { .. }) {
+                    reactor.remove_waiter(key, dir, me);
+                }
+            }
+            Registered::Queue(queue, entry) => self.leave_queue(queue, entry, 0, &wake, killed),
+            Registered::Queues(entries) => {
+                for (tag, (queue, entry)) in entries.into_iter().enumerate() {
+                    self.leave_queue(queue, entry, tag, &wake, killed);
+                }
+            }
+            Registered::Remote => self.parked_remote.set(self.parked_remote.get() - 1),
+        }
+        let outcome = match wake {
+            Wake::Notified { .. } => Outcome::Notified,
+            Wake::Timer => self.expire(effective.expect("a timer wake has a deadline"), scope),
+            Wake::Killed => Outcome::Refused,
+            Wake::Deadlock(message) => Outcome::Deadlock(message),
+        };
+        drop(token);
+        if killed {
+            if std::thread::panicking() {
+                return Outcome::Refused;
+            }
+            kill_unwind();
+        }
+        outcome
+    }
+
+    /// Puts the running coroutine at the back of the run queue and suspends
+    /// (`yield_now`); a kill meanwhile unwinds it on return.
+    pub(crate) fn yield_now(&self) -> Outcome {
+        let token = match self.sched.token() {
+            Ok(token) => token,
+            Err(refused) => return refuse(refused),
+        };
+        self.sched.requeue_current(token.waiter().task);
+        self.suspend();
+        let killed = self.sched.current_killed();
+        drop(token);
+        if killed && !std::thread::panicking() {
+            kill_unwind();
+        }
+        Outcome::Notified
+    }
+
+    fn suspend(&self) {
+        let yielder = crate::sys::running::yielder().expect("a running coroutine has a yielder");
+        // SAFETY: the yielder is the running coroutine's own (the hub
+        // recorded it for this resume), and no borrow of hub state is held
+        // here: every borrow above ended with its statement.
+        unsafe { crate::sys::switch::suspend(yielder) };
+    }
+
+    /// Takes a registration back from `queue`. If this queue woke us, its
+    /// notification is now consumed, or, if we are about to die, passed on
+    /// so that no permit, message or lock hand-off is lost.
+    fn leave_queue(&self, queue: &WaitQueue, entry: Entry, tag: usize, wake: &Wake, killed: bool) {
+        if queue.remove(entry) {
+            return; // still registered here: this queue did not wake us
+        }
+        if *wake == (Wake::Notified { from: tag }) {
+            queue.consumed();
+            if killed {
+                queue.notify_one(&self.sched);
+            }
+        }
+    }
+
+    /// The park's deadline `due` passed: if it was a `timeout` scope's, mark
+    /// every scope due by then as elapsed.
+    fn expire(&self, due: Instant, scope: Option<Instant>) -> Outcome {
+        if scope.is_none_or(|scope| scope > due) {
+            return Outcome::Deadline;
+        }
+        self.sched.with_current(|task| {
+            for scope in task.scopes.iter_mut().filter(|s| s.deadline <= due) {
+                scope.elapsed = true;
+            }
+        });
+        Outcome::Elapsed
+    }
+}
+
+/// The outcome for a caller that may not park.
+fn refuse(refused: NoPark) -> Outcome {
+    match refused {
+        NoPark::Killed => kill_unwind(),
+        NoPark::NotCoroutine | NoPark::Unwinding => Outcome::Refused,
+    }
+}
+
+/// Unwinds the killed running coroutine to its trampoline.
+pub(crate) fn kill_unwind() -> ! {
+    // resume_unwind skips the panic hook: a kill is not an error to report.
+    std::panic::resume_unwind(Box::new(KillSignal))
+}
+
+fn min_deadline(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}

@@ -1,0 +1,288 @@
+//! The scheduler layer: who exists, who may run next, and the identity of a
+//! park. It knows nothing of sockets, timers or the hub's loop; the layer
+//! above (`sources/`) hands it waiters to wake, and the hub asks it what to
+//! resume.
+//!
+//! - A task is addressed by a generation-checked [`Key`] into the task slab;
+//!   every long-lived handle also carries the [`HubId`] of its hub, so a key
+//!   from one `run` never names a coroutine of the next.
+//! - A [`Waiter`] is one park of one task: its key and the park's `seq`. It
+//!   is valid while the task is parked with that seq. Every park ends by
+//!   retiring its seq ([`ParkToken`]'s drop), whatever the exit: woken,
+//!   deadline already passed, killed, or refused. A stale waiter's wake is
+//!   ignored, so a source that still holds one can do no harm.
+//! - Two run queues: `woken` (by a timer, readiness, a queue or a kill) runs
+//!   ahead of `fresh` (spawned or yielding), with a streak limit so spawns are
+//!   not starved. A cron coroutine is not stuck behind 10,000 new spawns.
+//!
+//! Every method borrows the tables for its own duration only and calls no
+//! code outside this module, so none can be re-entered under a borrow.
+
+mod slab;
+mod task;
+
+pub(crate) use slab::{Key, Slab};
+pub(crate) use task::{display_name, ParkedOn, Scope, State, Task, Wake};
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// Which hub something belongs to: unique in the process, never reused.
+///
+/// Every handle that outlives a call (a `JoinHandle`, a socket) carries its
+/// hub's id, so using it on another hub (a later `greenhub::run` on the same
+/// thread) is detected instead of touching whatever now has the same key.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct HubId(u64);
+
+impl HubId {
+    /// A fresh id (ids start at 1).
+    pub(crate) fn next() -> HubId {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        HubId(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A fixed id for unit tests of the sources.
+    #[cfg(test)]
+    pub(crate) fn for_tests() -> HubId {
+        HubId(0)
+    }
+
+    /// The id as a number, for logs.
+    pub fn as_u64(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for HubId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "hub-{}", self.0)
+    }
+}
+
+/// One park of one coroutine: its hub, the key of its task and the park's
+/// sequence number. Wake sources store it; a wake with a retired `seq`, or
+/// handed to another hub's scheduler, is ignored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Waiter {
+    pub(crate) hub: HubId,
+    pub(crate) task: Key,
+    pub(crate) seq: u64,
+}
+
+/// Why the running coroutine may not park.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NoPark {
+    /// The caller is not a coroutine of this hub.
+    NotCoroutine,
+    /// The caller is unwinding (killed or panicking): suspending would
+    /// leave the thread's panic state to the next coroutine.
+    Unwinding,
+    /// The caller was killed: it must unwind now.
+    Killed,
+}
+
+/// Woken coroutines run before fresh spawns, but at most this many in a row
+/// while spawns wait.
+const WOKEN_STREAK: u32 = 64;
+
+/// The task table and the run queues of one hub.
+#[derive(Debug)]
+pub(crate) struct Sched {
+    pub(crate) hub: HubId,
+    /// Every live coroutine. An entry is added by spawn and removed by the
+    /// hub when its coroutine returns; keys in queues and waiters may be stale.
+    pub(crate) tasks: RefCell<Slab<Task>>,
+    /// Coroutines woken by a timer, readiness, a wait queue or a kill, in wake
+    /// order. Invariant: each key here names a task in state `Ready`.
+    woken: RefCell<VecDeque<Key>>,
+    /// Coroutines spawned or yielding, not resumed yet. Same invariant.
+    fresh: RefCell<VecDeque<Key>>,
+    /// Woken coroutines run in a row while `fresh` was not empty.
+    woken_streak: Cell<u32>,
+    /// The coroutine running now; `None` while the hub's loop runs.
+    current: Cell<Option<Key>>,
+    /// Resumes since the hub started.
+    pub(crate) switches: Cell<u64>,
+    /// The next coroutine id handed out.
+    next_id: Cell<u64>,
+}
+
+impl Sched {
+    pub(crate) fn new(hub: HubId) -> Sched {
+        Sched {
+            hub,
+            tasks: RefCell::new(Slab::new()),
+            woken: RefCell::new(VecDeque::new()),
+            fresh: RefCell::new(VecDeque::new()),
+            woken_streak: Cell::new(0),
+            current: Cell::new(None),
+            switches: Cell::new(0),
+            next_id: Cell::new(0),
+        }
+    }
+
+    /// Adds a spawned coroutine's entry (its `id` is filled in here) and
+    /// queues it to run.
+    pub(crate) fn insert(&self, mut task: Task) -> (Key, u64) {
+        let id = self.next_id.get();
+        self.next_id.set(id + 1);
+        task.id = id;
+        task.state = State::Ready;
+        let key = self.tasks.borrow_mut().insert(task);
+        self.fresh.borrow_mut().push_back(key);
+        (key, id)
+    }
+
+    /// Coroutines spawned since the hub started.
+    pub(crate) fn spawned(&self) -> u64 {
+        self.next_id.get()
+    }
+
+    /// The running coroutine, if a coroutine (not the loop) runs.
+    pub(crate) fn current(&self) -> Option<Key> {
+        self.current.get()
+    }
+
+    pub(crate) fn set_current(&self, key: Option<Key>) {
+        self.current.set(key);
+    }
+
+    /// Makes a parked coroutine runnable, if `waiter` still names its current
+    /// park; a stale waiter is ignored (false).
+    pub(crate) fn wake(&self, waiter: Waiter, wake: Wake) -> bool {
+        if waiter.hub != self.hub {
+            return false;
+        }
+        let mut tasks = self.tasks.borrow_mut();
+        let Some(task) = tasks.get_mut(waiter.task) else {
+            return false;
+        };
+        if task.seq != waiter.seq || !matches!(task.state, State::Parked(_)) {
+            return false;
+        }
+        task.state = State::Ready;
+        task.wake = Some(wake);
+        drop(tasks);
+        self.woken.borrow_mut().push_back(waiter.task);
+        true
+    }
+
+    /// Marks a coroutine killed and wakes it if it is parked; it unwinds when
+    /// it next returns from (or enters) a park, or never starts. A key of
+    /// another hub or of a finished coroutine finds nothing.
+    pub(crate) fn kill(&self, key: Key) {
+        let waiter = {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(task) = tasks.get_mut(key) else {
+                return;
+            };
+            task.killed = true;
+            Waiter {
+                hub: self.hub,
+                task: key,
+                seq: task.seq,
+            }
+        };
+        self.wake(waiter, Wake::Killed);
+    }
+
+    /// Puts the running coroutine at the back of the fresh queue (`yield_now`).
+    pub(crate) fn requeue_current(&self, key: Key) {
+        if let Some(task) = self.tasks.borrow_mut().get_mut(key) {
+            task.state = State::Ready;
+            task.wake = Some(Wake::Notified { from: 0 });
+        }
+        self.fresh.borrow_mut().push_back(key);
+    }
+
+    /// The next coroutine to resume.
+    pub(crate) fn next_runnable(&self) -> Option<Key> {
+        let mut woken = self.woken.borrow_mut();
+        if woken.is_empty() || self.woken_streak.get() >= WOKEN_STREAK {
+            if let Some(key) = self.fresh.borrow_mut().pop_front() {
+                self.woken_streak.set(0);
+                return Some(key);
+            }
+        }
+        let key = woken.pop_front()?;
+        self.woken_streak.set(self.woken_streak.get() + 1);
+        Some(key)
+    }
+
+    /// Whether any coroutine is queued to run.
+    pub(crate) fn runnable(&self) -> bool {
+        !self.woken.borrow().is_empty() || !self.fresh.borrow().is_empty()
+    }
+
+    /// The running coroutine's park token: the identity of the park it is
+    /// about to make. Refused when the caller is no coroutine of this hub,
+    /// is unwinding, or was killed.
+    pub(crate) fn token(&self) -> Result<ParkToken<'_>, NoPark> {
+        let key = self.current.get().ok_or(NoPark::NotCoroutine)?;
+        if std::thread::panicking() {
+            return Err(NoPark::Unwinding);
+        }
+        let tasks = self.tasks.borrow();
+        let task = tasks.get(key).ok_or(NoPark::NotCoroutine)?;
+        if task.killed {
+            return Err(NoPark::Killed);
+        }
+        Ok(ParkToken {
+            sched: self,
+            waiter: Waiter {
+                hub: self.hub,
+                task: key,
+                seq: task.seq,
+            },
+        })
+    }
+
+    /// Whether the running coroutine was killed.
+    pub(crate) fn current_killed(&self) -> bool {
+        self.current
+            .get()
+            .and_then(|key| self.tasks.borrow().get(key).map(|task| task.killed))
+            .unwrap_or(false)
+    }
+
+    /// Runs `f` on the running coroutine's entry.
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&mut Task) -> R) -> Option<R> {
+        let key = self.current.get()?;
+        let mut tasks = self.tasks.borrow_mut();
+        tasks.get_mut(key).map(f)
+    }
+}
+
+/// The identity of one park of the running coroutine, handed out by
+/// [`Sched::token`] and consumed by the park.
+///
+/// Its waiter may be given to wake sources (a helper thread, a remote
+/// channel) before the park. Dropping the token retires the seq, whatever
+/// path the park took: so no early exit (a deadline that has already passed,
+/// a kill, an error before suspending) can leave a waiter that still wakes
+/// the coroutine's *next* park.
+#[derive(Debug)]
+pub(crate) struct ParkToken<'a> {
+    sched: &'a Sched,
+    waiter: Waiter,
+}
+
+impl ParkToken<'_> {
+    /// The waiter a wake source stores.
+    pub(crate) fn waiter(&self) -> Waiter {
+        self.waiter
+    }
+}
+
+impl Drop for ParkToken<'_> {
+    fn drop(&mut self) {
+        if let Some(task) = self.sched.tasks.borrow_mut().get_mut(self.waiter.task) {
+            if task.seq == self.waiter.seq {
+                task.seq += 1;
+            }
+        }
+    }
+}

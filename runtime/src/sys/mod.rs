@@ -1,0 +1,16 @@
+//! The bottom layer: everything the runtime asks of the machine, and all of
+//! its `unsafe` code. It knows nothing of tasks or hubs.
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `stack.rs` | stacks carved from big regions, 64 KiB guard bands, pooling and trimming |
+//! | `switch.rs` | the corosensei coroutine type and `suspend` |
+//! | `running.rs` | the running coroutine's record; the SIGSEGV handler that names a coroutine that overflowed its stack |
+//! | `os.rs` | page size, `listen` backlog, `mincore` |
+//!
+//! The poller is mio's, used as it is (safe) by `sources/reactor.rs`.
+
+pub(crate) mod os;
+pub(crate) mod running;
+pub(crate) mod stack;
+pub(crate) mod switch;

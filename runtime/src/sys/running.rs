@@ -1,0 +1,146 @@
+//! The running coroutine's record, and the stack overflow report built on it.
+//!
+//! The hub writes one thread-local record per resume: the coroutine's guard
+//! band, its name and its yielder. The park suspends through that yielder
+//! (`hub/park.rs`); the SIGSEGV handler below reads the guard and the name.
+//!
+//! A coroutine that recurses too deep touches its guard band and the kernel
+//! raises SIGSEGV. Rust's own handler only recognises the guard pages of OS
+//! threads, so without help the process would die with a bare "Segmentation
+//! fault". The hub records, on each resume, the running coroutine's guard band
+//! and name in a thread-local; the handler below (installed once, running on
+//! the alternate signal stack std gives every thread) compares the faulting
+//! address with that band, writes "coroutine 'NAME' has overflowed its
+//! stack" and aborts. Any other fault goes to the handler that was there
+//! before (std's), as if ours did not exist.
+
+use std::cell::Cell;
+use std::ptr;
+
+use super::stack::GUARD_BYTES;
+use super::switch::YielderPtr;
+
+/// The running coroutine as this thread's signal handler and park see it:
+/// its guard band's low address (0 while the hub itself runs), its name (the
+/// bytes of an `Rc<str>` its task owns) and its yielder.
+#[derive(Clone, Copy)]
+struct Running {
+    guard: usize,
+    name: *const u8,
+    len: usize,
+    yielder: Option<YielderPtr>,
+}
+
+const IDLE: Running = Running {
+    guard: 0,
+    name: ptr::null(),
+    len: 0,
+    yielder: None,
+};
+
+thread_local! {
+    static RUNNING: Cell<Running> = const { Cell::new(IDLE) };
+}
+
+/// Records the coroutine about to run: one thread-local write per resume.
+/// `yielder` is `None` for a coroutine that has not started; it records its
+/// own with [`started`].
+pub(crate) fn entering(guard: usize, name: Option<&str>, yielder: Option<YielderPtr>) {
+    let (name, len) = name.map_or((ptr::null(), 0), |name| (name.as_ptr(), name.len()));
+    RUNNING.with(|r| {
+        r.set(Running {
+            guard,
+            name,
+            len,
+            yielder,
+        })
+    });
+}
+
+/// A coroutine's first frame records its yielder.
+pub(crate) fn started(yielder: YielderPtr) {
+    RUNNING.with(|r| {
+        let mut running = r.get();
+        running.yielder = Some(yielder);
+        r.set(running);
+    });
+}
+
+/// The running coroutine's yielder, for `suspend`.
+pub(crate) fn yielder() -> Option<YielderPtr> {
+    RUNNING.with(|r| r.get().yielder)
+}
+
+/// The hub runs again: returns the yielder of the coroutine that ran, for
+/// the hub to keep until its next resume.
+pub(crate) fn leaving() -> Option<YielderPtr> {
+    RUNNING.with(|r| r.replace(IDLE).yielder)
+}
+
+/// The handler that was installed before ours, for faults that are not ours.
+static PREVIOUS: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
+
+/// Installs the stack-overflow reporter (once per process).
+pub(crate) fn install_overflow_handler() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: sigaction reads our fully initialised struct and writes the
+        // previous one into `old`, both owned here; the handler only makes
+        // async-signal-safe calls.
+        unsafe {
+            let mut action: libc::sigaction = std::mem::zeroed();
+            action.sa_sigaction = on_segv as *const () as usize;
+            action.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut action.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(libc::SIGSEGV, &action, &mut old) == 0 {
+                let _ = PREVIOUS.set(old);
+            }
+        }
+    });
+}
+
+extern "C" fn on_segv(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
+    let addr = unsafe { (*info).si_addr() } as usize;
+    let Running {
+        guard, name, len, ..
+    } = RUNNING.with(|r| r.get());
+    if guard != 0 && addr >= guard && addr < guard + GUARD_BYTES {
+        let write = |bytes: &[u8]| {
+            // SAFETY: write(2) on stderr with a valid buffer is async-signal-safe.
+            unsafe { libc::write(2, bytes.as_ptr().cast(), bytes.len()) };
+        };
+        write(b"\ncoroutine '");
+        if name.is_null() {
+            write(b"(unnamed)");
+        } else {
+            // SAFETY: the name belongs to the running coroutine's task, which
+            // lives until the coroutine returns; it cannot have returned.
+            write(unsafe { std::slice::from_raw_parts(name, len) });
+        }
+        write(b"' has overflowed its stack\nfatal runtime error: stack overflow in a greenhub coroutine, aborting\n");
+        // SAFETY: abort is async-signal-safe.
+        unsafe { libc::abort() };
+    }
+    // Not a coroutine's guard page: hand the fault to the previous handler.
+    if let Some(previous) = PREVIOUS.get() {
+        let handler = previous.sa_sigaction;
+        if handler != libc::SIG_DFL && handler != libc::SIG_IGN {
+            if previous.sa_flags & libc::SA_SIGINFO != 0 {
+                // SAFETY: the previous handler was installed with SA_SIGINFO,
+                // so it has this signature; we pass the kernel's arguments on.
+                let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                    unsafe { std::mem::transmute(handler) };
+                return f(signal, info, context);
+            }
+            // SAFETY: a plain handler takes only the signal number.
+            let f: extern "C" fn(libc::c_int) = unsafe { std::mem::transmute(handler) };
+            return f(signal);
+        }
+    }
+    // No handler before ours: restore the default action and return, so the
+    // faulting instruction runs again and the kernel kills the process.
+    // SAFETY: resetting a signal to SIG_DFL is async-signal-safe.
+    unsafe { libc::signal(signal, libc::SIG_DFL) };
+}

@@ -1,0 +1,304 @@
+//! Coroutine stacks: carved from big `mmap`ed regions, each below a guard
+//! band, pooled for reuse and trimmed when the pool holds many.
+//!
+//! The hub calls [`StackPool::get`] when a coroutine is spawned and
+//! [`StackPool::put`] when it finishes.
+//!
+//! ```text
+//!   one region (mmap, MAP_NORESERVE, read/write: a single memory mapping)
+//!   low addresses                                                  high addresses
+//!   +--------------+------------------+--------------+------------------+-----
+//!   | guard 64 KiB | stack 0  <-grows | guard 64 KiB | stack 1  <-grows | ...
+//!   +--------------+------------------+--------------+------------------+-----
+//!   ^ limit(0)                base(0) ^ limit(1)                base(1)
+//! ```
+//!
+//! The guard band is installed with `madvise(MADV_GUARD_INSTALL)` (Linux
+//! 6.13): touching it faults like a `PROT_NONE` page, but it costs no memory
+//! and does not split the mapping, so a million stacks cost a handful of
+//! mappings. It is 64 KiB, not one page, because a frame bigger than the band
+//! (C code compiled without stack probes) could otherwise jump over it into
+//! the stack below, which belongs to another live coroutine. On an older
+//! kernel `madvise` fails with `EINVAL` and the pool falls back to
+//! `mprotect(PROT_NONE)`, which splits the region at every guard: two
+//! mappings per stack, so `vm.max_map_count` (65530 by default) caps the
+//! process at about 32,000 stacks there.
+//!
+//! A pooled stack keeps the pages its last coroutine touched. So that 2,000
+//! coroutines that each went 100 KiB deep do not pin 200 MiB after they end,
+//! a stack returned while [`KEEP_WARM`] stacks of its size are already pooled
+//! has everything but its top [`WARM_BYTES`] released (`MADV_DONTNEED`; the
+//! guard band survives it). The common spawn-and-join cycle reuses a warm
+//! stack and never pays for the `madvise`.
+//!
+//! Invariant: a region is unmapped only when the pool is dropped, and the hub
+//! drops every coroutine before its stack pool. See
+//! `docs/coroutines-and-stacks.md`.
+
+use std::io;
+use std::num::NonZeroUsize;
+use std::ptr;
+
+use corosensei::stack::StackPointer;
+
+use super::os::page_size;
+
+/// `madvise` advice that installs guard pages without splitting the mapping
+/// (Linux 6.13+; not yet named by the libc crate).
+const MADV_GUARD_INSTALL: libc::c_int = 102;
+
+/// The guard band below each stack. Any frame smaller than this that runs off
+/// the stack faults; Rust code probes every page of bigger frames anyway.
+pub(crate) const GUARD_BYTES: usize = 64 * 1024;
+
+/// Stacks carved from one region: enough to amortise the mmap, few enough that
+/// a program with ten coroutines does not reserve much address space.
+const REGION_BYTES: usize = 16 << 20;
+const MAX_STACKS_PER_REGION: usize = 64;
+
+/// Pooled stacks of one size kept with all their touched pages; stacks
+/// returned beyond this are trimmed. 64 deep stacks of 128 KiB pin 8 MiB at
+/// most, and a burst of up to 64 concurrent spawns reuses warm stacks.
+const KEEP_WARM: usize = 64;
+
+/// The top of a trimmed stack that stays resident: the trampoline's frames
+/// and a typical request path (the BRPOP path uses about 1.4 KB).
+const WARM_BYTES: usize = 8 * 1024;
+
+/// One coroutine stack: `[limit, base)`, the lowest [`GUARD_BYTES`] being the
+/// guard band.
+#[derive(Debug)]
+pub(crate) struct Stack {
+    base: StackPointer,
+    limit: StackPointer,
+}
+
+impl Stack {
+    /// The lowest address of the guard band.
+    pub(crate) fn guard(&self) -> usize {
+        self.limit.get()
+    }
+
+    /// The highest address of the stack (where it starts growing down).
+    pub(crate) fn base(&self) -> usize {
+        self.base.get()
+    }
+
+    /// Usable bytes, guard band excluded.
+    fn size(&self) -> usize {
+        self.base.get() - self.limit.get() - GUARD_BYTES
+    }
+}
+
+// SAFETY: `base` and `limit` bound a page-aligned (so 16-byte aligned) range
+// inside a live read/write region whose lowest GUARD_BYTES are a guard band;
+// the range belongs to exactly one `Stack` value, and regions outlive every
+// coroutine (the hub drops its coroutines before its `StackPool`).
+unsafe impl corosensei::stack::Stack for Stack {
+    fn base(&self) -> StackPointer {
+        self.base
+    }
+    fn limit(&self) -> StackPointer {
+        self.limit
+    }
+}
+
+/// One `mmap`ed region carved into stacks; unmapped when the pool drops.
+#[derive(Debug)]
+struct Region {
+    addr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: `addr`/`len` are exactly what mmap returned, and no stack
+        // carved from the region is in use (see the module invariants).
+        unsafe { libc::munmap(self.addr, self.len) };
+    }
+}
+
+/// How guard bands are made; decided by the first region.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Guard {
+    Untested,
+    Madvise,
+    Mprotect,
+}
+
+/// Finished coroutines' stacks, kept for the next spawn of the same size.
+#[derive(Debug)]
+pub(crate) struct StackPool {
+    /// Free stacks by usable size; a handful of sizes at most, so a Vec.
+    free: Vec<(usize, Vec<Stack>)>,
+    regions: Vec<Region>,
+    guard: Guard,
+    /// Stacks carved so far (free or in use).
+    carved: usize,
+}
+
+impl StackPool {
+    pub(crate) fn new() -> Self {
+        StackPool {
+            free: Vec::new(),
+            regions: Vec::new(),
+            guard: Guard::Untested,
+            carved: 0,
+        }
+    }
+
+    /// A stack with at least `size` usable bytes: a pooled one if any.
+    pub(crate) fn get(&mut self, size: usize) -> io::Result<Stack> {
+        let size = size
+            .max(corosensei::stack::MIN_STACK_SIZE)
+            .next_multiple_of(page_size());
+        if let Some(stack) = self.free_list(size).pop() {
+            return Ok(stack);
+        }
+        self.carve_region(size)?;
+        Ok(self
+            .free_list(size)
+            .pop()
+            .expect("a fresh region has stacks"))
+    }
+
+    /// Returns a finished coroutine's stack to the pool, trimming it when
+    /// enough warm stacks of its size are pooled already.
+    pub(crate) fn put(&mut self, stack: Stack) {
+        let size = stack.size();
+        let list = self.free_list(size);
+        if list.len() >= KEEP_WARM {
+            trim(&stack);
+        }
+        list.push(stack);
+    }
+
+    /// Stacks waiting in the pool for reuse.
+    pub(crate) fn pooled(&self) -> usize {
+        self.free.iter().map(|(_, list)| list.len()).sum()
+    }
+
+    /// Stacks carved in all (pooled plus in use).
+    pub(crate) fn carved(&self) -> usize {
+        self.carved
+    }
+
+    fn free_list(&mut self, size: usize) -> &mut Vec<Stack> {
+        let at = match self.free.iter().position(|(s, _)| *s == size) {
+            Some(at) => at,
+            None => {
+                self.free.push((size, Vec::new()));
+                self.free.len() - 1
+            }
+        };
+        &mut self.free[at].1
+    }
+
+    fn carve_region(&mut self, size: usize) -> io::Result<()> {
+        let slot = size + GUARD_BYTES;
+        let count = (REGION_BYTES / slot).clamp(1, MAX_STACKS_PER_REGION);
+        let len = slot * count;
+        // SAFETY: an anonymous private mapping at an address of the kernel's
+        // choosing touches no existing memory.
+        let addr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        if addr == libc::MAP_FAILED {
+            return Err(map_error("mmap", len, io::Error::last_os_error()));
+        }
+        let region = Region { addr, len };
+        let mut stacks = Vec::with_capacity(count);
+        for i in 0..count {
+            let low = addr as usize + i * slot;
+            self.install_guard(low as *mut libc::c_void)?;
+            stacks.push(Stack {
+                base: NonZeroUsize::new(low + slot).expect("mmap never returns null"),
+                limit: NonZeroUsize::new(low).expect("mmap never returns null"),
+            });
+        }
+        self.regions.push(region);
+        self.carved += count;
+        // Hand out the lowest addresses first.
+        stacks.reverse();
+        self.free_list(size).extend(stacks);
+        Ok(())
+    }
+
+    fn install_guard(&mut self, low: *mut libc::c_void) -> io::Result<()> {
+        if self.guard != Guard::Mprotect {
+            // SAFETY: `low..low + GUARD_BYTES` lies inside a region we just
+            // mapped and that nothing uses yet; a guard only makes it fault.
+            let rc = unsafe { libc::madvise(low, GUARD_BYTES, MADV_GUARD_INSTALL) };
+            if rc == 0 {
+                self.guard = Guard::Madvise;
+                return Ok(());
+            }
+            let err = io::Error::last_os_error();
+            if self.guard == Guard::Madvise || err.raw_os_error() != Some(libc::EINVAL) {
+                return Err(map_error("madvise(MADV_GUARD_INSTALL)", GUARD_BYTES, err));
+            }
+            self.guard = Guard::Mprotect;
+        }
+        // SAFETY: as above; PROT_NONE on part of our own unused region.
+        let rc = unsafe { libc::mprotect(low, GUARD_BYTES, libc::PROT_NONE) };
+        if rc == 0 {
+            Ok(())
+        } else {
+            Err(map_error(
+                "mprotect",
+                GUARD_BYTES,
+                io::Error::last_os_error(),
+            ))
+        }
+    }
+}
+
+/// Releases the pages of a pooled stack below its warm top.
+fn trim(stack: &Stack) {
+    let low = stack.guard() + GUARD_BYTES;
+    let high = stack.base() - WARM_BYTES;
+    if high > low {
+        // SAFETY: `[low, high)` is the usable part of a stack no coroutine
+        // runs on (it is being pooled); MADV_DONTNEED on private anonymous
+        // memory only makes the next touch read zeroes. The guard band below
+        // `low` is not in the range.
+        unsafe { libc::madvise(low as *mut libc::c_void, high - low, libc::MADV_DONTNEED) };
+    }
+}
+
+fn map_error(call: &str, len: usize, err: io::Error) -> io::Error {
+    io::Error::new(
+        err.kind(),
+        format!(
+            "cannot allocate a coroutine stack: {call} of {len} bytes failed ({err}); \
+             the process may have reached vm.max_map_count \
+             (see /proc/sys/vm/max_map_count) or its memory limit"
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stacks_are_reused_and_sized_in_whole_pages() {
+        let mut pool = StackPool::new();
+        let stack = pool.get(10_000).unwrap();
+        assert_eq!(stack.size() % page_size(), 0);
+        assert!(stack.size() >= 10_000);
+        let carved = pool.carved();
+        let base = stack.base;
+        pool.put(stack);
+        let again = pool.get(10_000).unwrap();
+        assert_eq!(again.base, base, "the pool hands the freed stack back");
+        assert_eq!(pool.carved(), carved, "no new region for a pooled size");
+    }
+}
