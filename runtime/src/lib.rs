@@ -39,9 +39,9 @@
 //!
 //! | layer | folder / file | role |
 //! | --- | --- | --- |
-//! | API | `spawn.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `net/`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`net`], [`sync`], [`Group`], [`stats`], [`dump`] |
+//! | API | `run.rs`, `spawn.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `net/`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`net`], [`sync`], [`Group`], [`stats`], [`dump`] |
 //! | context | `context.rs` | the one thread-local, read once per public call to find the hub |
-//! | hub | `hub/` | [`run`] and the loop, the park protocol (`hub/park.rs`), the blocking monitor |
+//! | hub | `hub/` | the loop, the park protocol (`hub/park.rs`), the blocking monitor |
 //! | sources | `sources/` | the reactor (cached readiness), timers, wait queues, the cross-thread inbox, helper lanes |
 //! | sched | `sched/` | task ids with their hub's id and a generation, run queues, the park token |
 //! | sys | `sys/` | stacks, the context switch, the overflow handler: all the `unsafe` |
@@ -55,6 +55,7 @@ mod hub;
 pub mod net;
 mod panic;
 mod remote;
+mod run;
 mod sched;
 mod sources;
 mod spawn;
@@ -67,8 +68,8 @@ mod unblock;
 
 pub use debug::{dump, CoroutineInfo, Dump};
 pub use group::{wait_all, wait_any, Group, Pool};
-pub use hub::{default_max_helpers, run, HubBuilder};
 pub use remote::{handle, Handle, HubClosed};
+pub use run::{default_max_helpers, run, HubBuilder};
 pub use sched::HubId;
 pub use spawn::{spawn, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
 pub use stats::{current, current_name, hub_id, stats, Current, CurrentName, Stats};

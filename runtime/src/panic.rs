@@ -8,7 +8,6 @@
 //! panics elsewhere go to the previous hook unchanged. A kill unwinds with
 //! `resume_unwind`, which skips every hook: it is not an error.
 
-use std::any::Any;
 use std::panic::{self, PanicHookInfo};
 use std::sync::Once;
 
@@ -51,27 +50,6 @@ fn report_coroutine_panic(name: &str, info: &PanicHookInfo<'_>) {
     };
     eprintln!(
         "coroutine '{name}' panicked{location}:\n{}{backtrace}",
-        message(info.payload())
+        crate::hub::panic_message(info.payload())
     );
-}
-
-/// The text of a panic payload (`&str` or `String`), as `std` prints it.
-pub(crate) fn message(payload: &(dyn Any + Send)) -> String {
-    if let Some(text) = payload.downcast_ref::<&str>() {
-        (*text).to_owned()
-    } else if let Some(text) = payload.downcast_ref::<String>() {
-        text.clone()
-    } else {
-        "Box<dyn Any>".to_owned()
-    }
-}
-
-/// An error of the runtime itself that no caller can receive: through `log`
-/// when a logger takes errors, on stderr otherwise.
-pub(crate) fn report(message: &str) {
-    if log::log_enabled!(log::Level::Error) {
-        log::error!("greenhub: {message}");
-    } else {
-        eprintln!("greenhub: {message}");
-    }
 }

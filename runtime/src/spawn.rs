@@ -138,7 +138,9 @@ impl<T> JoinHandle<T> {
             .expect("a finished coroutine has an ending")
         {
             Ending::Returned(value) => Ok(value),
-            Ending::Panicked(payload) => Err(JoinError::Panicked(crate::panic::message(&*payload))),
+            Ending::Panicked(payload) => {
+                Err(JoinError::Panicked(crate::hub::panic_message(&*payload)))
+            }
             Ending::Killed => Err(JoinError::Killed),
         }
     }

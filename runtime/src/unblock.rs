@@ -17,9 +17,8 @@ use std::io;
 use std::panic::{self, AssertUnwindSafe};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use crate::hub::park::{kill_unwind, WaitOn};
+use crate::hub::park::{cannot_wait, kill_unwind, outcome_to_io, WaitOn};
 use crate::hub::Hub;
-use crate::net::outcome_to_io;
 use crate::sched::NoPark;
 use crate::sources::helpers::Lane;
 
@@ -68,7 +67,7 @@ where
     let token = match hub.sched.token() {
         Ok(token) => token,
         Err(NoPark::Killed) => kill_unwind(),
-        Err(_) => return Err(crate::net::cannot_wait("unblock")),
+        Err(_) => return Err(cannot_wait("unblock")),
     };
     let slot = Arc::new(Mutex::new(None));
     let (result, inbox, waiter) = (slot.clone(), hub.inbox.clone(), token.waiter());

@@ -92,3 +92,83 @@ fn a_wake_posted_by_the_last_remote_sender_is_not_taken_for_a_deadlock() {
     });
     assert_eq!(got, Ok(5));
 }
+
+/// Regression: a `RemoteReceiver` moved to another hub registered its
+/// waiter with the hub that created it, and `recv_timeout` timed out with a
+/// value queued.
+#[test]
+fn a_remote_receiver_moved_to_another_hub_is_woken_there() {
+    let (tx_out, rx_out) = std::sync::mpsc::channel();
+    let creator = std::thread::spawn(move || {
+        greenhub::run(move || {
+            let (tx, rx) = remote_channel::<&'static str>();
+            tx_out.send((tx, rx)).unwrap();
+        })
+    });
+    let (tx, rx) = rx_out.recv().unwrap();
+    creator.join().unwrap();
+    let receiver = std::thread::spawn(move || {
+        greenhub::run(move || {
+            let sender = std::thread::spawn(move || {
+                std::thread::sleep(Duration::from_millis(20));
+                tx.send("across hubs").unwrap();
+            });
+            let got = rx.recv_timeout(Duration::from_secs(10));
+            sender.join().unwrap();
+            got
+        })
+    });
+    assert_eq!(receiver.join().unwrap(), Ok("across hubs"));
+}
+
+/// Regression: the receiver held one waiter, so of two coroutines waiting
+/// on one receiver, one lost its wake.
+#[test]
+fn two_coroutines_waiting_on_one_remote_receiver_both_get_a_value() {
+    let mut got = greenhub::run(|| {
+        let (tx, rx) = remote_channel::<u32>();
+        let rx = std::rc::Rc::new(rx);
+        let waiters: Vec<_> = (0..2)
+            .map(|_| {
+                let rx = rx.clone();
+                greenhub::spawn(move || rx.recv_timeout(Duration::from_secs(10)))
+            })
+            .collect();
+        greenhub::yield_now(); // both parked
+        let sender = std::thread::spawn(move || {
+            tx.send(1).unwrap();
+            tx.send(2).unwrap();
+        });
+        let got: Vec<u32> = waiters
+            .into_iter()
+            .map(|w| w.join().unwrap().unwrap())
+            .collect();
+        sender.join().unwrap();
+        got
+    });
+    got.sort();
+    assert_eq!(got, [1, 2]);
+}
+
+/// A burst of posts from another thread, far more than the poller's event
+/// batch: every one arrives, in order (the inbox wakes the hub once per
+/// drain, not once per post).
+#[test]
+fn a_hundred_thousand_remote_messages_all_arrive_in_order() {
+    let last = greenhub::run(|| {
+        let (tx, rx) = remote_channel::<u32>();
+        let sender = std::thread::spawn(move || {
+            for n in 0..100_000 {
+                tx.send(n).unwrap();
+            }
+        });
+        let mut expected = 0;
+        while let Ok(n) = rx.recv() {
+            assert_eq!(n, expected);
+            expected += 1;
+        }
+        sender.join().unwrap();
+        expected
+    });
+    assert_eq!(last, 100_000);
+}

@@ -87,3 +87,37 @@ fn wait_any_returns_the_first_to_finish_and_wait_all_waits_for_every_one() {
         );
     });
 }
+
+/// Regression: a group kept every finished member, and its return value,
+/// until `len()` was called, so an accept loop leaked one entry per
+/// connection; and a value whose `Drop` called `group.len()` panicked.
+#[test]
+fn finished_members_leave_the_group_with_their_values_at_once() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    struct Counted(Rc<Cell<usize>>, Rc<greenhub::Group>);
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            let _ = self.1.len(); // must not panic
+            self.0.set(self.0.get() + 1);
+        }
+    }
+    let (dropped_before_len, len) = greenhub::run(|| {
+        let dropped = Rc::new(Cell::new(0));
+        let group = Rc::new(greenhub::Group::new());
+        let done = greenhub::sync::WaitGroup::new();
+        for _ in 0..1000 {
+            let (dropped, inner, done) = (dropped.clone(), group.clone(), done.clone());
+            done.add(1);
+            drop(group.spawn(move || {
+                done.done();
+                Counted(dropped, inner)
+            }));
+        }
+        done.wait().unwrap();
+        greenhub::yield_now(); // let the last members return
+        (dropped.get(), group.len())
+    });
+    assert_eq!(dropped_before_len, 1000);
+    assert_eq!(len, 0);
+}

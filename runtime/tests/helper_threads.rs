@@ -153,3 +153,32 @@ fn unblock_while_the_hub_shuts_down_is_an_error_not_a_hang() {
         "{outcome}"
     );
 }
+
+/// Name resolution has its own lane: a host-name connect completes while
+/// every `unblock` helper is busy.
+#[test]
+fn a_host_name_resolves_while_every_helper_thread_is_busy() {
+    let reply = greenhub::HubBuilder::new().max_helpers(1).run(|| {
+        let (release, blocked) = std::sync::mpsc::channel::<()>();
+        let busy = greenhub::spawn(move || {
+            greenhub::unblock(move || blocked.recv_timeout(Duration::from_secs(30))).unwrap()
+        });
+        greenhub::yield_now();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = greenhub::spawn(move || {
+            let (mut conn, _) = listener.accept().unwrap();
+            conn.write_all(b"ok").unwrap();
+        });
+        let mut conn = TcpStream::connect(("localhost", port))
+            .or_else(|_| TcpStream::connect(format!("localhost:{port}")))
+            .unwrap();
+        let mut reply = String::new();
+        conn.read_to_string(&mut reply).unwrap();
+        server.join().unwrap();
+        release.send(()).unwrap();
+        busy.join().unwrap().unwrap();
+        reply
+    });
+    assert_eq!(reply, "ok");
+}

@@ -3,7 +3,9 @@
 
 mod util;
 
+use std::cell::RefCell;
 use std::io::Read;
+use std::rc::Rc;
 use std::time::Duration;
 
 use greenhub::net::UnixStream;
@@ -119,4 +121,56 @@ fn when_main_returns_the_survivors_are_killed_and_unwound() {
     let mut dropped = dropped.take();
     dropped.sort();
     assert_eq!(dropped, ["a", "b", "never started"]);
+}
+
+/// Regression: a kill before the first run dropped the closure outside the
+/// trampoline's `catch_unwind`; a `Drop` in it that parked sent the kill
+/// signal out of the coroutine, and `join` reported a false deadlock.
+#[test]
+fn a_kill_before_the_first_run_of_a_closure_whose_drop_parks_is_a_clean_kill() {
+    struct SleepsOnDrop(Rc<RefCell<Vec<&'static str>>>);
+    impl Drop for SleepsOnDrop {
+        fn drop(&mut self) {
+            self.0.borrow_mut().push("dropped");
+            // The coroutine is killed: this park unwinds the drop at once.
+            greenhub::sleep(Duration::from_secs(3600));
+            self.0.borrow_mut().push("slept");
+        }
+    }
+    let log = util::journal();
+    let seen = log.clone();
+    let outcome = greenhub::run(move || {
+        let guard = SleepsOnDrop(seen);
+        let victim = greenhub::spawn(move || {
+            let _guard = guard;
+            "ran"
+        });
+        victim.kill();
+        victim.join()
+    });
+    assert_eq!(outcome, Err(greenhub::JoinError::Killed));
+    assert_eq!(*log.borrow(), ["dropped"]);
+}
+
+/// A kill while the victim is woken but not yet resumed unwinds it when its
+/// turn comes, and the value it was woken for is passed on.
+#[test]
+fn a_kill_while_woken_unwinds_and_passes_the_wake_on() {
+    let (first, second) = greenhub::run(|| {
+        let channel = greenhub::sync::Channel::<u32>::unbounded();
+        let victim = {
+            let channel = channel.clone();
+            greenhub::spawn(move || channel.recv())
+        };
+        let other = {
+            let channel = channel.clone();
+            greenhub::spawn(move || channel.recv())
+        };
+        greenhub::yield_now(); // both parked, victim first
+        channel.send(1).unwrap(); // wakes the victim
+        victim.kill(); // before it runs
+        (victim.join().map(|_| ()), other.join().unwrap())
+    });
+    assert_eq!(first, Err(greenhub::JoinError::Killed));
+    assert_eq!(second, Ok(1));
 }

@@ -377,3 +377,32 @@ fn a_receiver_nobody_can_send_to_is_reported_as_a_deadlock_by_name() {
         "{message}"
     );
 }
+
+/// Regression: a wait queue removed a timed-out waiter by scanning, so
+/// 40,000 waiters timing out on one `Event` took quadratic time. Now each
+/// removal is O(1); this checks they all time out and the queue is left
+/// empty (the time is measured by `bench`, not here).
+#[test]
+fn forty_thousand_waiters_timing_out_on_one_event_all_time_out() {
+    let (timed_out, set_after) = greenhub::run(|| {
+        let event = greenhub::sync::Event::new();
+        let waiters: Vec<_> = (0..40_000)
+            .map(|_| {
+                let event = event.clone();
+                greenhub::Builder::new()
+                    .stack_size(16 * 1024)
+                    .spawn(move || event.wait_timeout(std::time::Duration::from_millis(20)))
+                    .unwrap()
+            })
+            .collect();
+        let timed_out = waiters
+            .into_iter()
+            .map(|w| w.join().unwrap())
+            .filter(|r| matches!(r, Err(greenhub::sync::WaitError::TimedOut)))
+            .count();
+        event.set();
+        (timed_out, greenhub::stats().parked_other)
+    });
+    assert_eq!(timed_out, 40_000);
+    assert_eq!(set_after, 0);
+}

@@ -56,6 +56,9 @@ const POLL_INTERVAL: Duration = Duration::from_millis(1);
 const EVENTS_CAPACITY: usize = 1024;
 /// The token of the inbox's waker.
 const INBOX_TOKEN: Token = Token(usize::MAX);
+/// The stack of a coroutine spawned from another thread (`Handle::spawn`):
+/// the default size (see `DEFAULT_STACK_SIZE` in `spawn.rs`).
+const REMOTE_STACK_SIZE: usize = 128 * 1024;
 /// Helper threads kept for name resolution, apart from user jobs, so a
 /// `connect("host:port")` never queues behind a slow `unblock` closure.
 const RESOLVER_THREADS: usize = 2;
@@ -99,9 +102,12 @@ pub(crate) struct Hub {
 }
 
 impl Hub {
-    fn new(options: &HubBuilder) -> std::io::Result<Hub> {
+    /// A hub with the options of `HubBuilder` (`run.rs`).
+    pub(crate) fn new(
+        max_blocking_time: Option<Duration>,
+        max_helpers: usize,
+    ) -> std::io::Result<Hub> {
         crate::sys::running::install_overflow_handler();
-        crate::panic::install_hook();
         let id = HubId::next();
         let poll = Poll::new()?;
         let registry = poll.registry().try_clone()?;
@@ -113,12 +119,12 @@ impl Hub {
             reactor: Rc::new(Reactor::new(id, registry)),
             timers: RefCell::new(Timers::default()),
             inbox,
-            helpers: Lane::new("helper", options.max_helpers),
+            helpers: Lane::new("helper", max_helpers),
             resolver: Lane::new("resolver", RESOLVER_THREADS),
             pending_unblock: Cell::new(0),
             parked_remote: Cell::new(0),
             stacks: RefCell::new(StackPool::new()),
-            monitor: options.max_blocking_time.map(Monitor::start).transpose()?,
+            monitor: max_blocking_time.map(Monitor::start).transpose()?,
             main: Cell::new(None),
             main_done: Cell::new(false),
             clock: Cell::new(now),
@@ -166,8 +172,10 @@ impl Hub {
         Ok((key, id))
     }
 
-    /// Runs coroutines until `main` returns, then kills and drains the rest.
-    fn run_loop(&self) {
+    /// Runs coroutines until the coroutine `main` returns, then kills and
+    /// drains the rest.
+    pub(crate) fn run_loop(&self, main: Key) {
+        self.main.set(Some(main));
         loop {
             let Some(key) = self.sched.next_runnable() else {
                 self.service(true);
@@ -278,8 +286,8 @@ impl Hub {
                     }
                 };
                 let name = Some(Rc::from("remote"));
-                if let Err(err) = self.spawn_raw(name, crate::DEFAULT_STACK_SIZE, body) {
-                    crate::panic::report(&format!(
+                if let Err(err) = self.spawn_raw(name, REMOTE_STACK_SIZE, body) {
+                    report(&format!(
                         "cannot spawn a coroutine sent from another thread: {err}"
                     ));
                 }
@@ -326,10 +334,10 @@ impl Hub {
             self.main_done.set(true);
         }
         if let Err(payload) = result {
-            crate::panic::report(&format!(
+            report(&format!(
                 "internal panic in coroutine {}: {}",
                 task.as_ref().map_or_else(String::new, Task::display_name),
-                crate::panic::message(&*payload)
+                panic_message(&*payload)
             ));
         }
         drop(task);
@@ -400,110 +408,23 @@ impl Hub {
     }
 }
 
-/// Starts a hub on this thread, runs `main` as its first coroutine (named
-/// `main`) and returns `main`'s value once it returns.
-///
-/// Everything `main` spawns runs in this thread, interleaved at parks. When
-/// `main` returns, every coroutine still alive is killed: it unwinds at its
-/// park, its destructors run, and then `run` returns. [`HubBuilder`] sets
-/// options; `run` uses the defaults (and the `GREENHUB_MAX_BLOCKING_MS`
-/// environment variable, see [`HubBuilder::max_blocking_time`]).
-///
-/// # Panics
-///
-/// Panics when called inside a running hub, when the poller cannot be created
-/// (for example when the process is out of file descriptors), and when `main`
-/// panics: its panic is propagated after the other coroutines were killed.
-///
-/// ```
-/// let answer = greenhub::run(|| {
-///     let worker = greenhub::spawn(|| 6 * 7);
-///     worker.join().unwrap()
-/// });
-/// assert_eq!(answer, 42);
-/// ```
-pub fn run<F, T>(main: F) -> T
-where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
-{
-    HubBuilder::new().run(main)
-}
-
-/// Options for a hub, then [`run`](HubBuilder::run).
-#[derive(Clone, Debug)]
-pub struct HubBuilder {
-    max_blocking_time: Option<Duration>,
-    max_helpers: usize,
-}
-
-impl Default for HubBuilder {
-    fn default() -> Self {
-        HubBuilder::new()
+/// The text of a panic payload (`&str` or `String`), as `std` prints it.
+pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "Box<dyn Any>".to_owned()
     }
 }
 
-/// The default bound on `unblock`'s helper threads: four per core, at least
-/// eight. Helpers mostly wait (on a disk, a DNS server, a C library), so
-/// more of them than cores is the point; the bound keeps a runaway burst
-/// from starting thousands of threads.
-pub fn default_max_helpers() -> usize {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    (cores * 4).max(8)
-}
-
-impl HubBuilder {
-    /// The defaults; `GREENHUB_MAX_BLOCKING_MS=N` in the environment turns
-    /// the blocking monitor on with a threshold of N milliseconds.
-    pub fn new() -> HubBuilder {
-        let from_env = std::env::var("GREENHUB_MAX_BLOCKING_MS")
-            .ok()
-            .and_then(|ms| ms.parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
-            .map(Duration::from_millis);
-        HubBuilder {
-            max_blocking_time: from_env,
-            max_helpers: default_max_helpers(),
-        }
-    }
-
-    /// Turns on the blocking monitor (gevent's `max_blocking_time`): a
-    /// thread that warns, naming any coroutine that runs longer than
-    /// `threshold` without parking (through `log` when a logger takes
-    /// warnings, on stderr otherwise). Off by default.
-    pub fn max_blocking_time(mut self, threshold: Duration) -> HubBuilder {
-        self.max_blocking_time = Some(threshold);
-        self
-    }
-
-    /// The most helper threads `unblock` may start (default
-    /// [`default_max_helpers`]); at least 1. Name resolution has two threads
-    /// of its own besides these.
-    pub fn max_helpers(mut self, threads: usize) -> HubBuilder {
-        self.max_helpers = threads.max(1);
-        self
-    }
-
-    /// Starts the hub on this thread and runs `main`; see [`run`].
-    pub fn run<F, T>(self, main: F) -> T
-    where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
-    {
-        assert!(
-            !crate::context::installed(),
-            "greenhub::run called inside a running hub"
-        );
-        let hub = Hub::new(&self)
-            .unwrap_or_else(|err| panic!("greenhub::run: cannot create the hub's poller: {err}"));
-        let hub = Rc::new(hub);
-        let _installed = crate::context::install(hub.clone());
-        let handle = crate::Builder::new()
-            .name("main")
-            .spawn(main)
-            .unwrap_or_else(|err| panic!("greenhub::run: cannot spawn main: {err}"));
-        hub.main.set(Some(handle.key()));
-        hub.run_loop();
-        handle.into_outcome()
+/// An error of the runtime itself that no caller can receive: through `log`
+/// when a logger takes errors, on stderr otherwise.
+pub(crate) fn report(message: &str) {
+    if log::log_enabled!(log::Level::Error) {
+        log::error!("greenhub: {message}");
+    } else {
+        eprintln!("greenhub: {message}");
     }
 }

@@ -210,12 +210,10 @@ impl Hub {
         Outcome::Notified
     }
 
+    /// Switches to the hub. No borrow of hub state is held here: every
+    /// borrow above ended with its statement.
     fn suspend(&self) {
-        let yielder = crate::sys::running::yielder().expect("a running coroutine has a yielder");
-        // SAFETY: the yielder is the running coroutine's own (the hub
-        // recorded it for this resume), and no borrow of hub state is held
-        // here: every borrow above ended with its statement.
-        unsafe { crate::sys::switch::suspend(yielder) };
+        crate::sys::switch::suspend();
     }
 
     /// Takes a registration back from `queue`. If this queue woke us, its
@@ -267,4 +265,31 @@ fn min_deadline(a: Option<Instant>, b: Option<Instant>) -> Option<Instant> {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
     }
+}
+
+/// The error a wait on a socket (or a helper job) gives when it did not end
+/// in readiness.
+pub(crate) fn outcome_to_io(outcome: Outcome, what: &'static str) -> std::io::Result<()> {
+    match outcome {
+        Outcome::Notified => Ok(()),
+        Outcome::Deadline => Err(timed_out(what)),
+        Outcome::Elapsed => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("{what} interrupted: greenhub::timeout elapsed"),
+        )),
+        Outcome::Deadlock(message) => Err(std::io::Error::other(message)),
+        Outcome::Refused => Err(cannot_wait(what)),
+    }
+}
+
+/// The error of an operation that would have to park where it may not.
+pub(crate) fn cannot_wait(what: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "{what} cannot wait: not in a coroutine, or the coroutine is unwinding (killed or panicking)"
+    ))
+}
+
+/// `ErrorKind::TimedOut`, naming the operation whose own timeout passed.
+pub(crate) fn timed_out(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::TimedOut, format!("{what} timed out"))
 }

@@ -25,8 +25,6 @@ pub use unix::{UnixListener, UnixStream};
 use std::io;
 use std::os::fd::AsRawFd;
 
-use crate::hub::park::Outcome;
-
 /// Pending connections a listener queues before the kernel drops SYNs. The
 /// standard library's 128 overflows when a thousand clients connect at once,
 /// and each dropped attempt waits a one-second TCP retransmit. The kernel caps
@@ -39,32 +37,7 @@ fn raise_backlog(listener: &impl AsRawFd) -> io::Result<()> {
     crate::sys::os::listen(listener.as_raw_fd(), LISTEN_BACKLOG)
 }
 
-/// The error a wait on a socket (or a helper job) gives when it did not end
-/// in readiness.
-pub(crate) fn outcome_to_io(outcome: Outcome, what: &'static str) -> io::Result<()> {
-    match outcome {
-        Outcome::Notified => Ok(()),
-        Outcome::Deadline => Err(timed_out(what)),
-        Outcome::Elapsed => Err(io::Error::new(
-            io::ErrorKind::TimedOut,
-            format!("{what} interrupted: greenhub::timeout elapsed"),
-        )),
-        Outcome::Deadlock(message) => Err(io::Error::other(message)),
-        Outcome::Refused => Err(cannot_wait(what)),
-    }
-}
-
-/// The error of an operation that would have to park where it may not.
-pub(crate) fn cannot_wait(what: &str) -> io::Error {
-    io::Error::other(format!(
-        "{what} cannot wait: not in a coroutine, or the coroutine is unwinding (killed or panicking)"
-    ))
-}
-
-/// `ErrorKind::TimedOut`, naming the operation whose own timeout passed.
-pub(crate) fn timed_out(what: &str) -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, format!("{what} timed out"))
-}
+pub(crate) use crate::hub::park::{outcome_to_io, timed_out};
 
 /// The error of a socket created on a thread that runs no hub.
 pub(crate) fn outside_hub() -> io::Error {

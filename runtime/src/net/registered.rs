@@ -101,6 +101,9 @@ impl<S: mio::event::Source> Registered<S> {
         drained: impl Fn(&R) -> bool,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
+        if crate::context::with(|hub| hub.id) != Some(self.reactor.hub) {
+            return Err(wrong_hub(what));
+        }
         // A timeout counts from the first park, as std's does from the call.
         let mut deadline = deadline;
         loop {
@@ -182,10 +185,10 @@ impl<S: mio::event::Source + fmt::Debug> fmt::Debug for Registered<S> {
     }
 }
 
-/// The error of a socket used on a hub other than the one it was made on.
+/// The error of a socket used outside the hub it was made on.
 fn wrong_hub(what: &str) -> io::Error {
     io::Error::other(format!(
-        "{what}: this socket belongs to another hub (one that has shut down, or \
-         runs on another thread); a socket works only on the hub it was created on"
+        "{what}: this socket belongs to another hub (one that has shut down); \
+         a socket works only inside the hub it was created on"
     ))
 }

@@ -3,6 +3,8 @@
 //!
 //! The hub resumes a [`Coro`] (`Hub::resume`); a coroutine gives control back
 //! only through [`suspend`], which the park protocol (`hub/park.rs`) calls.
+//! It suspends through the yielder in the running record (`running.rs`), so
+//! no caller can hand it another coroutine's.
 
 use super::stack::Stack;
 
@@ -28,13 +30,15 @@ impl YielderPtr {
 
 /// Suspends the running coroutine until the hub resumes it.
 ///
-/// # Safety
+/// # Panics
 ///
-/// `yielder` must belong to the coroutine that is running on this thread right
-/// now, and no `RefCell` borrow of hub state may be held across the call.
-pub(crate) unsafe fn suspend(yielder: YielderPtr) {
-    // SAFETY: by this function's contract we are on the coroutine that owns
-    // the yielder, so it has not returned and its stack (where the yielder
-    // lives) is valid for the whole call.
+/// Panics when no coroutine runs on this thread (the hub's own code).
+pub(crate) fn suspend() {
+    let yielder = super::running::yielder().expect("only a running coroutine can suspend");
+    // SAFETY: the running record holds the yielder of the coroutine the hub
+    // resumed on this thread (`running::entering`, or `started` by its first
+    // frame), and we are on that coroutine's stack: it has not returned, so
+    // its yielder, which lives at the base of that stack, is valid for the
+    // whole call.
     unsafe { (*yielder.0).suspend(()) }
 }

@@ -1,0 +1,115 @@
+//! [`run`] and [`HubBuilder`]: turn the calling thread into a hub and run
+//! `main` on it (the hub itself is `hub/`).
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::hub::Hub;
+
+/// Starts a hub on this thread, runs `main` as its first coroutine (named
+/// `main`) and returns `main`'s value once it returns.
+///
+/// Everything `main` spawns runs in this thread, interleaved at parks. When
+/// `main` returns, every coroutine still alive is killed: it unwinds at its
+/// park, its destructors run, and then `run` returns. [`HubBuilder`] sets
+/// options; `run` uses the defaults (and the `GREENHUB_MAX_BLOCKING_MS`
+/// environment variable, see [`HubBuilder::max_blocking_time`]).
+///
+/// # Panics
+///
+/// Panics when called inside a running hub, when the poller cannot be created
+/// (for example when the process is out of file descriptors), and when `main`
+/// panics: its panic is propagated after the other coroutines were killed.
+///
+/// ```
+/// let answer = greenhub::run(|| {
+///     let worker = greenhub::spawn(|| 6 * 7);
+///     worker.join().unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub fn run<F, T>(main: F) -> T
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    HubBuilder::new().run(main)
+}
+
+/// Options for a hub, then [`run`](HubBuilder::run).
+#[derive(Clone, Debug)]
+pub struct HubBuilder {
+    max_blocking_time: Option<Duration>,
+    max_helpers: usize,
+}
+
+impl Default for HubBuilder {
+    fn default() -> Self {
+        HubBuilder::new()
+    }
+}
+
+/// The default bound on `unblock`'s helper threads: four per core, at least
+/// eight. Helpers mostly wait (on a disk, a DNS server, a C library), so
+/// more of them than cores is the point; the bound keeps a runaway burst
+/// from starting thousands of threads.
+pub fn default_max_helpers() -> usize {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (cores * 4).max(8)
+}
+
+impl HubBuilder {
+    /// The defaults; `GREENHUB_MAX_BLOCKING_MS=N` in the environment turns
+    /// the blocking monitor on with a threshold of N milliseconds.
+    pub fn new() -> HubBuilder {
+        let from_env = std::env::var("GREENHUB_MAX_BLOCKING_MS")
+            .ok()
+            .and_then(|ms| ms.parse::<u64>().ok())
+            .filter(|ms| *ms > 0)
+            .map(Duration::from_millis);
+        HubBuilder {
+            max_blocking_time: from_env,
+            max_helpers: default_max_helpers(),
+        }
+    }
+
+    /// Turns on the blocking monitor (gevent's `max_blocking_time`): a
+    /// thread that warns, naming any coroutine that runs longer than
+    /// `threshold` without parking (through `log` when a logger takes
+    /// warnings, on stderr otherwise). Off by default.
+    pub fn max_blocking_time(mut self, threshold: Duration) -> HubBuilder {
+        self.max_blocking_time = Some(threshold);
+        self
+    }
+
+    /// The most helper threads `unblock` may start (default
+    /// [`default_max_helpers`]); at least 1. Name resolution has two threads
+    /// of its own besides these.
+    pub fn max_helpers(mut self, threads: usize) -> HubBuilder {
+        self.max_helpers = threads.max(1);
+        self
+    }
+
+    /// Starts the hub on this thread and runs `main`; see [`run`].
+    pub fn run<F, T>(self, main: F) -> T
+    where
+        F: FnOnce() -> T + 'static,
+        T: 'static,
+    {
+        assert!(
+            !crate::context::installed(),
+            "greenhub::run called inside a running hub"
+        );
+        crate::panic::install_hook();
+        let hub = Hub::new(self.max_blocking_time, self.max_helpers)
+            .unwrap_or_else(|err| panic!("greenhub::run: cannot create the hub's poller: {err}"));
+        let hub = Rc::new(hub);
+        let _installed = crate::context::install(hub.clone());
+        let handle = crate::Builder::new()
+            .name("main")
+            .spawn(main)
+            .unwrap_or_else(|err| panic!("greenhub::run: cannot spawn main: {err}"));
+        hub.run_loop(handle.key());
+        handle.into_outcome()
+    }
+}
