@@ -205,6 +205,8 @@ impl Hub {
         self.fire_timers(now);
         let runnable = self.sched.runnable();
         let timeout = if idle && !runnable {
+            // About to wait: the moment to give back deep stacks' memory.
+            self.stacks.borrow_mut().trim();
             let next = self.timers.borrow().poll_timeout(now);
             match next {
                 Some(timeout) => Some(timeout),

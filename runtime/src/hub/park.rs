@@ -194,17 +194,21 @@ impl Hub {
     }
 
     /// Puts the running coroutine at the back of the run queue and suspends
-    /// (`yield_now`); a kill meanwhile unwinds it on return.
+    /// (`yield_now`); a kill meanwhile unwinds it on return. A yield
+    /// registers with no source, so its park identity is retired before it
+    /// suspends: one borrow of the task table on each side of the switch.
     pub(crate) fn yield_now(&self) -> Outcome {
-        let token = match self.sched.token() {
-            Ok(token) => token,
-            Err(refused) => return refuse(refused),
+        let Some(key) = self.sched.current() else {
+            return Outcome::Refused;
         };
-        self.sched.requeue_current(token.waiter().task);
+        if std::thread::panicking() {
+            return Outcome::Refused;
+        }
+        if self.sched.requeue_current(key) {
+            kill_unwind();
+        }
         self.suspend();
-        let killed = self.sched.current_killed();
-        drop(token);
-        if killed && !std::thread::panicking() {
+        if self.sched.current_killed() && !std::thread::panicking() {
             kill_unwind();
         }
         Outcome::Notified

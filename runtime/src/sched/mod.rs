@@ -189,13 +189,23 @@ impl Sched {
         self.wake(waiter, Wake::Killed);
     }
 
-    /// Puts the running coroutine at the back of the fresh queue (`yield_now`).
-    pub(crate) fn requeue_current(&self, key: Key) {
-        if let Some(task) = self.tasks.borrow_mut().get_mut(key) {
+    /// Puts the running coroutine at the back of the fresh queue
+    /// (`yield_now`), retiring its park identity; true (and nothing queued)
+    /// if it was killed, and must unwind instead.
+    pub(crate) fn requeue_current(&self, key: Key) -> bool {
+        {
+            let mut tasks = self.tasks.borrow_mut();
+            let Some(task) = tasks.get_mut(key) else {
+                return false;
+            };
+            if task.killed {
+                return true;
+            }
             task.state = State::Ready;
-            task.wake = Some(Wake::Notified { from: 0 });
+            task.seq += 1;
         }
         self.fresh.borrow_mut().push_back(key);
+        false
     }
 
     /// The next coroutine to resume.

@@ -26,10 +26,12 @@
 //!
 //! A pooled stack keeps the pages its last coroutine touched. So that 2,000
 //! coroutines that each went 100 KiB deep do not pin 200 MiB after they end,
-//! a stack returned while [`KEEP_WARM`] stacks of its size are already pooled
-//! has everything but its top [`WARM_BYTES`] released (`MADV_DONTNEED`; the
-//! guard band survives it). The common spawn-and-join cycle reuses a warm
-//! stack and never pays for the `madvise`.
+//! the hub calls [`StackPool::trim`] when it is about to wait for events:
+//! every pooled stack beyond the [`KEEP_WARM`] most recently returned of its
+//! size has everything but its top [`WARM_BYTES`] released (`MADV_DONTNEED`;
+//! the guard band survives it). The cost, one `madvise` per trimmed stack,
+//! is paid while the hub has nothing else to do, never on the spawn or
+//! finish path: a busy hub keeps its stacks warm until it next idles.
 //!
 //! Invariant: a region is unmapped only when the pool is dropped, and the hub
 //! drops every coroutine before its stack pool. See
@@ -56,9 +58,9 @@ pub(crate) const GUARD_BYTES: usize = 64 * 1024;
 const REGION_BYTES: usize = 16 << 20;
 const MAX_STACKS_PER_REGION: usize = 64;
 
-/// Pooled stacks of one size kept with all their touched pages; stacks
-/// returned beyond this are trimmed. 64 deep stacks of 128 KiB pin 8 MiB at
-/// most, and a burst of up to 64 concurrent spawns reuses warm stacks.
+/// Pooled stacks of one size kept with all their touched pages when the hub
+/// trims. 64 deep stacks of 128 KiB pin 8 MiB at most, and a burst of up to
+/// 64 concurrent spawns reuses warm stacks.
 const KEEP_WARM: usize = 64;
 
 /// The top of a trimmed stack that stays resident: the trampoline's frames
@@ -126,11 +128,30 @@ enum Guard {
     Mprotect,
 }
 
+/// The pooled stacks of one size: `warm` ones still hold the pages their
+/// last coroutine touched (the most recently returned last), `cold` ones
+/// were trimmed. Reuse takes warm stacks first.
+#[derive(Debug, Default)]
+struct Free {
+    warm: Vec<Stack>,
+    cold: Vec<Stack>,
+}
+
+impl Free {
+    fn pop(&mut self) -> Option<Stack> {
+        self.warm.pop().or_else(|| self.cold.pop())
+    }
+
+    fn len(&self) -> usize {
+        self.warm.len() + self.cold.len()
+    }
+}
+
 /// Finished coroutines' stacks, kept for the next spawn of the same size.
 #[derive(Debug)]
 pub(crate) struct StackPool {
     /// Free stacks by usable size; a handful of sizes at most, so a Vec.
-    free: Vec<(usize, Vec<Stack>)>,
+    free: Vec<(usize, Free)>,
     regions: Vec<Region>,
     guard: Guard,
     /// Stacks carved so far (free or in use).
@@ -162,20 +183,29 @@ impl StackPool {
             .expect("a fresh region has stacks"))
     }
 
-    /// Returns a finished coroutine's stack to the pool, trimming it when
-    /// enough warm stacks of its size are pooled already.
+    /// Returns a finished coroutine's stack to the pool.
     pub(crate) fn put(&mut self, stack: Stack) {
         let size = stack.size();
-        let list = self.free_list(size);
-        if list.len() >= KEEP_WARM {
-            trim(&stack);
+        self.free_list(size).warm.push(stack);
+    }
+
+    /// Releases the memory of every pooled stack beyond the [`KEEP_WARM`]
+    /// most recently returned of each size (see the module doc).
+    pub(crate) fn trim(&mut self) {
+        for (_, free) in &mut self.free {
+            if free.warm.len() > KEEP_WARM {
+                let extra = free.warm.len() - KEEP_WARM;
+                for stack in free.warm.drain(..extra) {
+                    release(&stack);
+                    free.cold.push(stack);
+                }
+            }
         }
-        list.push(stack);
     }
 
     /// Stacks waiting in the pool for reuse.
     pub(crate) fn pooled(&self) -> usize {
-        self.free.iter().map(|(_, list)| list.len()).sum()
+        self.free.iter().map(|(_, free)| free.len()).sum()
     }
 
     /// Stacks carved in all (pooled plus in use).
@@ -183,11 +213,11 @@ impl StackPool {
         self.carved
     }
 
-    fn free_list(&mut self, size: usize) -> &mut Vec<Stack> {
+    fn free_list(&mut self, size: usize) -> &mut Free {
         let at = match self.free.iter().position(|(s, _)| *s == size) {
             Some(at) => at,
             None => {
-                self.free.push((size, Vec::new()));
+                self.free.push((size, Free::default()));
                 self.free.len() - 1
             }
         };
@@ -225,9 +255,9 @@ impl StackPool {
         }
         self.regions.push(region);
         self.carved += count;
-        // Hand out the lowest addresses first.
+        // Hand out the lowest addresses first. Fresh stacks hold no pages.
         stacks.reverse();
-        self.free_list(size).extend(stacks);
+        self.free_list(size).cold.extend(stacks);
         Ok(())
     }
 
@@ -261,7 +291,7 @@ impl StackPool {
 }
 
 /// Releases the pages of a pooled stack below its warm top.
-fn trim(stack: &Stack) {
+fn release(stack: &Stack) {
     let low = stack.guard() + GUARD_BYTES;
     let high = stack.base() - WARM_BYTES;
     if high > low {
