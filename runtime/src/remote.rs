@@ -70,7 +70,7 @@ impl Handle {
     /// Spawns `f` as a coroutine on the hub (named `remote`); it runs at the
     /// hub's next poll. Fails once the hub has shut down.
     pub fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), HubClosed> {
-        if self.inbox.spawn(Box::new(f)) {
+        if self.inbox.spawn(Box::new(move || run_remote(f))) {
             Ok(())
         } else {
             Err(HubClosed)
@@ -108,4 +108,20 @@ impl fmt::Debug for Handle {
             .field("open", &self.is_open())
             .finish()
     }
+}
+
+/// The body of a coroutine sent from another thread, run on the hub: like
+/// the trampoline of `spawn`, a coroutine killed before its first run (at
+/// shutdown, say) drops its closure unrun, and a panic stays inside it (the
+/// panic hook has reported it).
+fn run_remote(f: impl FnOnce()) {
+    let killed = crate::context::with(|hub| hub.sched.current_killed()).unwrap_or(true);
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(move || {
+        if killed {
+            drop(f);
+        } else {
+            f();
+        }
+    }));
+    drop(outcome);
 }

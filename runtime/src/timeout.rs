@@ -14,6 +14,7 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use crate::sched::Scope;
+use crate::timer::far_future;
 
 /// The deadline of a [`timeout`] cut short a wait inside it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -82,9 +83,4 @@ pub fn timeout<T>(d: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
 
 fn with_scopes<R>(f: impl FnOnce(&mut Vec<Scope>) -> R) -> Option<R> {
     crate::context::with(|hub| hub.sched.with_current(|task| f(&mut task.scopes))).flatten()
-}
-
-/// A deadline no program waits for (about 30 years), for `Duration::MAX`.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }

@@ -16,7 +16,7 @@ pub fn sleep(d: Duration) {
     if d.is_zero() {
         return yield_now();
     }
-    let deadline = Instant::now().checked_add(d);
+    let deadline = Some(Instant::now().checked_add(d).unwrap_or_else(far_future));
     crate::context::with(|hub| {
         // Only the deadline, a timeout scope or a kill ends the park;
         // anything else is a spurious wake.
@@ -32,4 +32,10 @@ pub fn yield_now() {
     {
         std::thread::yield_now();
     }
+}
+
+/// A deadline no program waits for (about 30 years), for a duration that
+/// `Instant` cannot represent (`Duration::MAX`, written for "forever").
+pub(crate) fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(86_400 * 365 * 30)
 }

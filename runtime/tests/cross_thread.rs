@@ -172,3 +172,33 @@ fn a_hundred_thousand_remote_messages_all_arrive_in_order() {
     });
     assert_eq!(last, 100_000);
 }
+
+/// Regression (found in review): the body of a coroutine sent with
+/// `Handle::spawn` ran its closure even when shutdown had killed it before
+/// its first run. Here main's timer and the remote spawn are taken in the
+/// same service step; main runs first and returns, and shutdown kills the
+/// remote coroutine before it starts.
+#[test]
+fn a_remote_spawn_killed_before_its_first_run_never_runs_its_closure() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let ran = Arc::new(AtomicBool::new(false));
+    let flag = ran.clone();
+    greenhub::run(move || {
+        let handle = greenhub::handle();
+        // Blocks the hub for 5 ms, so main's 1 ms timer is due at the same
+        // service step whose poll takes the remote spawn: main is queued on
+        // the woken queue, the remote coroutine on the fresh one, and main
+        // runs (and returns) first.
+        greenhub::spawn(|| std::thread::sleep(Duration::from_millis(5)));
+        handle
+            .spawn(move || flag.store(true, Ordering::SeqCst))
+            .unwrap();
+        drop(handle);
+        greenhub::sleep(Duration::from_millis(1));
+    });
+    assert!(
+        !ran.load(Ordering::SeqCst),
+        "the remote closure ran although shutdown killed it before its first run"
+    );
+}

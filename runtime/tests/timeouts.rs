@@ -2,7 +2,7 @@
 
 mod util;
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::time::{Duration, Instant};
 
 use greenhub::net::{TcpListener, TcpStream, UnixStream};
@@ -140,4 +140,25 @@ fn a_connect_timeout_fails_with_timed_out_when_the_backlog_is_full() {
         drop(listener);
         let _ = TcpListener::bind("127.0.0.1:0").unwrap();
     });
+}
+
+/// Regression (found in review): `wait_readable` and `connect_timeout`
+/// computed `Instant::now() + t` and panicked for `Duration::MAX`.
+#[test]
+fn timeouts_of_duration_max_mean_forever_and_never_overflow() {
+    let outcome = std::panic::catch_unwind(|| {
+        greenhub::run(|| {
+            let (mut a, b) = UnixStream::pair().unwrap();
+            a.write_all(b"ready").unwrap();
+            b.set_read_timeout(Some(Duration::MAX)).unwrap();
+            let listener = greenhub::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap();
+            greenhub::net::TcpStream::connect_timeout(&addr, Duration::MAX).unwrap();
+            b.wait_readable().map_err(|err| err.to_string())
+        })
+    });
+    assert!(
+        matches!(outcome, Ok(Ok(()))),
+        "wait_readable panicked or failed"
+    );
 }

@@ -98,3 +98,20 @@ fn outside_a_hub_sleep_blocks_the_thread_like_std() {
     greenhub::sleep(Duration::from_millis(5));
     assert!(start.elapsed() >= Duration::from_millis(5));
 }
+
+/// Regression (found in review): `sleep(Duration::MAX)`, a common way to
+/// write "forever", parked with no deadline; in `main` with nothing else
+/// alive the hub reported a deadlock and the sleep swallowed it and
+/// returned. The hub runs on a thread of its own, left asleep.
+#[test]
+fn a_sleep_of_duration_max_keeps_sleeping_instead_of_returning() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        greenhub::run(move || {
+            greenhub::sleep(Duration::MAX);
+            tx.send("sleep(Duration::MAX) returned").unwrap();
+        })
+    });
+    let got = rx.recv_timeout(Duration::from_millis(500));
+    assert!(got.is_err(), "{got:?}");
+}

@@ -282,13 +282,10 @@ impl Hub {
                 self.sched.wake(waiter, Wake::Notified { from: 0 });
             }
             for job in posts.spawns {
-                let body = move || {
-                    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(job)) {
-                        drop(payload); // the panic hook has reported it
-                    }
-                };
+                // The job is wrapped by `Handle::spawn` (`remote.rs`): it
+                // honours a kill before its first run and catches panics.
                 let name = Some(Rc::from("remote"));
-                if let Err(err) = self.spawn_raw(name, REMOTE_STACK_SIZE, body) {
+                if let Err(err) = self.spawn_raw(name, REMOTE_STACK_SIZE, job) {
                     report(&format!(
                         "cannot spawn a coroutine sent from another thread: {err}"
                     ));

@@ -74,7 +74,10 @@ where
     /// Returns once the socket may be readable: at once if the reactor has
     /// seen readiness that no read has used up, else after parking for it.
     pub(crate) fn wait_readable(&self) -> io::Result<()> {
-        let deadline = self.read_timeout.get().map(|t| Instant::now() + t);
+        let deadline = self
+            .read_timeout
+            .get()
+            .and_then(|t| Instant::now().checked_add(t));
         self.reg.wait_until(Direction::Read, deadline, "read")
     }
 

@@ -40,7 +40,7 @@ impl TcpStream {
 
     /// Connects to one address, failing with `ErrorKind::TimedOut` after `timeout`.
     pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> io::Result<TcpStream> {
-        TcpStream::connect_deadline(*addr, Some(Instant::now() + timeout))
+        TcpStream::connect_deadline(*addr, Instant::now().checked_add(timeout))
     }
 
     fn connect_deadline(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {

@@ -38,7 +38,7 @@ impl UnixStream {
     /// Like [`connect`](Self::connect), failing with `ErrorKind::TimedOut`
     /// if the listener stays full for `timeout`.
     pub fn connect_timeout(path: impl AsRef<Path>, timeout: Duration) -> io::Result<UnixStream> {
-        UnixStream::connect_deadline(path.as_ref(), Some(Instant::now() + timeout))
+        UnixStream::connect_deadline(path.as_ref(), Instant::now().checked_add(timeout))
     }
 
     fn connect_deadline(path: &Path, deadline: Option<Instant>) -> io::Result<UnixStream> {
