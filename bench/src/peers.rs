@@ -2,8 +2,9 @@
 //! (stackful coroutines, like greenhub) on one worker thread, and Tokio's
 //! current-thread runtime (stackless tasks, one thread, as greenhub's hub).
 //! Each runs the same program as `micro.rs` runs on greenhub and `floor.rs`
-//! on the floor prototype, and times itself from inside its own scheduler,
-//! so thread start-up and cross-thread wakes stay outside the figures.
+//! on the floor prototype, and times itself from inside its own scheduler
+//! (the timing code is a coroutine or task like the ones it times), so
+//! thread start-up and cross-thread wakes stay outside the figures.
 //! The echo servers of both are in `echo.rs`.
 
 use std::future::Future;
@@ -36,17 +37,18 @@ pub(crate) fn in_may<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) 
 
 /// A current-thread Tokio runtime with its I/O driver, as an echo server
 /// needs: the scheduler polls it when its queue runs dry and every 61 tasks.
-pub(crate) fn tokio_runtime() -> tokio::runtime::Runtime {
+fn tokio_runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .build()
         .expect("a Tokio runtime")
 }
 
-/// Runs `f` as a spawned task (not as the `block_on` future, which Tokio
-/// wakes through its driver with a system call, where a task's wake is a
-/// queue push) and returns its value.
-fn in_tokio_task<F: Future + Send + 'static>(f: F) -> F::Output
+/// Runs `f` as a spawned task and returns its value. Not as the `block_on`
+/// future itself: the scheduler polls that one apart from its run queue,
+/// only between batches of up to 61 tasks, where a task is queued like the
+/// coroutines it is compared with.
+pub(crate) fn in_tokio_task<F: Future + Send + 'static>(f: F) -> F::Output
 where
     F::Output: Send,
 {
