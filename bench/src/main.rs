@@ -4,16 +4,20 @@
 //!
 //! `cargo run --release -p bench -- <suite>|all [--quick] [--write]`
 //!
-//! Suites: `switch`, `spawn`, `parked`, `timers` (`micro.rs`), `brpop`, `get`
-//! (`redis.rs`, which needs `redis-server` and `redis-benchmark`, and
-//! `strace` for the system-call count) and `echo` (`echo.rs`). `--quick`
+//! Suites: `switch`, `spawn`, `parked`, `timers` (`micro.rs`; `switch` and
+//! `spawn` beside the floor prototype of `floor.rs` and the may and Tokio
+//! peers of `peers.rs`), `brpop`, `get` (`redis.rs`, which needs
+//! `redis-server` and `redis-benchmark`, and `strace` for the system-call
+//! count) and `echo` (`echo.rs`, beside Tokio, may and OS threads). `--quick`
 //! shrinks every suite to a smoke test (CI runs that); `--write` (with
 //! `all`) rewrites `docs/benchmarks.md` and its SVG plots. Each suite ends
 //! with one machine-readable line: `bench: suite=NAME key=value ...`.
 
 mod echo;
+mod floor;
 mod measure;
 mod micro;
+mod peers;
 mod redis;
 mod svg;
 

@@ -95,3 +95,18 @@ impl Rng {
         self.0 % n
     }
 }
+
+/// Runs every one of `systems` once per round, [`RUNS`](crate::RUNS) rounds,
+/// and returns each one's results in its own list. Each round starts one
+/// further along the list, so on this shared machine a burst of someone
+/// else's work lands on every system alike and none always runs first.
+pub(crate) fn interleaved<T>(systems: &[&dyn Fn() -> T]) -> Vec<Vec<T>> {
+    let mut results: Vec<Vec<T>> = systems.iter().map(|_| Vec::new()).collect();
+    for round in 0..crate::RUNS {
+        for turn in 0..systems.len() {
+            let which = (round + turn) % systems.len();
+            results[which].push(systems[which]());
+        }
+    }
+    results
+}

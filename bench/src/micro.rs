@@ -1,48 +1,162 @@
 //! The runtime's own costs: a switch, a spawn, a parked coroutine, a timer.
-//! Each beside its floor (bare corosensei) or its ideal (exact wake times).
+//! Each beside its floor (the floor prototype of `floor.rs`, and bare
+//! corosensei), its peers (may and Tokio, `peers.rs`) or its ideal (exact
+//! wake times).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use corosensei::{Coroutine, CoroutineResult};
 use greenhub::sync::Event;
 
-use crate::measure::{mappings, rss_kib, Rng, Stat};
-use crate::{Report, RUNS};
+use crate::measure::{interleaved, mappings, rss_kib, Rng, Stat};
+use crate::peers::TokioYield;
+use crate::{floor, peers, Report, RUNS};
 
-/// `switch`: a coroutine yields and the hub resumes the next one.
+/// Yields each of the 2 coroutines makes in `switch`.
+const PAIR_ROUNDS: u64 = 2_000_000;
+/// Coroutines in the crowded case of `switch`: the C10K count of the demo,
+/// where every switch lands on a stack and task entry that is cold in cache.
+const CROWD: usize = 10_000;
+/// Yields each of the [`CROWD`] makes: 2,000,000 switches, as many as the
+/// 2-coroutine case makes per coroutine.
+const CROWD_ROUNDS: u64 = 200;
+/// `--quick` divides every round count by this (CI only checks that it runs).
+const QUICK_DIVISOR: u64 = 20;
+
+/// `switch`: a coroutine yields and the hub resumes the next one, with 2
+/// coroutines and with [`CROWD`], on greenhub, the floor prototype, may and
+/// Tokio, interleaved.
 pub(crate) fn switch(quick: bool) -> Report {
-    let rounds: u64 = if quick { 100_000 } else { 2_000_000 };
-    let hub = Stat::of((0..RUNS).map(|_| hub_switch_ns(rounds)).collect());
-    let floor = Stat::of((0..RUNS).map(|_| corosensei_pair_ns(rounds)).collect());
+    let scale = |rounds: u64| {
+        if quick {
+            rounds / QUICK_DIVISOR
+        } else {
+            rounds
+        }
+    };
+    let (pair, crowd) = (scale(PAIR_ROUNDS), scale(CROWD_ROUNDS));
+    let stats = |runs: Vec<Vec<f64>>| runs.into_iter().map(Stat::of).collect::<Vec<_>>();
+    let two = stats(interleaved(&[
+        &|| hub_switch_ns(2, pair),
+        &|| floor::switch_ns(2, pair),
+        &|| peers::may_switch_ns(2, pair),
+        &|| peers::tokio_switch_ns(2, pair, TokioYield::YieldNow),
+        &|| peers::tokio_switch_ns(2, pair, TokioYield::SelfWake),
+        &|| corosensei_pair_ns(pair),
+    ]));
+    let many = stats(interleaved(&[
+        &|| hub_switch_ns(CROWD, crowd),
+        &|| floor::switch_ns(CROWD, crowd),
+        &|| peers::may_switch_ns(CROWD, crowd),
+        &|| peers::tokio_switch_ns(CROWD, crowd, TokioYield::YieldNow),
+        &|| peers::tokio_switch_ns(CROWD, crowd, TokioYield::SelfWake),
+    ]));
     let mut report = Report::new(
         "switch",
-        "a coroutine yields, the hub resumes the next (ns per switch)",
+        "a coroutine yields, the scheduler resumes the next (ns per switch)",
     );
-    report.row(&["greenhub yield_now, 2 coroutines", &hub.to_string()]);
-    report.row(&["bare corosensei resume+suspend (floor)", &floor.to_string()]);
-    report.field("ns_per_switch", hub.median);
-    report.field("floor_ns", floor.median);
+    report.header(&["system", "2 coroutines", "10,000 coroutines"]);
+    let names = [
+        "greenhub `yield_now`",
+        "floor prototype hub (`floor.rs`)",
+        "may `yield_now`, 1 worker",
+        "Tokio current-thread `yield_now`",
+        "Tokio current-thread, self-waking task",
+        "bare corosensei resume+suspend (no hub)",
+    ];
+    for (row, name) in names.iter().enumerate() {
+        let crowded = many.get(row).map_or("—".to_owned(), Stat::to_string);
+        report.row(&[name, &two[row].to_string(), &crowded]);
+    }
+    for (key, stat) in [
+        "ns_per_switch",
+        "floor_hub_ns",
+        "may_ns",
+        "tokio_ns",
+        "tokio_wake_ns",
+        "floor_ns",
+    ]
+    .iter()
+    .zip(&two)
+    {
+        report.field(key, stat.median);
+    }
+    for (key, stat) in [
+        "ns_per_switch_10k",
+        "floor_hub_ns_10k",
+        "may_ns_10k",
+        "tokio_ns_10k",
+        "tokio_wake_ns_10k",
+    ]
+    .iter()
+    .zip(&many)
+    {
+        report.field(key, stat.median);
+    }
     report.target(
         "≤ 20 ns per switch",
-        hub.median <= 20.0,
-        format!("{:.1} ns", hub.median),
+        two[0].median <= 20.0,
+        format!("{:.1} ns", two[0].median),
     );
-    report.note("A switch goes coroutine → hub → coroutine: two stack switches, two lookups of the hub in its thread-local, and the run-queue bookkeeping. `perf` spreads the cost over `park` (27%), the hub lookups (32%) and `Hub::resume` (13%), with no single hot spot. Reaching 20 ns needs another design: coroutines switching to each other directly, and hub state without `RefCell`.");
+    for (count, set, suffix) in [("2", &two, ""), ("10,000", &many, "_10k")] {
+        let (hub, floor, may) = (set[0].median, set[1].median, set[2].median);
+        ratio_target(
+            &mut report,
+            &format!("{count} coroutines: ≤ 1.3× the floor prototype's hub switch"),
+            &format!("vs_floor_hub{suffix}"),
+            (hub, floor, 1.3),
+        );
+        ratio_target(
+            &mut report,
+            &format!("{count} coroutines: ≤ 0.4× may's switch"),
+            &format!("vs_may{suffix}"),
+            (hub, may, 0.4),
+        );
+    }
+    report.note("Each switch is one coroutine → scheduler → coroutine round (one yield), timed once every coroutine has started, so first touches of fresh stacks are not counted. All rows run in turn, three rounds, each round starting one row further down. The floor prototype is this design with nothing but a run queue of corosensei coroutines on pooled stacks and a poll every millisecond (`bench/src/floor.rs`); the bare corosensei figure has no hub at all. may runs on one worker thread. Tokio's `yield_now` defers the task until the scheduler has polled its driver, so each round of yields costs one `epoll_wait`; a self-waking task shows Tokio's scheduler without that.");
+    report.note("A switch goes coroutine → hub → coroutine: two stack switches, two lookups of the hub in its thread-local, and the run-queue bookkeeping. `perf` spreads the cost over `park` (27%), the hub lookups (32%) and `Hub::resume` (13%), with no single hot spot. The floor prototype takes the same path (coroutine → loop → coroutine, a `RefCell` run queue, a thread-local yielder) for a fraction of the cost: the gap is the runtime's bookkeeping, not the shape of the design.");
     report
 }
 
-fn hub_switch_ns(rounds: u64) -> f64 {
+/// A target "greenhub ≤ `limit` × a reference", its ratio as a field too.
+fn ratio_target(
+    report: &mut Report,
+    what: &str,
+    key: &str,
+    (measured, reference, limit): (f64, f64, f64),
+) {
+    let ratio = measured / reference;
+    report.field(key, ratio);
+    report.target(
+        what,
+        ratio <= limit,
+        format!("{ratio:.2}× ({measured:.1} / {reference:.1} ns)"),
+    );
+}
+
+/// greenhub: ns per switch, `coroutines` each yielding `rounds` times,
+/// timed once every one has started (as `floor::switch_ns`).
+fn hub_switch_ns(coroutines: usize, rounds: u64) -> f64 {
     greenhub::run(move || {
-        let workers: Vec<_> = (0..2)
-            .map(|_| greenhub::spawn(move || (0..rounds).for_each(|_| greenhub::yield_now())))
+        let started = Rc::new(Cell::new(0));
+        let workers: Vec<_> = (0..coroutines)
+            .map(|_| {
+                let started = started.clone();
+                greenhub::spawn(move || {
+                    started.set(started.get() + 1);
+                    greenhub::yield_now();
+                    (0..rounds).for_each(|_| greenhub::yield_now());
+                })
+            })
             .collect();
-        let before = greenhub::stats().switches;
+        while started.get() < coroutines {
+            greenhub::yield_now();
+        }
         let start = Instant::now();
         workers.into_iter().for_each(|w| w.join().unwrap());
-        let switches = greenhub::stats().switches - before;
-        start.elapsed().as_nanos() as f64 / switches as f64
+        start.elapsed().as_nanos() as f64 / (coroutines as u64 * rounds) as f64
     })
 }
 
@@ -57,35 +171,60 @@ fn corosensei_pair_ns(rounds: u64) -> f64 {
     start.elapsed().as_nanos() as f64 / rounds as f64
 }
 
-/// `spawn`: spawn, run and join an empty coroutine.
+/// Spawns + joins per run of `spawn`.
+const SPAWN_ROUNDS: u64 = 500_000;
+/// A fresh stack costs about 40 spawns from the pool: fewer rounds of it.
+const FRESH_DIVISOR: u64 = 20;
+
+/// `spawn`: spawn, run and join an empty coroutine, on greenhub, the floor
+/// prototype, may and Tokio, interleaved.
 pub(crate) fn spawn(quick: bool) -> Report {
-    let rounds: u64 = if quick { 20_000 } else { 500_000 };
-    let pooled = Stat::of((0..RUNS).map(|_| hub_spawn_ns(rounds)).collect());
-    let fresh = Stat::of(
-        (0..RUNS)
-            .map(|_| corosensei_fresh_ns(rounds / 20))
-            .collect(),
-    );
+    let rounds = if quick {
+        SPAWN_ROUNDS / 25
+    } else {
+        SPAWN_ROUNDS
+    };
+    let runs = interleaved(&[
+        &|| hub_spawn_ns(rounds),
+        &|| floor::spawn_ns(rounds),
+        &|| peers::may_spawn_ns(rounds),
+        &|| peers::tokio_spawn_ns(rounds),
+        &|| corosensei_fresh_ns(rounds / FRESH_DIVISOR),
+    ]);
+    let stats: Vec<Stat> = runs.into_iter().map(Stat::of).collect();
     let mut report = Report::new(
         "spawn",
         "spawn + run + join of an empty coroutine (ns each)",
     );
-    report.row(&["greenhub spawn + join (pooled stacks)", &pooled.to_string()]);
-    report.row(&[
-        "corosensei on a fresh DefaultStack each time",
-        &fresh.to_string(),
-    ]);
-    report.field("ns_per_spawn", pooled.median);
-    report.field("fresh_stack_ns", fresh.median);
-    report.target(
-        "≤ 150 ns",
-        pooled.median <= 150.0,
-        format!("{:.0} ns", pooled.median),
+    let rows = [
+        ("greenhub spawn + join (pooled stacks)", "ns_per_spawn"),
+        (
+            "floor prototype spawn + join (pooled stacks)",
+            "floor_spawn_ns",
+        ),
+        ("may `go!` + join, 1 worker", "may_spawn_ns"),
+        ("Tokio current-thread spawn + await", "tokio_spawn_ns"),
+        (
+            "corosensei on a fresh DefaultStack each time",
+            "fresh_stack_ns",
+        ),
+    ];
+    for ((name, key), stat) in rows.iter().zip(&stats) {
+        report.row(&[name, &stat.to_string()]);
+        report.field(key, stat.median);
+    }
+    let (pooled, floor) = (stats[0].median, stats[1].median);
+    report.target("≤ 150 ns", pooled <= 150.0, format!("{pooled:.0} ns"));
+    ratio_target(
+        &mut report,
+        "≤ 2× the floor prototype's spawn + run + join",
+        "vs_floor_spawn",
+        (pooled, floor, 2.0),
     );
+    report.note("Each figure is one spawn of an empty coroutine (or task), run to its end, and joined by the spawner, itself a coroutine of the same scheduler; the five rows run in turn, three rounds. The floor prototype takes a pooled stack, pushes the coroutine, parks the spawner in the child's task and queues it again when the child returns. may's `go!` queues every new coroutine on its global queue and writes its worker's eventfd, one system call per spawn; a Tokio task is a heap allocation with no stack.");
     report.note("Spawn + join is two switches (the child runs, then `main` is woken) plus one allocation for the join state and a task-table entry: about three switches' worth. A fresh stack would cost 40 times more; the pool avoids it.");
     report
 }
-
 fn hub_spawn_ns(rounds: u64) -> f64 {
     greenhub::run(move || {
         greenhub::spawn(|| ()).join().unwrap(); // warm the stack pool
