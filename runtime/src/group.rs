@@ -152,22 +152,33 @@ impl Group {
         }
     }
 
-    /// Kills every member, then waits until they have all unwound.
+    /// Kills every member, then waits until they have all unwound; members
+    /// added meanwhile (a member's destructor may spawn one) are killed in
+    /// turn, until the group is empty.
     pub fn kill_all(&self) -> Result<(), WaitError> {
-        let members: Vec<(HubId, Key)> = self
-            .members
-            .borrow()
-            .iter()
-            .map(|(_, member)| (member.hub, member.key))
-            .collect();
-        crate::context::with(|hub| {
-            for (of, key) in members {
-                if of == hub.id {
-                    hub.sched.kill(key);
+        loop {
+            let members: Vec<(HubId, Key, Rc<dyn Finish>)> = self
+                .members
+                .borrow()
+                .iter()
+                .filter_map(|(_, m)| Some((m.hub, m.key, m.state.upgrade()?)))
+                .collect();
+            if members.is_empty() {
+                return Ok(());
+            }
+            crate::context::with(|hub| {
+                for (of, key, _) in &members {
+                    if *of == hub.id {
+                        hub.sched.kill(*key);
+                    }
+                }
+            });
+            for (_, _, state) in members {
+                while !state.is_finished() {
+                    WaitError::from_outcome(state.joiners().wait(None))?;
                 }
             }
-        });
-        self.join_all(None)
+        }
     }
 }
 

@@ -67,8 +67,11 @@ impl Handle {
         self.inbox.hub
     }
 
-    /// Spawns `f` as a coroutine on the hub (named `remote`); it runs at the
-    /// hub's next poll. Fails once the hub has shut down.
+    /// Sends `f` to the hub, which spawns it as a coroutine (named `remote`)
+    /// when it next polls. Fails once the hub has shut down. A job sent just
+    /// before `main` returned may be dropped unrun, as every coroutine that
+    /// had not started by then is: its captures are dropped on the hub's
+    /// thread when the hub closes.
     pub fn spawn<F: FnOnce() + Send + 'static>(&self, f: F) -> Result<(), HubClosed> {
         if self.inbox.spawn(Box::new(move || run_remote(f))) {
             Ok(())

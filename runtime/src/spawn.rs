@@ -186,6 +186,9 @@ impl<T> JoinHandle<T> {
     /// [`JoinError::Killed`]. Does nothing if the coroutine has finished,
     /// or if its hub is not this thread's running hub (a handle kept from an
     /// earlier `run`: that coroutine was killed when its hub shut down).
+    ///
+    /// The unwinding is Rust's: a destructor that panics during it is a
+    /// panic while unwinding, and aborts the process.
     pub fn kill(&self) {
         crate::context::with(|hub| {
             if hub.id == self.hub {

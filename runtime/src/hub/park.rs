@@ -81,6 +81,7 @@ enum Registered<'a> {
     Io(&'a Reactor, Key, Direction),
     Queue(&'a WaitQueue, Entry),
     Queues(Vec<(&'a WaitQueue, Entry)>),
+    Unblock,
     Remote,
 }
 
@@ -138,7 +139,10 @@ impl Hub {
                 (Registered::Queues(entries), ParkedOn::Queue(label))
             }
             WaitOn::Deadline => (Registered::Nothing, ParkedOn::Sleep),
-            WaitOn::Unblock => (Registered::Nothing, ParkedOn::Unblock),
+            WaitOn::Unblock => {
+                self.parked_unblock.set(self.parked_unblock.get() + 1);
+                (Registered::Unblock, ParkedOn::Unblock)
+            }
             WaitOn::Remote => {
                 self.parked_remote.set(self.parked_remote.get() + 1);
                 (Registered::Remote, ParkedOn::Remote)
@@ -175,6 +179,7 @@ impl Hub {
                     self.leave_queue(queue, entry, tag, &wake, killed);
                 }
             }
+            Registered::Unblock => self.parked_unblock.set(self.parked_unblock.get() - 1),
             Registered::Remote => self.parked_remote.set(self.parked_remote.get() - 1),
         }
         let outcome = match wake {
