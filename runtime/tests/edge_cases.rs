@@ -165,7 +165,11 @@ fn full_backlog_listener() -> (std::net::SocketAddr, i32) {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = l.local_addr().unwrap();
     let fd = l.into_raw_fd();
-    assert_eq!(unsafe { libc::listen(fd, 0) }, 0);
+    // SAFETY: `listen` takes a plain fd and an int; `fd` is a listening
+    // socket this function owns (taken from `l`), open for the whole call.
+    // std offers no way to set a backlog, so the OS is asked directly.
+    let rc = unsafe { libc::listen(fd, 0) };
+    assert_eq!(rc, 0);
     (addr, fd)
 }
 
