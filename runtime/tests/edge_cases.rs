@@ -504,7 +504,7 @@ fn run_returns_promptly_while_abandoned_and_parked_unblock_jobs_still_run() {
 fn handoff_survives_a_kill(op: impl Fn() -> bool + Clone + 'static, release: impl FnOnce()) {
     let first = {
         let op = op.clone();
-        greenhub::spawn(move || op())
+        greenhub::spawn(op)
     };
     let second = greenhub::spawn(move || op());
     greenhub::sleep(Duration::from_millis(5));
