@@ -506,7 +506,7 @@ fn handoff_survives_a_kill(op: impl Fn() -> bool + Clone + 'static, release: imp
         let op = op.clone();
         greenhub::spawn(op)
     };
-    let second = greenhub::spawn(move || op());
+    let second = greenhub::spawn(op);
     greenhub::sleep(Duration::from_millis(5));
     release();
     first.kill();
