@@ -528,10 +528,18 @@ fn wait_queue_hand_offs_survive_the_kill_of_the_woken_waiter() {
             handoff_survives_a_kill(move || s.acquire().is_ok(), move || drop(held));
             // Mutex
             let m = Rc::new(Mutex::new(0));
-            let guard: greenhub::sync::MutexGuard<'static, i32> =
-                unsafe { std::mem::transmute(m.lock().unwrap()) };
+            let release = Event::new();
+            let holder = {
+                let (m, release) = (m.clone(), release.clone());
+                greenhub::spawn(move || {
+                    let _guard = m.lock().unwrap();
+                    release.wait().unwrap();
+                })
+            };
+            greenhub::yield_now(); // the holder has the lock
             let mm = m.clone();
-            handoff_survives_a_kill(move || mm.lock().is_ok(), move || drop(guard));
+            handoff_survives_a_kill(move || mm.lock().is_ok(), move || release.set());
+            holder.join().unwrap();
             // Bounded channel, receivers
             let ch: Channel<u8> = Channel::bounded(1);
             let c = ch.clone();
