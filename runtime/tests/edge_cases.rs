@@ -612,8 +612,7 @@ fn a_remote_receiver_shared_by_two_hubs_delivers_each_value_once() {
                 let (tx, rx) = greenhub::sync::remote_channel::<u32>();
                 let rx = Arc::new(rx);
                 tx_rx_tx.send((tx, rx.clone())).unwrap();
-                let r = rx.recv_timeout(Duration::from_secs(5));
-                r
+                rx.recv_timeout(Duration::from_secs(5))
             })
         });
         let (tx, rx) = tx_rx_rx.recv().unwrap();
