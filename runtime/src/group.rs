@@ -13,7 +13,8 @@ use crate::slab::Key;
 use crate::sync::{deadline, Semaphore, WaitError};
 use crate::task::{Finish, JoinHandle};
 
-/// Parks until one of `handles` has finished; returns its index. With a
+/// Parks until one of `handles` has finished; returns its index (the lowest,
+/// if several have finished by the time the caller runs again). With a
 /// timeout, gives up with `WaitError::TimedOut`.
 ///
 /// # Panics
@@ -23,7 +24,8 @@ use crate::task::{Finish, JoinHandle};
 /// ```
 /// use std::time::Duration;
 /// greenhub::run(|| {
-///     let slow = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(50)));
+///     // Still asleep when main returns, and killed then.
+///     let slow = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
 ///     let fast = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(5)));
 ///     assert_eq!(greenhub::wait_any(&[slow, fast], None), Ok(1));
 /// });
