@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use greenhub_redis::prelude::*;
 use greenhub_redis::{Client, Error};
-use greenhub_tests::RedisServer;
+use greenhub_tests::{wait_until, RedisServer};
 
 #[test]
 fn a_sigkill_under_a_thousand_brpops_and_a_hundred_loops_fails_every_call_and_a_restart_heals() {
@@ -34,9 +34,9 @@ fn a_sigkill_under_a_thousand_brpops_and_a_hundred_loops_fails_every_call_and_a_
                 })
             })
             .collect();
-        while redis.stats().in_use < 1000 {
-            greenhub::sleep(Duration::from_millis(5));
-        }
+        wait_until("1,000 BRPOPs holding their connections", || {
+            redis.stats().in_use >= 1000
+        });
         let start = Instant::now();
         server.kill();
         for waiter in parked {
@@ -79,10 +79,16 @@ fn connections_killed_server_side_fail_cleanly_and_the_pool_replaces_them() {
         let redis = Client::open(&url).unwrap();
         let stop = Rc::new(Cell::new(false));
         let (wrong, errors) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let rounds = Rc::new(Cell::new(0u64));
         let workers: Vec<_> = (0..200)
             .map(|i| {
-                let (mut redis, stop, wrong, errors) =
-                    (redis.clone(), stop.clone(), wrong.clone(), errors.clone());
+                let (mut redis, stop, wrong, errors, rounds) = (
+                    redis.clone(),
+                    stop.clone(),
+                    wrong.clone(),
+                    errors.clone(),
+                    rounds.clone(),
+                );
                 greenhub::spawn(move || {
                     let mut round = 0u64;
                     while !stop.get() {
@@ -99,6 +105,7 @@ fn connections_killed_server_side_fail_cleanly_and_the_pool_replaces_them() {
                             }
                         }
                         round += 1;
+                        rounds.set(rounds.get() + 1);
                     }
                     // After the storm, this coroutine is served again.
                     redis.set(format!("w:{i}"), "final").unwrap();
@@ -106,8 +113,15 @@ fn connections_killed_server_side_fail_cleanly_and_the_pool_replaces_them() {
             })
             .collect();
         let mut admin = Client::open(&url).unwrap();
+        // Each kill comes once the workers have done 200 more rounds (a
+        // condition, not a fixed time), so every kill hits connections in
+        // use, and the storm ends with the workers running again.
+        let busy_again = || {
+            let seen = rounds.get();
+            wait_until("the workers running again", || rounds.get() >= seen + 200);
+        };
         for _ in 0..5 {
-            greenhub::sleep(Duration::from_millis(20));
+            busy_again();
             let _: i64 = admin
                 .cmd("CLIENT")
                 .arg("KILL")
@@ -118,6 +132,7 @@ fn connections_killed_server_side_fail_cleanly_and_the_pool_replaces_them() {
                 .query()
                 .unwrap();
         }
+        busy_again();
         stop.set(true);
         workers.into_iter().for_each(|w| w.join().unwrap());
         let _ = admin.ping();
