@@ -214,16 +214,26 @@ fn requests_interrupted_at_random_points_never_poison_the_pool() {
 
 #[test]
 fn maxclients_gives_the_servers_error_and_a_correct_pool() {
-    let server = RedisServer::start_with(&["--maxclients", "5"]);
+    // Six slots: one for the test's own connection, opened first, and five
+    // for the ten callers.
+    let server = RedisServer::start_with(&["--maxclients", "6"]);
     let url = server.unix_url();
     let (refused, stats) = greenhub::run(move || {
+        let mut admin = Client::open(&url).unwrap();
+        admin.ping().unwrap();
         let redis = Client::open(&url).unwrap();
+        // The five that get in wait in BRPOP until the test pushes jobs, so
+        // they still hold their slots when the last callers connect.
         let callers: Vec<_> = (0..10)
             .map(|_| {
                 let mut redis = redis.clone();
-                greenhub::spawn(move || redis.brpop(&["full"], 0.3))
+                greenhub::spawn(move || redis.brpop(&["full"], 0.0))
             })
             .collect();
+        wait_until("five callers refused", || {
+            callers.iter().filter(|c| c.is_finished()).count() >= 5
+        });
+        admin.rpush("full", &["a", "b", "c", "d", "e"]).unwrap();
         let refused: Vec<String> = callers
             .into_iter()
             .filter_map(|c| c.join().unwrap().err())
@@ -242,6 +252,40 @@ fn maxclients_gives_the_servers_error_and_a_correct_pool() {
         (stats.created, stats.in_use, stats.available),
         (10, 0, 5),
         "refused connections were discarded"
+    );
+}
+
+/// Regression: a server at `maxclients` accepts, writes its error and
+/// closes. When that beat the caller's first request (the server is quick,
+/// the caller was descheduled), the write failed with a broken pipe and the
+/// caller got that instead of the server's error, which sat unread in the
+/// socket. Here the server refuses and closes before the request, always.
+#[test]
+fn maxclients_gives_the_servers_error_even_when_the_server_closed_first() {
+    let server = RedisServer::start_with(&["--maxclients", "1"]);
+    let url = server.unix_url();
+    let err = greenhub::run(move || {
+        let mut holder = Client::open(&url).unwrap();
+        holder.ping().unwrap();
+        let refused = Client::open(&url).unwrap();
+        // Connecting sends nothing (no password, db or name in the URL).
+        let mut conn = refused.get_connection().unwrap();
+        wait_until("the server refused the second connection", || {
+            let stats: String = holder.cmd("INFO").arg("stats").query().unwrap();
+            stats.contains("rejected_connections:1\r\n")
+        });
+        let err = conn.ping().unwrap_err();
+        drop(conn);
+        assert_eq!(
+            refused.stats().available,
+            0,
+            "the refused connection was discarded"
+        );
+        err
+    });
+    assert!(
+        err.to_string().contains("max number of clients reached"),
+        "{err}"
     );
 }
 
