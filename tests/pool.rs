@@ -69,7 +69,11 @@ fn brpop_outlives_a_socket_timeout_shorter_than_its_own() {
             None,
             "no socket timeout error"
         );
-        assert!(start.elapsed() >= Duration::from_millis(500));
+        // Redis times BRPOP on the wall clock, which the host may step
+        // forward meanwhile (by 50 ms, seen here): allow for it. 0.4 s is
+        // still twice the socket timeout the BRPOP outlived.
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(400), "{waited:?}");
         assert_eq!(redis.stats().available, 1);
     });
 }

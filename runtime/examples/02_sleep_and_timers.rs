@@ -16,35 +16,53 @@
 //! Each `sleep` parks its coroutine with a deadline in the hub's timer queue;
 //! the hub sleeps in `epoll_wait` until the nearest one. They all sleep at
 //! once, so the run lasts about as long as the longest sleep (cron's 50 ms),
-//! not the 150 ms the sleeps add up to. Every deadline counts from the same
-//! start: a coroutine that gets the CPU late on a busy machine still wakes in
-//! its place, and a late tick does not push the next one later.
+//! not the 150 ms the sleeps add up to. The clock starts only once everyone
+//! is ready (at an `Event`, the gate), and every deadline counts from that
+//! one start: a late tick does not push the next one later, and the lines
+//! come out in the same order on a busy machine.
 
+use std::cell::Cell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use greenhub::sync::Event;
+
+/// How long to sleep to reach `ms` after `start`.
+fn until(start: Instant, ms: u64) -> Duration {
+    (start + Duration::from_millis(ms)).saturating_duration_since(Instant::now())
+}
 
 fn main() {
     greenhub::run(|| {
-        let start = Instant::now();
-        // How long to sleep to reach `ms` after the start.
-        let until = move |ms: u64| {
-            (start + Duration::from_millis(ms)).saturating_duration_since(Instant::now())
+        let gate = Event::new();
+        let start = Rc::new(Cell::new(Instant::now()));
+        let cron = {
+            let (gate, start) = (gate.clone(), start.clone());
+            greenhub::spawn(move || {
+                gate.wait().expect("the gate opens");
+                for tick in 1..=2 {
+                    println!("cron tick {tick}");
+                    greenhub::sleep(until(start.get(), 25 * tick));
+                }
+            })
         };
-        let cron = greenhub::spawn(move || {
-            for tick in 1..=2 {
-                println!("cron tick {tick}");
-                greenhub::sleep(until(25 * tick));
-            }
-        });
         let sleepers: Vec<_> = [30u64, 10, 40, 20]
             .into_iter()
             .map(|ms| {
+                let (gate, start) = (gate.clone(), start.clone());
                 greenhub::spawn(move || {
-                    greenhub::sleep(until(ms));
+                    gate.wait().expect("the gate opens");
+                    greenhub::sleep(until(start.get(), ms));
                     println!("woke after {ms} ms");
                 })
             })
             .collect();
-        // yield_now lets every coroutine spawned so far run up to its park.
+        // yield_now lets every coroutine spawned so far run up to its park:
+        // all five wait at the gate. Start the clock and open it; the second
+        // yield_now lets all five go to sleep.
+        greenhub::yield_now();
+        start.set(Instant::now());
+        gate.set();
         greenhub::yield_now();
         let asleep = greenhub::stats().parked_timer;
         sleepers.into_iter().for_each(|s| s.join().expect("join"));
