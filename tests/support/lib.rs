@@ -7,7 +7,7 @@
 //! tests stop, resume, kill and restart it on purpose. See `docs/testing.md`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -182,7 +182,8 @@ impl RedisServer {
 
     /// Runs one command over a plain std socket, returning the raw reply
     /// bytes (for setting up and checking state independently of the client).
-    /// It blocks the calling thread for one round trip, a hub's too.
+    /// It blocks the calling thread, a hub's too, until the server has
+    /// answered and let go of the connection.
     pub fn raw_command(&self, args: &[&str]) -> Vec<u8> {
         let mut conn = UnixStream::connect(self.socket_path()).expect("connect to the test server");
         conn.set_read_timeout(Some(PATIENCE)).unwrap();
@@ -199,6 +200,7 @@ impl RedisServer {
             assert!(n > 0, "the test server closed the connection mid-reply");
             reply.extend_from_slice(&chunk[..n]);
         }
+        hang_up(conn);
         reply
     }
 
@@ -268,6 +270,7 @@ fn wait_for_pong(socket: &Path, child: &mut Child) -> bool {
                 && conn.read_exact(&mut reply).is_ok()
                 && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
             {
+                hang_up(conn);
                 return true;
             }
         }
@@ -280,6 +283,17 @@ fn wait_for_pong(socket: &Path, child: &mut Child) -> bool {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Closes a connection to the server and returns once the server has let go
+/// of it: the server reads end of file, frees the client and closes its
+/// side, which reads here as end of file. A test that counts the server's
+/// clients (maxclients, CLIENT KILL) then finds none of the harness's left.
+fn hang_up(mut conn: UnixStream) {
+    let _ = conn.shutdown(Shutdown::Write);
+    let _ = conn.set_read_timeout(Some(PATIENCE));
+    let mut rest = [0u8; 256];
+    while matches!(conn.read(&mut rest), Ok(n) if n > 0) {}
 }
 
 /// A TCP port nobody listens on right now.
