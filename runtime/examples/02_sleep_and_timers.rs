@@ -16,12 +16,15 @@
 //! Each `sleep` parks its coroutine with a deadline in the hub's timer queue;
 //! the hub sleeps in `epoll_wait` until the nearest one. They all sleep at
 //! once, so the run lasts about as long as the longest sleep (cron's 50 ms),
-//! not the 150 ms the sleeps add up to. The clock starts only once everyone
-//! is ready (at an `Event`, the gate), and every deadline counts from that
-//! one start: a late tick does not push the next one later, and the lines
-//! come out in the same order on a busy machine.
+//! not the 150 ms the sleeps add up to.
+//!
+//! The clock starts once everyone is ready (waiting at an `Event`, the
+//! gate), and every deadline counts from that one start, so a late tick does
+//! not push the next one later. Each coroutine notes what it did in a log
+//! that `main` prints at the end: a write to the terminal on the way could
+//! cost the thread the CPU just when the others should be falling asleep.
 
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -36,12 +39,13 @@ fn main() {
     greenhub::run(|| {
         let gate = Event::new();
         let start = Rc::new(Cell::new(Instant::now()));
+        let log = Rc::new(RefCell::new(Vec::new()));
         let cron = {
-            let (gate, start) = (gate.clone(), start.clone());
+            let (gate, start, log) = (gate.clone(), start.clone(), log.clone());
             greenhub::spawn(move || {
                 gate.wait().expect("the gate opens");
                 for tick in 1..=2 {
-                    println!("cron tick {tick}");
+                    log.borrow_mut().push(format!("cron tick {tick}"));
                     greenhub::sleep(until(start.get(), 25 * tick));
                 }
             })
@@ -49,11 +53,11 @@ fn main() {
         let sleepers: Vec<_> = [30u64, 10, 40, 20]
             .into_iter()
             .map(|ms| {
-                let (gate, start) = (gate.clone(), start.clone());
+                let (gate, start, log) = (gate.clone(), start.clone(), log.clone());
                 greenhub::spawn(move || {
                     gate.wait().expect("the gate opens");
                     greenhub::sleep(until(start.get(), ms));
-                    println!("woke after {ms} ms");
+                    log.borrow_mut().push(format!("woke after {ms} ms"));
                 })
             })
             .collect();
@@ -67,6 +71,9 @@ fn main() {
         let asleep = greenhub::stats().parked_timer;
         sleepers.into_iter().for_each(|s| s.join().expect("join"));
         cron.join().expect("join");
+        for line in log.borrow().iter() {
+            println!("{line}");
+        }
         println!("everyone slept at once: {asleep} coroutines parked on timers together");
     });
 }
