@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use greenhub_redis::prelude::*;
 use greenhub_redis::{Client, ConnectionInfo, Error, PoolConfig, PoolStats, WhenFull};
-use greenhub_tests::RedisServer;
+use greenhub_tests::{wait_until, RedisServer};
 
 fn client(url: &str, config: PoolConfig) -> Client {
     Client::with_config(ConnectionInfo::from_url(url).unwrap(), config)
@@ -15,26 +15,28 @@ fn client(url: &str, config: PoolConfig) -> Client {
 fn a_thousand_coroutines_in_brpop_hold_a_thousand_connections_and_finish_together() {
     let server = RedisServer::start();
     let url = server.unix_url();
-    let (during, after, nils) = greenhub::run(move || {
+    let (during, after, popped) = greenhub::run(move || {
         let redis = Client::open(&url).unwrap();
         let waiters: Vec<_> = (0..1000)
             .map(|_| {
                 let mut redis = redis.clone();
-                greenhub::spawn(move || redis.brpop(&["list"], 1.0))
+                greenhub::spawn(move || redis.brpop(&["list"], 0.0))
             })
             .collect();
         // Wait (a condition, not a fixed time) until every one is connected
-        // and parked in its BRPOP; the server holds them for a second.
-        while redis.stats().in_use < 1000 {
-            greenhub::sleep(Duration::from_millis(5));
-        }
+        // and parked in its BRPOP, which waits as long as it takes.
+        wait_until("1,000 connections in use", || redis.stats().in_use == 1000);
         let during = redis.stats();
-        let nils = waiters
+        // One RPUSH of 1,000 jobs releases them all together.
+        let mut rpush = vec!["RPUSH", "list"];
+        rpush.extend(["job"; 1000]);
+        assert_eq!(server.raw_command(&rpush), b":1000\r\n");
+        let popped = waiters
             .into_iter()
             .map(|w| w.join().unwrap())
-            .filter(|reply| matches!(reply, Ok(None)))
+            .filter(|reply| matches!(reply, Ok(Some((_, job))) if job == b"job"))
             .count();
-        (during, redis.stats(), nils)
+        (during, redis.stats(), popped)
     });
     assert_eq!(
         during,
@@ -52,7 +54,7 @@ fn a_thousand_coroutines_in_brpop_hold_a_thousand_connections_and_finish_togethe
             available: 1000
         }
     );
-    assert_eq!(nils, 1000);
+    assert_eq!(popped, 1000);
 }
 
 #[test]
@@ -67,7 +69,11 @@ fn brpop_outlives_a_socket_timeout_shorter_than_its_own() {
             None,
             "no socket timeout error"
         );
-        assert!(start.elapsed() >= Duration::from_millis(500));
+        // Redis times BRPOP on the wall clock, which the host may step
+        // forward meanwhile (by 50 ms, seen here): allow for it. 0.4 s is
+        // still twice the socket timeout the BRPOP outlived.
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(400), "{waited:?}");
         assert_eq!(redis.stats().available, 1);
     });
 }
@@ -84,19 +90,21 @@ fn a_full_pool_set_to_fail_says_too_many_connections() {
                 ..Default::default()
             },
         );
+        // The holders wait in BRPOP until the test pushes two jobs.
         let holders: Vec<_> = (0..2)
             .map(|_| {
                 let mut redis = redis.clone();
-                greenhub::spawn(move || redis.brpop(&["hold"], 0.3))
+                greenhub::spawn(move || redis.brpop(&["hold"], 0.0))
             })
             .collect();
-        greenhub::sleep(Duration::from_millis(50));
+        wait_until("both holders connected", || redis.stats().in_use == 2);
         let err = redis.clone().ping().unwrap_err();
         assert!(matches!(err, Error::PoolExhausted { max: 2 }), "{err}");
         assert!(err.to_string().contains("too many connections"));
+        assert_eq!(server.raw_command(&["RPUSH", "hold", "a", "b"]), b":2\r\n");
         holders
             .into_iter()
-            .for_each(|h| assert_eq!(h.join().unwrap().unwrap(), None));
+            .for_each(|h| assert!(h.join().unwrap().unwrap().is_some()));
         assert_eq!(redis.clone().ping().unwrap(), "PONG", "capacity came back");
     });
 }
@@ -142,14 +150,16 @@ fn a_full_pool_set_to_wait_parks_callers_until_a_connection_frees_up() {
             },
         );
         let mut holder = single.clone();
-        let held = greenhub::spawn(move || holder.brpop(&["hold"], 0.5));
+        // It holds the only connection until the test pushes a job.
+        let held = greenhub::spawn(move || holder.brpop(&["hold"], 0.0));
         greenhub::yield_now();
         let err = single.clone().ping().unwrap_err();
         assert!(
             matches!(err, Error::PoolExhausted { max: 1 }),
             "the wait timed out: {err}"
         );
-        held.join().unwrap().unwrap();
+        assert_eq!(server.raw_command(&["RPUSH", "hold", "a"]), b":1\r\n");
+        assert!(held.join().unwrap().unwrap().is_some());
     });
 }
 
@@ -161,7 +171,9 @@ fn a_coroutine_killed_mid_brpop_leaves_no_poisoned_connection() {
         let redis = Client::open(&url).unwrap();
         let mut victim_client = redis.clone();
         let victim = greenhub::spawn(move || victim_client.brpop(&["jobs"], 5.0));
-        greenhub::sleep(Duration::from_millis(50));
+        wait_until("the victim blocked in BRPOP", || {
+            server.blocked_clients() == 1
+        });
         victim.kill();
         assert!(victim.join().is_err());
         assert_eq!(
@@ -173,6 +185,11 @@ fn a_coroutine_killed_mid_brpop_leaves_no_poisoned_connection() {
             },
             "closed, not pooled"
         );
+        // The server drops the victim's BRPOP once it sees the connection
+        // close; until then a pushed job could still go to that ghost.
+        wait_until("the victim's BRPOP gone from the server", || {
+            server.blocked_clients() == 0
+        });
 
         let mut next = redis.clone();
         next.set("mine", "my value").unwrap();
@@ -205,6 +222,11 @@ fn a_brpop_cut_by_a_timeout_leaves_no_poisoned_connection() {
             inner.unwrap().is_none(),
             "the inner timeout elapsed, the outer did not"
         );
+        // Both cut connections were closed; once the server has seen that,
+        // no BRPOP of theirs is left to take an item.
+        wait_until("the cut BRPOPs gone from the server", || {
+            server.blocked_clients() == 0
+        });
         for round in 0..20 {
             let key = format!("own-{round}");
             redis.set(&key, round).unwrap();

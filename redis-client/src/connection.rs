@@ -20,7 +20,7 @@ use std::io::{self, Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::cmd::{cmd, Cmd, ConnectionLike};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, ServerError};
 use crate::resp::{parse, Limits, Parsed, Value};
 use crate::url::{Addr, ConnectionInfo};
 
@@ -237,10 +237,53 @@ impl Connection {
     /// Writes `packed` (one or more encoded commands) and counts `replies` as owed.
     pub(crate) fn send(&mut self, packed: &[u8], replies: usize) -> Result<()> {
         self.check()?;
+        let owed_before = self.unread;
         self.unread += replies;
         self.last_used = Instant::now();
-        let written = self.stream.write_all(packed);
-        written.map_err(|err| self.fail(err.into()))
+        let Err(err) = self.stream.write_all(packed) else {
+            return Ok(());
+        };
+        let closed = matches!(
+            err.kind(),
+            io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+        );
+        // Nothing was owed, so whatever waits unread is no reply to a request.
+        let said = if closed && owed_before == 0 {
+            self.farewell()
+        } else {
+            None
+        };
+        match said {
+            Some(said) => {
+                self.broken = Some(said.to_string());
+                Err(Error::Server(said))
+            }
+            None => Err(self.fail(err.into())),
+        }
+    }
+
+    /// After a write failed because the server had closed the connection:
+    /// the error the server wrote before it closed, if one waits unread. A
+    /// server at `maxclients` accepts, writes `ERR max number of clients
+    /// reached` and closes; a first request that loses that race fails to
+    /// write, but the server's reason is still in the socket.
+    fn farewell(&mut self) -> Option<ServerError> {
+        loop {
+            match parse(&self.buf[self.start..self.end], &self.limits) {
+                Ok(Parsed::Complete(Value::Error(said), _)) => return Some(said),
+                Ok(Parsed::Incomplete(need)) => {
+                    // Read, never wait first: the bytes may have come long
+                    // ago, and the peer has closed, so the read returns at
+                    // once with them or with end of file.
+                    self.make_room(need);
+                    match self.stream.read(&mut self.buf[self.end..]) {
+                        Ok(n) if n > 0 => self.end += n,
+                        _ => return None,
+                    }
+                }
+                _ => return None,
+            }
+        }
     }
 
     /// Reads the next reply; `blocking` extends the read deadline by a

@@ -19,7 +19,8 @@ use crate::spawn::{Finish, JoinHandle};
 use crate::sync::queue::Queue;
 use crate::sync::{deadline, Semaphore, WaitError};
 
-/// Parks until one of `handles` has finished; returns its index. With a
+/// Parks until one of `handles` has finished; returns its index (the lowest,
+/// if several have finished by the time the caller runs again). With a
 /// timeout, gives up with `WaitError::TimedOut`.
 ///
 /// # Panics
@@ -29,7 +30,8 @@ use crate::sync::{deadline, Semaphore, WaitError};
 /// ```
 /// use std::time::Duration;
 /// greenhub::run(|| {
-///     let slow = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(50)));
+///     // Still asleep when main returns, and killed then.
+///     let slow = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(60)));
 ///     let fast = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(5)));
 ///     assert_eq!(greenhub::wait_any(&[slow, fast], None), Ok(1));
 /// });

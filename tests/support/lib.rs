@@ -7,7 +7,7 @@
 //! tests stop, resume, kill and restart it on purpose. See `docs/testing.md`.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,6 +16,27 @@ use std::time::{Duration, Instant};
 
 /// How long a server may take to answer its first PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`wait_until`] polls a condition before the test fails: far
+/// more than any machine needs, however busy, so that running out means the
+/// condition was never going to hold.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `condition` every 5 ms until it holds, and panics, naming `what`,
+/// if it still does not after [`PATIENCE`]. This is how a test waits for
+/// "the other side is ready" instead of sleeping a fixed time. It sleeps with
+/// `greenhub::sleep`, so inside a coroutine the hub goes on running the
+/// coroutines the test waits for, and on a plain thread it blocks.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "still not {what} after {PATIENCE:?}"
+        );
+        greenhub::sleep(Duration::from_millis(5));
+    }
+}
 
 /// A private `redis-server` process, killed when dropped.
 #[derive(Debug)]
@@ -161,18 +182,68 @@ impl RedisServer {
 
     /// Runs one command over a plain std socket, returning the raw reply
     /// bytes (for setting up and checking state independently of the client).
+    /// It blocks the calling thread, a hub's too, until the server has
+    /// answered and let go of the connection.
     pub fn raw_command(&self, args: &[&str]) -> Vec<u8> {
         let mut conn = UnixStream::connect(self.socket_path()).expect("connect to the test server");
-        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
         }
         conn.write_all(request.as_bytes()).unwrap();
-        let mut reply = vec![0u8; 64 * 1024];
-        let n = conn.read(&mut reply).unwrap();
-        reply.truncate(n);
+        // Read until the reply is complete: one read may return part of it.
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        while reply_len(&reply).is_none() {
+            let n = conn.read(&mut chunk).expect("the test server's reply");
+            assert!(n > 0, "the test server closed the connection mid-reply");
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        hang_up(conn);
         reply
+    }
+
+    /// How many clients the server holds in a blocking command such as
+    /// BRPOP (`blocked_clients` in `INFO clients`): the server's own word
+    /// that a request has arrived and is waiting.
+    pub fn blocked_clients(&self) -> usize {
+        let info = self.raw_command(&["INFO", "clients"]);
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|line| line.strip_prefix("blocked_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("INFO clients reports blocked_clients")
+    }
+}
+
+/// The length of the first complete RESP2 reply in `buf`, or `None` while
+/// it is incomplete.
+fn reply_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let after_line = line_end + 2;
+    let number = || -> i64 {
+        std::str::from_utf8(&buf[1..line_end])
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .expect("a RESP length")
+    };
+    match buf[0] {
+        b'$' => match number() {
+            n if n < 0 => Some(after_line),
+            n => {
+                let end = after_line + n as usize + 2;
+                (buf.len() >= end).then_some(end)
+            }
+        },
+        b'*' => {
+            let mut at = after_line;
+            for _ in 0..number().max(0) {
+                at += reply_len(&buf[at..])?;
+            }
+            Some(at)
+        }
+        _ => Some(after_line),
     }
 }
 
@@ -199,6 +270,7 @@ fn wait_for_pong(socket: &Path, child: &mut Child) -> bool {
                 && conn.read_exact(&mut reply).is_ok()
                 && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
             {
+                hang_up(conn);
                 return true;
             }
         }
@@ -211,6 +283,17 @@ fn wait_for_pong(socket: &Path, child: &mut Child) -> bool {
         );
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Closes a connection to the server and returns once the server has let go
+/// of it: the server reads end of file, frees the client and closes its
+/// side, which reads here as end of file. A test that counts the server's
+/// clients (maxclients, CLIENT KILL) then finds none of the harness's left.
+fn hang_up(mut conn: UnixStream) {
+    let _ = conn.shutdown(Shutdown::Write);
+    let _ = conn.set_read_timeout(Some(PATIENCE));
+    let mut rest = [0u8; 256];
+    while matches!(conn.read(&mut rest), Ok(n) if n > 0) {}
 }
 
 /// A TCP port nobody listens on right now.
