@@ -86,3 +86,8 @@ pub mod prelude {
     };
     pub use crate::ConnectionLike;
 }
+
+// The README's examples, compiled (and run, unless marked `no_run`) as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -76,3 +76,8 @@ pub use stats::{current, current_name, hub_id, stats, Current, CurrentName, Stat
 pub use timeout::{timeout, Elapsed};
 pub use timer::{sleep, yield_now};
 pub use unblock::unblock;
+
+// The README's examples, compiled (and run, unless marked `no_run`) as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
