@@ -57,15 +57,22 @@ pub enum ChannelError {
 impl fmt::Display for ChannelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChannelError::Closed => f.write_str("channel closed"),
-            ChannelError::Full => f.write_str("channel full"),
-            ChannelError::Empty => f.write_str("channel empty"),
-            ChannelError::Wait(err) => err.fmt(f),
+            ChannelError::Closed => f.write_str("greenhub channel: closed"),
+            ChannelError::Full => f.write_str("greenhub channel: full"),
+            ChannelError::Empty => f.write_str("greenhub channel: empty"),
+            ChannelError::Wait(_) => f.write_str("greenhub channel: the wait failed"),
         }
     }
 }
 
-impl std::error::Error for ChannelError {}
+impl std::error::Error for ChannelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ChannelError::Wait(err) => Some(err),
+            _ => None,
+        }
+    }
+}
 
 /// A send that did not happen, with the value it was given.
 #[derive(Debug, PartialEq, Eq)]

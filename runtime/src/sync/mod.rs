@@ -49,11 +49,11 @@ pub enum WaitError {
 impl fmt::Display for WaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WaitError::TimedOut => f.write_str("timed out"),
-            WaitError::Deadlock(message) => f.write_str(message),
-            WaitError::CannotWait => {
-                f.write_str("cannot wait here: not in a coroutine, or unwinding")
-            }
+            WaitError::TimedOut => f.write_str("greenhub: the wait timed out"),
+            WaitError::Deadlock(message) => write!(f, "greenhub: {message}"),
+            WaitError::CannotWait => f.write_str(
+                "greenhub: cannot wait here: not in a coroutine, or the coroutine is unwinding",
+            ),
         }
     }
 }
