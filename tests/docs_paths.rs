@@ -35,9 +35,17 @@ fn root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `README.md` and `docs/*.md`, relative to the root.
+/// `README.md`, the published crates' READMEs, `CHANGELOG.md` and
+/// `docs/*.md`, relative to the root.
 fn pages(root: &Path) -> Vec<String> {
-    let mut pages = vec!["README.md".to_owned()];
+    let mut pages: Vec<String> = [
+        "README.md",
+        "runtime/README.md",
+        "redis-client/README.md",
+        "CHANGELOG.md",
+    ]
+    .map(str::to_owned)
+    .to_vec();
     let mut docs: Vec<String> = fs::read_dir(root.join("docs"))
         .expect("docs/ exists")
         .map(|entry| entry.expect("a readable entry").path())
