@@ -172,8 +172,15 @@ fn random_parks_under_random_kills_and_timeouts_end_exactly_once_and_leave_nothi
         )
     });
     let (started, ended, wrong) = ledger;
-    assert!(killed > 0, "the killer killed nobody: the test tests nothing");
+    assert!(
+        killed > 0,
+        "the killer killed nobody: the test tests nothing"
+    );
     assert_eq!(started, ended, "an operation ended twice or never");
     assert_eq!(wrong, 0, "{wrong} operations had the wrong outcome");
-    assert_eq!(left, (1, 0, 0, 0), "(alive, timers, sockets, parked) after the run");
+    assert_eq!(
+        left,
+        (1, 0, 0, 0),
+        "(alive, timers, sockets, parked) after the run"
+    );
 }

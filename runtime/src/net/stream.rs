@@ -11,13 +11,13 @@ use crate::sources::reactor::Direction;
 
 /// A registered stream socket with std-like read and write timeouts.
 #[derive(Debug)]
-pub(crate) struct Stream<S: mio::event::Source> {
+pub(crate) struct Stream<S: std::os::fd::AsRawFd> {
     pub(crate) reg: Registered<S>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
 }
 
-impl<S: mio::event::Source + std::os::fd::AsRawFd> Stream<S>
+impl<S: std::os::fd::AsRawFd> Stream<S>
 where
     for<'a> &'a S: Read + Write,
 {
@@ -27,6 +27,11 @@ where
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
         })
+    }
+
+    /// Deregisters the socket and returns it.
+    pub(crate) fn into_source(self) -> S {
+        self.reg.into_inner()
     }
 
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
@@ -98,7 +103,7 @@ where
 }
 
 /// As in std, a zero timeout is an error rather than "never wait".
-fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
     match timeout {
         Some(t) if t.is_zero() => Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -1,8 +1,11 @@
 //! The few system calls mio does not wrap: the page size, a listener's
-//! backlog, and which stack pages are resident (for `dump()`).
+//! backlog, which stack pages are resident (for `dump()`), a listener with
+//! `SO_REUSEPORT`, an fd's `O_NONBLOCK` flag, and a `poll(2)` probe of one
+//! fd's readiness (for waits that must not trust a cached edge).
 
 use std::io;
-use std::os::fd::RawFd;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
 /// The size of a memory page.
@@ -38,4 +41,90 @@ pub(crate) fn resident_bytes(low: usize, high: usize) -> usize {
         return 0;
     }
     resident.iter().filter(|&&b| b & 1 != 0).count() * page
+}
+
+/// `Ok(())` for a system call's zero, the OS error for its -1.
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A listening TCP socket bound to `addr` with `SO_REUSEADDR` and
+/// `SO_REUSEPORT` set before `bind` (std and mio set options only after),
+/// non-blocking, close-on-exec, listening with `backlog`. Several such
+/// sockets, in one process or several, share the port, and the kernel
+/// spreads incoming connections over them.
+pub(crate) fn reuseport_listener(
+    addr: SocketAddr,
+    backlog: libc::c_int,
+) -> io::Result<std::net::TcpListener> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket(2) takes three ints and returns a new fd or -1.
+    let fd = unsafe { libc::socket(domain, kind, 0) };
+    check(fd)?;
+    // SAFETY: `fd` was just created by socket(2) and nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `&on`,
+        // which lives for the call; `fd` is open (owned by `socket`).
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    match addr {
+        SocketAddr::V4(v4) => {
+            let raw = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: bind reads a `sockaddr_in` of exactly the length
+            // given, from a value that lives for the call.
+            check(unsafe {
+                libc::bind(
+                    fd,
+                    (&raw as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            })?;
+        }
+        SocketAddr::V6(v6) => {
+            let raw = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: as above, for a `sockaddr_in6`.
+            check(unsafe {
+                libc::bind(
+                    fd,
+                    (&raw as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            })?;
+        }
+    }
+    listen(fd, backlog)?;
+    Ok(std::net::TcpListener::from(socket))
 }
