@@ -14,7 +14,7 @@
 
 mod addr;
 mod convert;
-mod registered;
+pub(crate) mod registered;
 mod stream;
 mod tcp;
 mod udp;

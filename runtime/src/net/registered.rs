@@ -60,6 +60,96 @@ impl Drop for Registration {
     }
 }
 
+impl Registration {
+    /// The shape itself; `drained` says whether a result emptied (or
+    /// filled) the kernel buffer.
+    pub(crate) fn io_until<R>(
+        &self,
+        dir: Direction,
+        deadline: Deadline,
+        what: &'static str,
+        drained: impl Fn(&R) -> bool,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        if crate::context::with(|hub| hub.id) != Some(self.reactor.hub) {
+            return Err(wrong_hub(what));
+        }
+        // A timeout counts from the first park, as std's does from the call.
+        let mut deadline = deadline;
+        loop {
+            let tick = match self.reactor.readiness(self.token, dir) {
+                Readiness::Ready(tick) => tick,
+                Readiness::NotReady => {
+                    let at = deadline.start(Instant::now());
+                    deadline = Deadline::At(at);
+                    self.wait_until(dir, at, what)?;
+                    continue;
+                }
+                Readiness::Gone => return Err(wrong_hub(what)),
+            };
+            match op() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.reactor.clear(self.token, dir, tick);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Ok(value) => {
+                    if drained(&value) {
+                        self.reactor.clear(self.token, dir, tick);
+                    }
+                    return Ok(value);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Parks until `dir` may be ready, or returns at once if the reactor
+    /// says it may be ready already (`deadline` bounds the wait).
+    pub(crate) fn wait_until(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        what: &'static str,
+    ) -> io::Result<()> {
+        let outcome = crate::context::with(|hub| {
+            if hub.id != self.reactor.hub {
+                return Err(wrong_hub(what));
+            }
+            Ok(hub.park(WaitOn::Io(&self.reactor, self.token, dir), deadline))
+        })
+        .ok_or_else(outside_hub)??;
+        outcome_to_io(outcome, what)
+    }
+
+    /// Parks until `dir` is ready *now*, as the kernel says (a `poll(2)`
+    /// probe), not merely "an edge was seen and not used up": a cached
+    /// readiness the probe finds stale is cleared with its tick, and the
+    /// wait parks for the next edge. For waits whose caller does its own
+    /// system call (`io::Async::readable`), which the reactor never sees
+    /// fail with `WouldBlock`.
+    pub(crate) fn wait_ready(
+        &self,
+        dir: Direction,
+        deadline: Deadline,
+        what: &'static str,
+    ) -> io::Result<()> {
+        let write = dir == Direction::Write;
+        self.io_until(
+            dir,
+            deadline,
+            what,
+            |_| false,
+            || {
+                if crate::sys::os::ready_now(self.fd, write)? {
+                    Ok(())
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+            },
+        )
+    }
+}
+
 impl<S: AsRawFd> Registered<S> {
     /// Registers `source` (already non-blocking) with this thread's hub, for
     /// read and write readiness, edge-triggered.
@@ -91,6 +181,15 @@ impl<S: AsRawFd> Registered<S> {
 
     pub(crate) fn get(&self) -> &S {
         &self.source
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// The reactor, token and fd, for `select` and `io::Async`'s probes.
+    pub(crate) fn registration(&self) -> &Registration {
+        &self.registration
     }
 
     /// Runs `op` until it does not return `WouldBlock`, parking on `dir`
@@ -133,44 +232,26 @@ impl<S: AsRawFd> Registered<S> {
         drained: impl Fn(&R) -> bool,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        if crate::context::with(|hub| hub.id) != Some(self.registration.reactor.hub) {
-            return Err(wrong_hub(what));
-        }
-        // A timeout counts from the first park, as std's does from the call.
-        let mut deadline = deadline;
-        loop {
-            let tick = match self
-                .registration
-                .reactor
-                .readiness(self.registration.token, dir)
-            {
-                Readiness::Ready(tick) => tick,
-                Readiness::NotReady => {
-                    let at = deadline.start(Instant::now());
-                    deadline = Deadline::At(at);
-                    self.wait_until(dir, at, what)?;
-                    continue;
-                }
-                Readiness::Gone => return Err(wrong_hub(what)),
-            };
-            match op(&self.source) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.registration
-                        .reactor
-                        .clear(self.registration.token, dir, tick);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Ok(value) => {
-                    if drained(&value) {
-                        self.registration
-                            .reactor
-                            .clear(self.registration.token, dir, tick);
-                    }
-                    return Ok(value);
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        let source = &self.source;
+        self.registration
+            .io_until(dir, deadline, what, drained, || op(source))
+    }
+
+    /// [`io_until`](Self::io_until) with the owner borrowed mutably, for
+    /// types whose `Read` or `Write` needs `&mut` (a child's pipes).
+    pub(crate) fn io_until_mut<R>(
+        &mut self,
+        dir: Direction,
+        deadline: Deadline,
+        what: &'static str,
+        drained: impl Fn(&R) -> bool,
+        mut op: impl FnMut(&mut S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let Registered {
+            registration,
+            source,
+        } = self;
+        registration.io_until(dir, deadline, what, drained, || op(source))
     }
 
     /// Parks until `dir` may be ready, or returns at once if the reactor
@@ -181,17 +262,7 @@ impl<S: AsRawFd> Registered<S> {
         deadline: Option<Instant>,
         what: &'static str,
     ) -> io::Result<()> {
-        let outcome = crate::context::with(|hub| {
-            if hub.id != self.registration.reactor.hub {
-                return Err(wrong_hub(what));
-            }
-            Ok(hub.park(
-                WaitOn::Io(&self.registration.reactor, self.registration.token, dir),
-                deadline,
-            ))
-        })
-        .ok_or_else(outside_hub)??;
-        outcome_to_io(outcome, what)
+        self.registration.wait_until(dir, deadline, what)
     }
 }
 

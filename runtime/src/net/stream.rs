@@ -17,10 +17,7 @@ pub(crate) struct Stream<S: std::os::fd::AsRawFd> {
     write_timeout: Cell<Option<Duration>>,
 }
 
-impl<S: std::os::fd::AsRawFd> Stream<S>
-where
-    for<'a> &'a S: Read + Write,
-{
+impl<S: std::os::fd::AsRawFd> Stream<S> {
     pub(crate) fn new(source: S) -> io::Result<Self> {
         Ok(Stream {
             reg: Registered::new(source)?,
@@ -33,7 +30,12 @@ where
     pub(crate) fn into_source(self) -> S {
         self.reg.into_inner()
     }
+}
 
+impl<S: std::os::fd::AsRawFd> Stream<S>
+where
+    for<'a> &'a S: Read + Write,
+{
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let asked = buf.len();
         self.reg.io_bytes(

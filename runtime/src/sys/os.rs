@@ -128,3 +128,52 @@ pub(crate) fn reuseport_listener(
     listen(fd, backlog)?;
     Ok(std::net::TcpListener::from(socket))
 }
+
+/// Sets or clears `O_NONBLOCK` on `fd`; returns whether it was set before.
+///
+/// A raw fd, like [`ready_now`]: fcntl on a closed fd fails with `EBADF`
+/// and touches no memory.
+pub(crate) fn set_nonblocking(raw: RawFd, on: bool) -> io::Result<bool> {
+    // SAFETY: fcntl(F_GETFL) reads an fd's flags and touches no memory.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    check(flags)?;
+    let was = flags & libc::O_NONBLOCK != 0;
+    let wanted = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
+        // SAFETY: fcntl(F_SETFL) with an int argument on an open fd.
+        check(unsafe { libc::fcntl(raw, libc::F_SETFL, wanted) })?;
+    }
+    Ok(was)
+}
+
+/// Asks the kernel, without waiting, whether `fd` is ready now: readable
+/// (or hung up, or in error) for `write == false`, writable for `true`.
+/// Level-triggered, so it answers for the state, not for an edge.
+///
+/// It takes a raw fd because poll(2) on any number is memory-safe: an fd
+/// closed meanwhile reports `POLLNVAL`, which counts as ready, so the
+/// caller's next operation sees the error.
+pub(crate) fn ready_now(fd: RawFd, write: bool) -> io::Result<bool> {
+    let events = if write { libc::POLLOUT } else { libc::POLLIN };
+    let mut probe = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll(2) reads and writes one `pollfd` we own, and a zero
+        // timeout never blocks.
+        let rc = unsafe { libc::poll(&mut probe, 1, 0) };
+        if rc >= 0 {
+            return Ok(rc > 0 && probe.revents != 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
