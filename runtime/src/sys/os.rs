@@ -177,3 +177,41 @@ pub(crate) fn ready_now(fd: RawFd, write: bool) -> io::Result<bool> {
         }
     }
 }
+
+/// A pidfd for the child `pid` (Linux 5.3 and later): readable once the
+/// child has exited, so its exit can be waited for with the reactor. An
+/// unreaped child's pid cannot be reused, so there is no race with exit.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: the pidfd_open system call takes a pid and flags (0) and
+    // returns a new fd or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
+    // SAFETY: the kernel just created `fd` for us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Blocks until the child `pid` has exited, without reaping it (`waitid`
+/// with `WNOWAIT`), so that `std::process::Child::try_wait` can then reap it
+/// and read its status. For a helper thread, on kernels without pidfds.
+pub(crate) fn wait_exited(pid: u32) -> io::Result<()> {
+    let id = libc::id_t::from(pid);
+    loop {
+        // SAFETY: siginfo_t is plain data that waitid fills in; zeroes are
+        // a valid value for it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes one siginfo_t into `info`, which we own.
+        let rc = unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
