@@ -141,6 +141,11 @@ impl<T: AsRawFd> Async<T> {
         self.reg
             .io_until_mut(Direction::Write, Deadline::Never, "write", |_| false, op)
     }
+
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &crate::net::registered::Registration {
+        self.reg.registration()
+    }
 }
 
 fn set_nonblocking(fd: RawFd, on: bool) -> io::Result<bool> {

@@ -39,7 +39,7 @@
 //!
 //! | layer | folder / file | role |
 //! | --- | --- | --- |
-//! | API | `run.rs`, `spawn.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `net/`, `process.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`io::Async`], [`net`], [`process`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`] |
+//! | API | `run.rs`, `spawn.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `net/`, `process.rs`, `select.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`io::Async`], [`net`], [`process`], [`select`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`] |
 //! | context | `context.rs` | the one thread-local, read once per public call to find the hub |
 //! | hub | `hub/` | the loop, the park protocol (`hub/park.rs`), the blocking monitor |
 //! | sources | `sources/` | the reactor (cached readiness), timers, wait queues, the cross-thread inbox, helper lanes |
@@ -59,6 +59,7 @@ pub mod process;
 mod remote;
 mod run;
 mod sched;
+pub mod select;
 pub mod signal;
 mod sources;
 mod spawn;

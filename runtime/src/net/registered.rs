@@ -150,6 +150,20 @@ impl Registration {
     }
 }
 
+impl Registration {
+    pub(crate) fn reactor(&self) -> &Reactor {
+        &self.reactor
+    }
+
+    pub(crate) fn token(&self) -> Key {
+        self.token
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
 impl<S: AsRawFd> Registered<S> {
     /// Registers `source` (already non-blocking) with this thread's hub, for
     /// read and write readiness, edge-triggered.

@@ -118,6 +118,11 @@ impl TcpStream {
         self.inner.into_source()
     }
 
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.inner.reg.registration()
+    }
+
     pub(super) fn mio(&self) -> &mio::net::TcpStream {
         self.inner.reg.get()
     }
@@ -198,6 +203,11 @@ impl TcpListener {
 
     pub(super) fn into_mio(self) -> mio::net::TcpListener {
         self.reg.into_inner()
+    }
+
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.reg.registration()
     }
 
     pub(super) fn mio(&self) -> &mio::net::TcpListener {

@@ -73,6 +73,11 @@ impl UdpSocket {
         self.reg.into_inner()
     }
 
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.reg.registration()
+    }
+
     pub(super) fn mio(&self) -> &mio::net::UdpSocket {
         self.reg.get()
     }

@@ -115,6 +115,11 @@ impl UnixStream {
         self.inner.into_source()
     }
 
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.inner.reg.registration()
+    }
+
     pub(super) fn mio(&self) -> &mio::net::UnixStream {
         self.inner.reg.get()
     }
@@ -169,6 +174,11 @@ impl UnixListener {
 
     pub(super) fn into_mio(self) -> mio::net::UnixListener {
         self.reg.into_inner()
+    }
+
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.reg.registration()
     }
 
     pub(super) fn mio(&self) -> &mio::net::UnixListener {
