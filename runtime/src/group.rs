@@ -61,7 +61,9 @@ pub fn wait_all<T>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> Resu
     Ok(())
 }
 
-/// A set of coroutines to join or kill together.
+/// A set of coroutines to join or kill together. Cheap to clone: clones
+/// are the same group (an accept loop spawns into the group that `main`
+/// drains).
 ///
 /// ```
 /// greenhub::run(|| {
@@ -74,7 +76,7 @@ pub fn wait_all<T>(handles: &[JoinHandle<T>], timeout: Option<Duration>) -> Resu
 ///     assert!(group.is_empty());
 /// });
 /// ```
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Group {
     members: Rc<RefCell<Slab<Member>>>,
 }
