@@ -39,7 +39,7 @@
 //!
 //! | layer | folder / file | role |
 //! | --- | --- | --- |
-//! | API | `run.rs`, `spawn.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `net/`, `process.rs`, `select.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`io::Async`], [`net`], [`process`], [`select`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`] |
+//! | API | `run.rs`, `spawn.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `local.rs`, `net/`, `process.rs`, `select.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`io::Async`], [`local!`], [`net`], [`process`], [`select`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`] |
 //! | context | `context.rs` | the one thread-local, read once per public call to find the hub |
 //! | hub | `hub/` | the loop, the park protocol (`hub/park.rs`), the blocking monitor |
 //! | sources | `sources/` | the reactor (cached readiness), timers, wait queues, the cross-thread inbox, helper lanes |
@@ -53,6 +53,7 @@ mod debug;
 mod group;
 mod hub;
 pub mod io;
+mod local;
 pub mod net;
 mod panic;
 pub mod process;
@@ -71,11 +72,12 @@ mod timer;
 mod unblock;
 
 pub use debug::{dump, CoroutineInfo, Dump};
-pub use group::{wait_all, wait_any, Group, Pool};
+pub use group::{wait_all, wait_any, Group, Imap, ImapUnordered, Pool};
+pub use local::LocalKey;
 pub use remote::{handle, Handle, HubClosed};
 pub use run::{default_max_helpers, run, HubBuilder};
 pub use sched::HubId;
-pub use spawn::{spawn, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
+pub use spawn::{spawn, spawn_later, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
 pub use stats::{current, current_name, hub_id, stats, Current, CurrentName, Stats};
 pub use timeout::{timeout, Elapsed};
 pub use timer::{sleep, yield_now};
