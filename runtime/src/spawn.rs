@@ -21,6 +21,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::hub::park::{KillSignal, Outcome};
+pub use crate::join_error::JoinError;
 use crate::sched::{HubId, Key};
 use crate::sync::queue::Queue;
 
@@ -31,34 +32,6 @@ use crate::sync::queue::Queue;
 /// Stacks are reserved with `MAP_NORESERVE`: untouched pages cost address
 /// space only, so generous is cheap.
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
-
-/// Why [`JoinHandle::join`] returned no value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JoinError {
-    /// The coroutine panicked; the panic message.
-    Panicked(String),
-    /// The coroutine was killed (gevent's `GreenletExit`); from `wait`, the
-    /// waiting coroutine is itself unwinding and may not park.
-    Killed,
-    /// An enclosing [`timeout`](crate::timeout()) elapsed while waiting; the
-    /// coroutine goes on.
-    TimedOut,
-    /// Nothing could ever finish the coroutine; the message names who waits.
-    Deadlock(String),
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Panicked(message) => write!(f, "coroutine panicked: {message}"),
-            JoinError::Killed => f.write_str("coroutine was killed"),
-            JoinError::TimedOut => f.write_str("timed out waiting for the coroutine"),
-            JoinError::Deadlock(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
 
 /// How a coroutine ended, kept until someone joins it.
 enum Ending<T> {
