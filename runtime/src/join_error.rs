@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-/// Why [`JoinHandle::join`] returned no value.
+/// Why [`JoinHandle::join`](crate::JoinHandle::join) returned no value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum JoinError {
     /// The coroutine panicked; the panic message.

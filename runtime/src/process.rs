@@ -3,7 +3,7 @@
 //!
 //! `Command` wraps `std::process::Command`. Spawning forks and execs on the
 //! calling thread (std's `spawn`: short, and not worth a helper thread);
-//! then each piped stdin, stdout and stderr is wrapped in [`io::Async`]
+//! then each piped stdin, stdout and stderr is wrapped in [`io::Async`](crate::io::Async)
 //! (`io.rs`), so reading a child's output parks the coroutine while the hub
 //! runs the others. The child's exit is a readiness event too: on Linux 5.3
 //! and later a pidfd (`pidfd_open`) turns readable when the child exits, and
