@@ -21,7 +21,10 @@
 //! receiver does. Readiness arms ask the kernel (`poll(2)`) when the
 //! reactor's cache says "maybe", so "readable" means a read would not park.
 //!
-//! Earlier arms win ties: put the one that must not starve first.
+//! Earlier arms win ties: put the one that must not starve first. Signals
+//! and remote channels are not arms (they wait on another thread's post,
+//! not on a wait queue): forward them into a `Channel` or an `Event` from a
+//! small coroutine. See `docs/design-decisions.md`.
 
 use std::fmt;
 use std::time::{Duration, Instant};
