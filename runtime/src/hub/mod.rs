@@ -164,6 +164,7 @@ impl Hub {
             killed: false,
             parked_until: None,
             scopes: Vec::new(),
+            locals: Vec::new(),
             last_run: self.clock.get(),
             guard,
             stack_base,
