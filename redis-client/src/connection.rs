@@ -6,8 +6,16 @@
 //! above [`Stream`] is the same for both. A request is encoded into the reused
 //! write buffer and written in one call; the reply is parsed from the read
 //! buffer by the pure parser in `resp.rs`, reading more only when it says
-//! "incomplete". After a write, a cooperative socket parks for readability
-//! before the first read (a read right away would only say `WouldBlock`).
+//! "incomplete".
+//!
+//! Reads obey one rule, because readiness is edge-triggered: a read tries
+//! the socket first, and parks only on `WouldBlock`. The one exception is the
+//! first read right after a write, with nothing buffered: the reply to that
+//! write cannot be in the kernel yet, its arrival is an edge still to come,
+//! and parking at once saves a read that would only say `WouldBlock`. Every
+//! other read (the second reply of a pipeline, a pub/sub message that came
+//! while the subscriber was busy) may find bytes whose edge was announced
+//! while nobody waited, so it must try.
 //!
 //! Invariant: a connection whose reply was not fully read is never reused.
 //! `unread` counts replies owed by the server; any I/O error, timeout or
@@ -165,6 +173,9 @@ pub struct Connection {
     read_timeout: Option<Duration>,
     /// Replies the server owes us: requests written, replies not fully read.
     unread: usize,
+    /// Set by a successful write, cleared by the next read: only then may a
+    /// read park before trying (see the module doc).
+    park_first: bool,
     /// Why this connection must not be used again, if it must not.
     broken: Option<String>,
     /// Set while subscribed, inside MULTI or with a WATCH: state the next
@@ -191,6 +202,7 @@ impl Connection {
             socket_timeout: info.socket_timeout,
             read_timeout: info.socket_timeout,
             unread: 0,
+            park_first: false,
             broken: None,
             dirty: false,
             in_transaction: false,
@@ -240,7 +252,9 @@ impl Connection {
         self.unread += replies;
         self.last_used = Instant::now();
         let written = self.stream.write_all(packed);
-        written.map_err(|err| self.fail(err.into()))
+        written.map_err(|err| self.fail(err.into()))?;
+        self.park_first = true;
+        Ok(())
     }
 
     /// Reads the next reply; `blocking` extends the read deadline by a
@@ -278,8 +292,12 @@ impl Connection {
                 Err(err) => return Err(Error::Protocol(err.0)),
             };
             if self.start == self.end {
-                // Nothing buffered: the request was just sent; wait before reading.
                 (self.start, self.end) = (0, 0);
+            }
+            // Only the first read after a write, with nothing buffered, may
+            // park first: the reply it waits for is an edge still to come.
+            let park_first = std::mem::take(&mut self.park_first);
+            if park_first && self.start == self.end {
                 self.stream.wait_readable()?;
             }
             self.make_room(need);
