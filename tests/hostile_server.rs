@@ -126,12 +126,44 @@ fn the_default_limit_refuses_a_gigabyte_too() {
 }
 
 #[test]
-fn deep_nesting_is_bounded() {
-    const DEEP: &[u8] = b"*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n\
-*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n\
-*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n\
-*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n";
-    let (err, stats) = get_against(DEEP, Then::Silence, "");
-    assert!(err.to_string().contains("nested deeper than 64"), "{err}");
+fn nesting_deeper_than_1024_levels_is_refused() {
+    let deep: &'static [u8] = Box::leak(
+        ("*1\r\n".repeat(1025) + ":1\r\n")
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let (err, stats) = get_against(deep, Then::Silence, "");
+    assert!(err.to_string().contains("nested deeper than 1024"), "{err}");
+    assert_discarded(stats);
+}
+
+#[test]
+fn a_bulk_announced_at_half_a_gigabyte_takes_memory_only_for_the_bytes_that_arrive() {
+    // 536,870,000 bytes fit the default 512 MiB bound: the header alone is
+    // no reason to refuse, nor to allocate. The server sends 1 MiB and closes.
+    let mut reply = b"$536870000\r\n".to_vec();
+    reply.extend_from_slice(&vec![b'x'; 1 << 20]);
+    let reply: &'static [u8] = Box::leak(reply.into_boxed_slice());
+    let (err, stats) = get_against(reply, Then::Close, "");
+    assert!(err.is_io() && err.to_string().contains("closed"), "{err}");
+    assert_discarded(stats);
+    let peak = greenhub_tests::peak_rss();
+    assert!(peak < 256 << 20, "peak RSS {} MiB", peak >> 20);
+}
+
+#[test]
+fn max_reply_bytes_bounds_a_whole_reply_of_bulks_each_under_it() {
+    let half = format!("$614400\r\n{}\r\n", "z".repeat(614_400));
+    let reply: &'static [u8] = Box::leak(
+        format!("*2\r\n{half}{half}")
+            .into_bytes()
+            .into_boxed_slice(),
+    );
+    let (err, stats) = get_against(reply, Then::Silence, "&max_reply_bytes=1048576");
+    assert!(
+        matches!(err, Error::Protocol(_))
+            && err.to_string().contains("reply size limit of 1048576"),
+        "{err}"
+    );
     assert_discarded(stats);
 }

@@ -4,9 +4,11 @@
 //! The socket is greenhub's cooperative one when the connection is opened in
 //! a coroutine, and std's when it is opened on a plain OS thread: the code
 //! above [`Stream`] is the same for both. A request is encoded into the reused
-//! write buffer and written in one call; the reply is parsed from the read
-//! buffer by the pure parser in `resp.rs`, reading more only when it says
-//! "incomplete".
+//! write buffer and written in one call. The reply is parsed by the
+//! connection's [`Decoder`] (`resp/decode.rs`, no I/O), which keeps a partial
+//! reply between reads: each read's bytes are parsed once, and the read
+//! buffer only ever holds the start of an unfinished line, so its size
+//! follows the reads, not the replies.
 //!
 //! Reads obey one rule, because readiness is edge-triggered: a read tries
 //! the socket first, and parks only on `WouldBlock`. The one exception is the
@@ -24,150 +26,41 @@
 //! killed mid-read unwinds with `unread > 0`, so its connection is closed.
 //! See `docs/redis-client.md`, "The connection".
 
-use std::io::{self, Read, Write};
+use std::io;
 use std::time::{Duration, Instant};
 
 use crate::cmd::{cmd, Cmd, ConnectionLike};
 use crate::error::{Error, Result};
-use crate::resp::{parse, Limits, Parsed, Value};
-use crate::url::{Addr, ConnectionInfo};
+use crate::resp::{Decoded, Decoder, Limits, Value};
+use crate::stream::Stream;
+use crate::url::ConnectionInfo;
 
 /// The read buffer's first size: most replies are a few bytes (BRPOP's nil
 /// is 5), and 10,000 parked connections with 16 KiB each would be 160 MiB.
-/// A reply that needs more doubles it (or grows it to the reply's size, when
-/// that is known).
+/// A read that fills the buffer doubles it, since more is likely waiting.
 const INITIAL_BUFFER: usize = 256;
+/// The read buffer's largest size: 64 KiB per read system call covers a
+/// large reply in few calls, and the buffer must also hold the start of one
+/// unfinished line, which the decoder bounds at 64 KiB (`MAX_LINE`).
+const MAX_BUFFER: usize = 128 * 1024;
 /// The request buffer's first size: `BRPOP list 1` encodes to 40 bytes; a
 /// longer request grows it once, and it keeps that size.
 const INITIAL_REQUEST: usize = 64;
-
-/// The socket under a connection: cooperative inside a coroutine, std's on a
-/// plain thread.
-#[derive(Debug)]
-enum Stream {
-    GreenTcp(greenhub::net::TcpStream),
-    GreenUnix(greenhub::net::UnixStream),
-    StdTcp(std::net::TcpStream),
-    StdUnix(std::os::unix::net::UnixStream),
-}
-
-impl Stream {
-    fn connect(info: &ConnectionInfo) -> io::Result<Stream> {
-        let green = greenhub::current().is_some();
-        match (&info.addr, green) {
-            (Addr::Tcp { host, port }, true) => {
-                let stream = match info.connect_timeout {
-                    None => greenhub::net::TcpStream::connect((host.as_str(), *port))?,
-                    Some(t) => {
-                        let addrs =
-                            greenhub::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))?;
-                        first_ok(addrs, |addr| {
-                            greenhub::net::TcpStream::connect_timeout(&addr, t)
-                        })?
-                    }
-                };
-                stream.set_nodelay(true)?;
-                Ok(Stream::GreenTcp(stream))
-            }
-            (Addr::Unix(path), true) => Ok(Stream::GreenUnix(match info.connect_timeout {
-                None => greenhub::net::UnixStream::connect(path)?,
-                Some(t) => greenhub::net::UnixStream::connect_timeout(path, t)?,
-            })),
-            (Addr::Tcp { host, port }, false) => {
-                let stream = match info.connect_timeout {
-                    None => std::net::TcpStream::connect((host.as_str(), *port))?,
-                    Some(t) => {
-                        let addrs =
-                            std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))?;
-                        first_ok(addrs.collect(), |addr| {
-                            std::net::TcpStream::connect_timeout(&addr, t)
-                        })?
-                    }
-                };
-                stream.set_nodelay(true)?;
-                Ok(Stream::StdTcp(stream))
-            }
-            (Addr::Unix(path), false) => Ok(Stream::StdUnix(
-                std::os::unix::net::UnixStream::connect(path)?,
-            )),
-        }
-    }
-
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::GreenTcp(s) => s.set_read_timeout(timeout),
-            Stream::GreenUnix(s) => s.set_read_timeout(timeout),
-            Stream::StdTcp(s) => s.set_read_timeout(timeout),
-            Stream::StdUnix(s) => s.set_read_timeout(timeout),
-        }
-    }
-
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::GreenTcp(s) => s.set_write_timeout(timeout),
-            Stream::GreenUnix(s) => s.set_write_timeout(timeout),
-            Stream::StdTcp(s) => s.set_write_timeout(timeout),
-            Stream::StdUnix(s) => s.set_write_timeout(timeout),
-        }
-    }
-
-    /// Parks until readable (cooperative sockets); a no-op for std sockets,
-    /// whose read blocks the thread anyway.
-    fn wait_readable(&self) -> io::Result<()> {
-        match self {
-            Stream::GreenTcp(s) => s.wait_readable(),
-            Stream::GreenUnix(s) => s.wait_readable(),
-            Stream::StdTcp(_) | Stream::StdUnix(_) => Ok(()),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::GreenTcp(s) => s.read(buf),
-            Stream::GreenUnix(s) => s.read(buf),
-            Stream::StdTcp(s) => s.read(buf),
-            Stream::StdUnix(s) => s.read(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Stream::GreenTcp(s) => s.write_all(buf),
-            Stream::GreenUnix(s) => s.write_all(buf),
-            Stream::StdTcp(s) => s.write_all(buf),
-            Stream::StdUnix(s) => s.write_all(buf),
-        }
-    }
-}
-
-fn first_ok<S>(
-    addrs: Vec<std::net::SocketAddr>,
-    connect: impl Fn(std::net::SocketAddr) -> io::Result<S>,
-) -> io::Result<S> {
-    let mut last = io::Error::new(
-        io::ErrorKind::InvalidInput,
-        "the host resolved to no address",
-    );
-    for addr in addrs {
-        match connect(addr) {
-            Ok(stream) => return Ok(stream),
-            Err(err) => last = err,
-        }
-    }
-    Err(last)
-}
 
 /// A connection to one Redis server.
 #[derive(Debug)]
 pub struct Connection {
     stream: Stream,
-    /// Received bytes; `buf[start..end]` is not parsed yet.
+    /// Received bytes; `buf[start..end]` is not consumed by the decoder yet
+    /// (at most the start of an unfinished line). Between `INITIAL_BUFFER`
+    /// and `MAX_BUFFER` long; trimmed back when the pool takes it back.
     buf: Vec<u8>,
     start: usize,
     end: usize,
+    /// The reply being parsed, kept between reads.
+    decoder: Decoder,
     /// The encoded request being sent; reused, so small requests allocate nothing.
     out: Vec<u8>,
-    limits: Limits,
     socket_timeout: Option<Duration>,
     /// The read timeout set on the socket now (to skip redundant setsockopts).
     read_timeout: Option<Duration>,
@@ -197,8 +90,8 @@ impl Connection {
             buf: vec![0; INITIAL_BUFFER],
             start: 0,
             end: 0,
+            decoder: Decoder::new(info.limits),
             out: Vec::with_capacity(INITIAL_REQUEST),
-            limits: info.limits,
             socket_timeout: info.socket_timeout,
             read_timeout: info.socket_timeout,
             unread: 0,
@@ -232,7 +125,7 @@ impl Connection {
 
     /// Sets the parser's bounds (reply size and nesting) for this connection.
     pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
+        self.decoder.set_limits(limits);
     }
 
     /// Whether the connection can serve another request: not broken, every
@@ -278,56 +171,65 @@ impl Connection {
         Ok(value)
     }
 
+    /// Reads until the decoder has a whole value.
     fn parse_reply(&mut self) -> Result<Value> {
         loop {
-            let need = match parse(&self.buf[self.start..self.end], &self.limits) {
-                Ok(Parsed::Complete(value, used)) => {
+            match self.decoder.decode(&self.buf[self.start..self.end]) {
+                Ok(Decoded::Complete { value, used }) => {
                     self.start += used;
                     if self.start == self.end {
                         (self.start, self.end) = (0, 0);
                     }
                     return Ok(value);
                 }
-                Ok(Parsed::Incomplete(need)) => need,
+                Ok(Decoded::Incomplete { used, .. }) => self.start += used,
                 Err(err) => return Err(Error::Protocol(err.0)),
-            };
-            if self.start == self.end {
-                (self.start, self.end) = (0, 0);
             }
-            // Only the first read after a write, with nothing buffered, may
-            // park first: the reply it waits for is an edge still to come.
-            let park_first = std::mem::take(&mut self.park_first);
-            if park_first && self.start == self.end {
-                self.stream.wait_readable()?;
-            }
-            self.make_room(need);
-            let n = self.stream.read(&mut self.buf[self.end..])?;
-            if n == 0 {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                )));
-            }
-            self.end += n;
+            self.fill()?;
         }
     }
 
-    /// Makes space to read into: moves unparsed bytes to the front when the
-    /// tail is full, and grows the buffer when it is full or smaller than the
-    /// `need` the parser reported (relative to `start`).
-    fn make_room(&mut self, need: usize) {
-        if self.start > 0 && self.end == self.buf.len() {
+    /// Reads once into the buffer's free space, making some first.
+    fn fill(&mut self) -> Result<()> {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.end == self.buf.len() {
+            // What is left is the start of one unfinished line: move it to
+            // the front, and grow if it fills the buffer alone.
             self.buf.copy_within(self.start..self.end, 0);
             self.end -= self.start;
             self.start = 0;
+            if self.end == self.buf.len() && self.buf.len() < MAX_BUFFER {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
         }
-        let wanted = (self.start + need).max(if self.end == self.buf.len() {
-            self.buf.len() * 2
-        } else {
-            0
-        });
-        if self.buf.len() < wanted {
-            self.buf.resize(wanted, 0);
+        // Only the first read after a write, with nothing buffered or held,
+        // may park first: the reply it waits for is an edge still to come.
+        let park_first = std::mem::take(&mut self.park_first);
+        if park_first && self.end == 0 && self.decoder.is_idle() {
+            self.stream.wait_readable()?;
+        }
+        let n = self.stream.read(&mut self.buf[self.end..])?;
+        if n == 0 {
+            return Err(Error::Io(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "the server closed the connection",
+            )));
+        }
+        self.end += n;
+        if self.end == self.buf.len() && self.buf.len() < MAX_BUFFER {
+            // The read filled the space it had: more is likely waiting.
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+        Ok(())
+    }
+
+    /// Gives back the memory a large reply made the read buffer take, once
+    /// nothing is buffered (the pool calls it when the connection is idle).
+    pub(crate) fn trim_buffer(&mut self) {
+        if self.buf.len() > INITIAL_BUFFER && self.start == self.end {
+            self.buf = vec![0; INITIAL_BUFFER];
+            (self.start, self.end) = (0, 0);
         }
     }
 
@@ -344,7 +246,7 @@ impl Connection {
         }
         match self.parse_reply() {
             Ok(value) => Ok(Some(value)),
-            Err(Error::Timeout(_)) if self.start == self.end => Ok(None),
+            Err(Error::Timeout(_)) if self.start == self.end && self.decoder.is_idle() => Ok(None),
             Err(err) => Err(self.fail(err)),
         }
     }

@@ -10,7 +10,7 @@
 //!    -> Client::req_command               client.rs          checks a connection out
 //!      -> Pool::get                       pool.rs            LIFO idle list, or connect
 //!        -> Connection::req_command       connection.rs      encode, write, read
-//!          -> resp::parse                 resp.rs            pure bytes -> Value
+//!          -> Decoder::decode             resp/decode.rs     pure bytes -> Value
 //!    <- FromValue                         types.rs           Value -> Option<(key, value)>
 //!    (the connection returns to the pool when the call ends, unless broken)
 //! ```
@@ -40,11 +40,12 @@
 //!
 //! | module | role |
 //! | --- | --- |
-//! | [`resp`] | RESP2/RESP3 parser and encoder; no I/O |
+//! | [`resp`] | RESP2/RESP3 resumable parser and encoder; no I/O |
 //! | `types.rs` | [`ToArg`], [`FromValue`]: Rust values in and out |
 //! | `cmd.rs` | [`Cmd`], [`ConnectionLike`], blocking-command timeouts |
 //! | `url.rs` | [`ConnectionInfo`] from `redis://` and `unix://` URLs |
-//! | `connection.rs` | [`Connection`]: socket, buffers, handshake |
+//! | `stream.rs` | the socket: cooperative in a coroutine, std's on a thread |
+//! | `connection.rs` | [`Connection`]: buffers, handshake, reading replies |
 //! | `pool.rs` | [`Pool`]: checkout, limits, discarding broken connections |
 //! | `client.rs` | [`Client`]: a pool plus commands |
 //! | `commands/` | typed methods, one trait per family |
@@ -63,6 +64,7 @@ mod pool;
 mod pubsub;
 pub mod resp;
 mod script;
+mod stream;
 mod types;
 mod url;
 

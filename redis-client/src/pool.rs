@@ -165,9 +165,10 @@ impl Pool {
         ok
     }
 
-    fn put_back(&self, conn: Connection) {
+    fn put_back(&self, mut conn: Connection) {
         self.inner.in_use.set(self.inner.in_use.get() - 1);
         if conn.is_reusable() {
+            conn.trim_buffer();
             self.inner.idle.borrow_mut().push(conn);
         } else {
             log::debug!(

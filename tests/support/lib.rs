@@ -213,6 +213,25 @@ fn wait_for_pong(socket: &Path, child: &mut Child) -> bool {
     }
 }
 
+/// Starts a private server and runs `body` in a hub with a client for it;
+/// `options` is appended to the URL (`"?socket_timeout=5"`, or `""`).
+pub fn with_client(options: &str, body: impl FnOnce(greenhub_redis::Client) + 'static) {
+    let server = RedisServer::start();
+    let url = server.url() + options;
+    greenhub::run(move || body(greenhub_redis::Client::open(&url).unwrap()));
+}
+
+/// The process's peak resident memory (`VmHWM`), in bytes.
+pub fn peak_rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmHWM line");
+    kib * 1024
+}
+
 /// A small deterministic random number generator (xorshift64*), so that a
 /// test's "random" inputs are the same on every run and a failure can be
 /// replayed from its seed.
