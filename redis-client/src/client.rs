@@ -3,8 +3,6 @@
 //! shared by any number of coroutines. Commands come from the traits in
 //! `commands/` (`use greenhub_redis::prelude::*`).
 
-use std::time::Duration;
-
 use crate::cmd::{cmd, Cmd, ConnectionLike};
 use crate::error::Result;
 use crate::pool::{Pool, PoolConfig, PoolStats, PooledConnection};
@@ -82,13 +80,8 @@ impl ConnectionLike for Client {
         self.pool.get()?.req_command(cmd)
     }
 
-    fn req_packed(
-        &mut self,
-        packed: &[u8],
-        replies: usize,
-        blocking: Option<Duration>,
-    ) -> Result<Vec<Value>> {
-        self.pool.get()?.req_packed(packed, replies, blocking)
+    fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
+        self.pool.get()?.req_pipeline(cmds, atomic)
     }
 }
 

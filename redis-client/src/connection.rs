@@ -1,82 +1,98 @@
-//! One connection to Redis: a socket, a read buffer and a write buffer, in
-//! plain blocking style.
+//! One connection to Redis, in plain blocking style: a socket (`stream.rs`),
+//! the read side (`reader.rs`: bytes to frames), a reused write buffer, and
+//! the bookkeeping that keeps replies with their callers.
 //!
-//! The socket is greenhub's cooperative one when the connection is opened in
-//! a coroutine, and std's when it is opened on a plain OS thread: the code
-//! above [`Stream`] is the same for both. A request is encoded into the reused
-//! write buffer and written in one call. The reply is parsed by the
-//! connection's [`Decoder`] (`resp/decode.rs`, no I/O), which keeps a partial
-//! reply between reads: each read's bytes are parsed once, and the read
-//! buffer only ever holds the start of an unfinished line, so its size
-//! follows the reads, not the replies.
-//!
-//! Reads obey one rule, because readiness is edge-triggered: a read tries
-//! the socket first, and parks only on `WouldBlock`. The one exception is the
-//! first read right after a write, with nothing buffered: the reply to that
-//! write cannot be in the kernel yet, its arrival is an edge still to come,
-//! and parking at once saves a read that would only say `WouldBlock`. Every
-//! other read (the second reply of a pipeline, a pub/sub message that came
-//! while the subscriber was busy) may find bytes whose edge was announced
-//! while nobody waited, so it must try.
+//! ```text
+//!   req_command / req_pipeline
+//!     refuse what cannot work here (CLIENT REPLY OFF, MONITOR)
+//!     session.note(cmd)      for every command sent: SELECT, MULTI, WATCH, ...
+//!     encode all, one write  unread += commands
+//!     for each command:      read frames until the one that answers it;
+//!                            RESP3 pushes and RESP2 pub/sub messages are
+//!                            out of band: they go to the push handler
+//! ```
 //!
 //! Invariant: a connection whose reply was not fully read is never reused.
 //! `unread` counts replies owed by the server; any I/O error, timeout or
-//! protocol error marks the connection broken; the pool checks both
+//! protocol error marks the connection broken; a session that is not its
+//! baseline (the state the handshake set up from the URL) holds state the
+//! next user must not inherit. The pool checks all three
 //! ([`Connection::is_reusable`]) and closes such a connection. A coroutine
 //! killed mid-read unwinds with `unread > 0`, so its connection is closed.
 //! See `docs/redis-client.md`, "The connection".
 
 use std::io;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use crate::cmd::{cmd, Cmd, ConnectionLike};
+use crate::cmd::{cmd, read_deadline, Cmd, ConnectionLike};
 use crate::error::{Error, Result};
-use crate::resp::{Decoded, Decoder, Limits, Value};
+use crate::reader::Reader;
+use crate::resp::{dismantle, Limits, Value};
+use crate::session::{is_confirmation, is_message, Replies, Session};
 use crate::stream::Stream;
 use crate::url::ConnectionInfo;
 
-/// The read buffer's first size: most replies are a few bytes (BRPOP's nil
-/// is 5), and 10,000 parked connections with 16 KiB each would be 160 MiB.
-/// A read that fills the buffer doubles it, since more is likely waiting.
-const INITIAL_BUFFER: usize = 256;
-/// The read buffer's largest size: 64 KiB per read system call covers a
-/// large reply in few calls, and the buffer must also hold the start of one
-/// unfinished line, which the decoder bounds at 64 KiB (`MAX_LINE`).
-const MAX_BUFFER: usize = 128 * 1024;
 /// The request buffer's first size: `BRPOP list 1` encodes to 40 bytes; a
 /// longer request grows it once, and it keeps that size.
 const INITIAL_REQUEST: usize = 64;
+
+/// The commands an atomic pipeline is wrapped in.
+static MULTI: LazyLock<Cmd> = LazyLock::new(|| cmd("MULTI"));
+static EXEC: LazyLock<Cmd> = LazyLock::new(|| cmd("EXEC"));
 
 /// A connection to one Redis server.
 #[derive(Debug)]
 pub struct Connection {
     stream: Stream,
-    /// Received bytes; `buf[start..end]` is not consumed by the decoder yet
-    /// (at most the start of an unfinished line). Between `INITIAL_BUFFER`
-    /// and `MAX_BUFFER` long; trimmed back when the pool takes it back.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
-    /// The reply being parsed, kept between reads.
-    decoder: Decoder,
+    /// Received bytes and the reply being parsed from them.
+    reader: Reader,
     /// The encoded request being sent; reused, so small requests allocate nothing.
     out: Vec<u8>,
+    /// What each command of the request being sent expects back; reused.
+    expect: Vec<Expect>,
     socket_timeout: Option<Duration>,
     /// The read timeout set on the socket now (to skip redundant setsockopts).
     read_timeout: Option<Duration>,
     /// Replies the server owes us: requests written, replies not fully read.
     unread: usize,
-    /// Set by a successful write, cleared by the next read: only then may a
-    /// read park before trying (see the module doc).
-    park_first: bool,
     /// Why this connection must not be used again, if it must not.
     broken: Option<String>,
-    /// Set while subscribed, inside MULTI or with a WATCH: state the next
-    /// user must not inherit.
-    pub(crate) dirty: bool,
-    /// Inside MULTI or holding a WATCH; cleared by EXEC, DISCARD, UNWATCH.
-    in_transaction: bool,
+    /// The session as the commands sent so far left it (`session.rs`).
+    session: Session,
+    /// The session as the handshake left it; reusable only while equal.
+    baseline: Session,
     pub(crate) last_used: Instant,
+}
+
+/// What one command sent expects back.
+#[derive(Clone, Copy, Debug)]
+struct Expect {
+    replies: Replies,
+    /// Its server-side blocking timeout, if it blocks (`ZERO`: forever).
+    blocking: Option<Duration>,
+}
+
+/// Why a connection cannot go back to the pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NotReusable {
+    /// An I/O error, timeout or protocol error left it out of step.
+    Broken(String),
+    /// Replies are owed, or part of one is buffered: the next reader would
+    /// get someone else's answer.
+    RepliesOwed(usize),
+    /// Its session is not the baseline (a SELECT, MULTI, subscription, ...).
+    Session(String),
+}
+
+impl std::fmt::Display for NotReusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReusable::Broken(why) => write!(f, "broken: {why}"),
+            NotReusable::RepliesOwed(n) => write!(f, "{n} replies not fully read"),
+            NotReusable::Session(what) => write!(f, "session state: {what}"),
+        }
+    }
 }
 
 impl Connection {
@@ -87,24 +103,22 @@ impl Connection {
         stream.set_read_timeout(info.socket_timeout)?;
         let mut conn = Connection {
             stream,
-            buf: vec![0; INITIAL_BUFFER],
-            start: 0,
-            end: 0,
-            decoder: Decoder::new(info.limits),
+            reader: Reader::new(info.limits),
             out: Vec::with_capacity(INITIAL_REQUEST),
+            expect: Vec::new(),
             socket_timeout: info.socket_timeout,
             read_timeout: info.socket_timeout,
             unread: 0,
-            park_first: false,
             broken: None,
-            dirty: false,
-            in_transaction: false,
+            session: Session::new(),
+            baseline: Session::new(),
             last_used: Instant::now(),
         };
         conn.handshake(info)?;
         Ok(conn)
     }
 
+    /// Sets the session up as the URL asks; what it leaves is the baseline.
     fn handshake(&mut self, info: &ConnectionInfo) -> Result<()> {
         if let Some(password) = &info.password {
             let mut auth = cmd("AUTH");
@@ -120,18 +134,35 @@ impl Connection {
         if let Some(name) = &info.client_name {
             self.req_command(cmd("CLIENT").arg("SETNAME").arg(name))?;
         }
+        // AUTH and SETNAME taint a session; here they are what it starts as.
+        self.session.tainted = None;
+        self.baseline = self.session.clone();
         Ok(())
     }
 
     /// Sets the parser's bounds (reply size and nesting) for this connection.
     pub fn set_limits(&mut self, limits: Limits) {
-        self.decoder.set_limits(limits);
+        self.reader.set_limits(limits);
     }
 
-    /// Whether the connection can serve another request: not broken, every
-    /// reply read, no subscription, transaction or WATCH left over.
+    /// Whether the connection can serve another user: not broken, every
+    /// reply read, and its session as the handshake left it (no SELECT of
+    /// another database, MULTI, WATCH, subscription, tracking or protocol
+    /// change left over).
     pub fn is_reusable(&self) -> bool {
-        self.broken.is_none() && self.unread == 0 && !self.dirty && !self.in_transaction
+        self.not_reusable().is_none()
+    }
+
+    /// Why the connection cannot serve another user, if it cannot.
+    pub(crate) fn not_reusable(&self) -> Option<NotReusable> {
+        if let Some(why) = &self.broken {
+            return Some(NotReusable::Broken(why.clone()));
+        }
+        if self.unread > 0 || !self.reader.is_idle() {
+            return Some(NotReusable::RepliesOwed(self.unread));
+        }
+        let changed = self.session.changed_from(&self.baseline)?;
+        Some(NotReusable::Session(changed.to_string()))
     }
 
     /// Why the connection is broken, if it is.
@@ -139,147 +170,160 @@ impl Connection {
         self.broken.as_deref()
     }
 
-    /// Writes `packed` (one or more encoded commands) and counts `replies` as owed.
-    pub(crate) fn send(&mut self, packed: &[u8], replies: usize) -> Result<()> {
-        self.check()?;
+    /// Gives back read-buffer memory a large reply took (for the pool).
+    pub(crate) fn trim_buffer(&mut self) {
+        self.reader.trim();
+    }
+
+    /// Notes `cmd` in the session and appends it to the request being built;
+    /// returns what it expects back.
+    fn add(&mut self, cmd: &Cmd) -> Expect {
+        // Inside MULTI a command is only queued: it answers QUEUED at once,
+        // and a blocking command does not block when EXEC runs it.
+        let queued = self.session.multi;
+        let replies = self.session.note(cmd.arg_bytes());
+        cmd.encode(&mut self.out);
+        if queued {
+            Expect {
+                replies: Replies::One,
+                blocking: None,
+            }
+        } else {
+            Expect {
+                replies,
+                blocking: cmd.server_timeout(),
+            }
+        }
+    }
+
+    /// Writes the request built in `out` and counts `replies` as owed.
+    fn send(&mut self, replies: usize) -> Result<()> {
         self.unread += replies;
         self.last_used = Instant::now();
-        let written = self.stream.write_all(packed);
+        let written = self.stream.write_all(&self.out);
         written.map_err(|err| self.fail(err.into()))?;
-        self.park_first = true;
+        self.reader.wrote();
         Ok(())
     }
 
-    /// Reads the next reply; `blocking` extends the read deadline by a
-    /// blocking command's server-side timeout (`ZERO`: no deadline).
-    pub(crate) fn read_reply(&mut self, blocking: Option<Duration>) -> Result<Value> {
+    /// For a subscriber: sends `cmd` without counting a reply as owed (its
+    /// confirmations are read as messages).
+    pub(crate) fn send_unowed(&mut self, cmd: &Cmd) -> Result<()> {
         self.check()?;
-        let timeout = match (self.socket_timeout, blocking) {
-            (_, Some(Duration::ZERO)) => None,
-            (Some(socket), Some(server)) => Some(socket + server),
-            (socket, _) => socket,
+        refuse(cmd)?;
+        self.out.clear();
+        self.add(cmd);
+        self.send(0)
+    }
+
+    /// Reads the reply `expect` describes.
+    fn read_reply(&mut self, expect: Expect) -> Result<Value> {
+        self.set_read_timeout(read_deadline(self.socket_timeout, expect.blocking))?;
+        let value = match expect.replies {
+            Replies::One => self.next_reply(false),
+            Replies::Confirmations(n) => self.confirmations(n),
         };
-        if timeout != self.read_timeout {
-            self.stream
-                .set_read_timeout(timeout)
-                .map_err(|err| self.fail(err.into()))?;
-            self.read_timeout = timeout;
-        }
-        let value = self.parse_reply().map_err(|err| self.fail(err))?;
+        let value = value.map_err(|err| self.fail(err))?;
         self.unread = self.unread.saturating_sub(1);
         self.last_used = Instant::now();
         Ok(value)
     }
 
-    /// Reads until the decoder has a whole value.
-    fn parse_reply(&mut self) -> Result<Value> {
-        loop {
-            match self.decoder.decode(&self.buf[self.start..self.end]) {
-                Ok(Decoded::Complete { value, used }) => {
-                    self.start += used;
-                    if self.start == self.end {
-                        (self.start, self.end) = (0, 0);
-                    }
-                    return Ok(value);
-                }
-                Ok(Decoded::Incomplete { used, .. }) => self.start += used,
-                Err(err) => return Err(Error::Protocol(err.0)),
-            }
-            self.fill()?;
-        }
-    }
-
-    /// Reads once into the buffer's free space, making some first.
-    fn fill(&mut self) -> Result<()> {
-        if self.start == self.end {
-            (self.start, self.end) = (0, 0);
-        } else if self.end == self.buf.len() {
-            // What is left is the start of one unfinished line: move it to
-            // the front, and grow if it fills the buffer alone.
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-            if self.end == self.buf.len() && self.buf.len() < MAX_BUFFER {
-                self.buf.resize(self.buf.len() * 2, 0);
-            }
-        }
-        // Only the first read after a write, with nothing buffered or held,
-        // may park first: the reply it waits for is an edge still to come.
-        let park_first = std::mem::take(&mut self.park_first);
-        if park_first && self.end == 0 && self.decoder.is_idle() {
-            self.stream.wait_readable()?;
-        }
-        let n = self.stream.read(&mut self.buf[self.end..])?;
-        if n == 0 {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            )));
-        }
-        self.end += n;
-        if self.end == self.buf.len() && self.buf.len() < MAX_BUFFER {
-            // The read filled the space it had: more is likely waiting.
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
-        Ok(())
-    }
-
-    /// Gives back the memory a large reply made the read buffer take, once
-    /// nothing is buffered (the pool calls it when the connection is idle).
-    pub(crate) fn trim_buffer(&mut self) {
-        if self.buf.len() > INITIAL_BUFFER && self.start == self.end {
-            self.buf = vec![0; INITIAL_BUFFER];
-            (self.start, self.end) = (0, 0);
-        }
-    }
-
-    /// For a subscriber: the next pushed message, or `Ok(None)` if `timeout`
-    /// passes before any byte of one arrives (then the connection is still in
-    /// step and stays usable; a timeout mid-message breaks it).
-    pub(crate) fn read_push(&mut self, timeout: Option<Duration>) -> Result<Option<Value>> {
-        self.check()?;
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         if timeout != self.read_timeout {
             self.stream
                 .set_read_timeout(timeout)
                 .map_err(|err| self.fail(err.into()))?;
             self.read_timeout = timeout;
         }
-        match self.parse_reply() {
-            Ok(value) => Ok(Some(value)),
-            Err(Error::Timeout(_)) if self.start == self.end && self.decoder.is_idle() => Ok(None),
+        Ok(())
+    }
+
+    /// The next frame that answers a command. Out-of-band frames (RESP3
+    /// pushes, RESP2 pub/sub messages) never answer one: they go to the push
+    /// handler. A subscription confirmation answers only a subscribe command
+    /// (`confirmation`).
+    fn next_reply(&mut self, confirmation: bool) -> Result<Value> {
+        loop {
+            let frame = self.reader.next_frame(&mut self.stream)?;
+            if self.out_of_band(&frame, confirmation) {
+                self.route(frame);
+            } else {
+                return Ok(frame);
+            }
+        }
+    }
+
+    fn out_of_band(&self, frame: &Value, confirmation: bool) -> bool {
+        match frame {
+            Value::Push(items) => !(confirmation && first_word(items).is_some_and(is_confirmation)),
+            Value::Array(items) if self.session.subscribed && self.session.protocol == 2 => {
+                first_word(items).is_some_and(is_message)
+            }
+            _ => false,
+        }
+    }
+
+    /// Hands an out-of-band frame to whoever wants it.
+    fn route(&mut self, frame: Value) {
+        log::warn!(
+            "an out-of-band frame ({}) arrived on a connection with no handler for it; dropped",
+            first_word(frame_items(&frame))
+                .map(String::from_utf8_lossy)
+                .unwrap_or_default()
+        );
+        dismantle(frame);
+    }
+
+    /// The `n` confirmations of a subscribe command: the one itself when `n`
+    /// is 1, an array of them otherwise; or the error reply that refused it.
+    fn confirmations(&mut self, n: usize) -> Result<Value> {
+        let mut all = Vec::new();
+        while all.len() < n {
+            let frame = self.next_reply(true)?;
+            let items = frame_items(&frame);
+            match (first_word(items), items.get(2)) {
+                (Some(kind), Some(Value::Int(total))) if is_confirmation(kind) => {
+                    self.session.confirmed(kind, *total);
+                }
+                // Refused (an error, or QUEUED inside MULTI): no confirmations follow.
+                _ if all.is_empty() => return Ok(frame),
+                _ => {
+                    return Err(Error::Protocol(format!(
+                        "unexpected frame {frame:?} among subscription confirmations"
+                    )))
+                }
+            }
+            all.push(frame);
+        }
+        Ok(if n == 1 {
+            all.pop().expect("one confirmation")
+        } else {
+            Value::Array(all)
+        })
+    }
+
+    /// For a subscriber: the next frame of any kind, or `Ok(None)` if
+    /// `timeout` passes before any byte of one arrives (then the connection
+    /// is still in step and stays usable; a timeout mid-frame breaks it).
+    pub(crate) fn read_push(&mut self, timeout: Option<Duration>) -> Result<Option<Value>> {
+        self.check()?;
+        self.set_read_timeout(timeout)?;
+        match self.reader.next_frame(&mut self.stream) {
+            Ok(value) => {
+                if let Some(items) = pushed_items(&value) {
+                    if let (Some(kind), Some(Value::Int(total))) = (first_word(items), items.get(2))
+                    {
+                        if is_confirmation(kind) {
+                            self.session.confirmed(kind, *total);
+                        }
+                    }
+                }
+                Ok(Some(value))
+            }
+            Err(Error::Timeout(_)) if self.reader.is_idle() => Ok(None),
             Err(err) => Err(self.fail(err)),
         }
-    }
-
-    /// Notes session state a command leaves behind. MULTI and WATCH last
-    /// until EXEC, DISCARD or UNWATCH; SELECT, SUBSCRIBE and MONITOR change
-    /// the session for good. Either way the next pool user must not inherit it.
-    fn track_session(&mut self, cmd: &Cmd) {
-        let Some(name) = cmd.arg_bytes().next() else {
-            return;
-        };
-        let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
-        if is(b"MULTI") || is(b"WATCH") {
-            self.in_transaction = true;
-        } else if is(b"EXEC") || is(b"DISCARD") || is(b"UNWATCH") {
-            self.in_transaction = false;
-        } else if [
-            &b"SELECT"[..],
-            b"SUBSCRIBE",
-            b"PSUBSCRIBE",
-            b"SSUBSCRIBE",
-            b"MONITOR",
-        ]
-        .into_iter()
-        .any(is)
-        {
-            self.dirty = true;
-        }
-    }
-
-    /// Called when a MULTI/EXEC sent as a pipeline has completed.
-    pub(crate) fn dirty_session_cleared(&mut self) {
-        self.in_transaction = false;
     }
 
     fn check(&self) -> Result<()> {
@@ -300,6 +344,59 @@ impl Connection {
     }
 }
 
+/// Refuses, before anything is sent, a command whose replies this client
+/// cannot keep in step.
+fn refuse(cmd: &Cmd) -> Result<()> {
+    let mut args = cmd.arg_bytes();
+    let name = args.next().unwrap_or_default();
+    if name.eq_ignore_ascii_case(b"MONITOR") {
+        return Err(Error::Usage(
+            "MONITOR streams every command the server runs as replies to nothing: \
+             it cannot share a request/reply connection"
+                .into(),
+        ));
+    }
+    if name.eq_ignore_ascii_case(b"CLIENT")
+        && args
+            .next()
+            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"REPLY"))
+        && args
+            .next()
+            .is_some_and(|mode| !mode.eq_ignore_ascii_case(b"ON"))
+    {
+        return Err(Error::Usage(
+            "CLIENT REPLY OFF/SKIP silences replies, and this client reads one reply per command"
+                .into(),
+        ));
+    }
+    Ok(())
+}
+
+/// The elements of an array or push frame (empty for anything else).
+fn frame_items(frame: &Value) -> &[Value] {
+    match frame {
+        Value::Array(items) | Value::Push(items) => items,
+        _ => &[],
+    }
+}
+
+/// The elements of a pub/sub frame: a push, or a RESP2 array.
+fn pushed_items(frame: &Value) -> Option<&[Value]> {
+    match frame {
+        Value::Array(items) | Value::Push(items) => Some(items),
+        _ => None,
+    }
+}
+
+/// The first element of a frame as a word (`message`, `invalidate`, ...).
+fn first_word(items: &[Value]) -> Option<&[u8]> {
+    match items.first()? {
+        Value::Bulk(word) => Some(word),
+        Value::Status(word) => Some(word.as_bytes()),
+        _ => None,
+    }
+}
+
 fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
     let kind = err.kind();
     let err = io::Error::new(kind, format!("cannot connect to {}: {err}", info.addr));
@@ -308,14 +405,12 @@ fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
 
 impl ConnectionLike for Connection {
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
-        self.track_session(cmd);
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        cmd.encode(&mut out);
-        let sent = self.send(&out, 1);
-        self.out = out;
-        sent?;
-        match self.read_reply(cmd.server_timeout())? {
+        self.check()?;
+        refuse(cmd)?;
+        self.out.clear();
+        let expect = self.add(cmd);
+        self.send(1)?;
+        match self.read_reply(expect)? {
             Value::Error(err) => {
                 // The server refuses the connection itself and closes it.
                 if err.message.starts_with("max number of clients reached") {
@@ -327,13 +422,27 @@ impl ConnectionLike for Connection {
         }
     }
 
-    fn req_packed(
-        &mut self,
-        packed: &[u8],
-        replies: usize,
-        blocking: Option<Duration>,
-    ) -> Result<Vec<Value>> {
-        self.send(packed, replies)?;
-        (0..replies).map(|_| self.read_reply(blocking)).collect()
+    fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
+        self.check()?;
+        cmds.iter().try_for_each(refuse)?;
+        self.out.clear();
+        let mut expect = std::mem::take(&mut self.expect);
+        expect.clear();
+        let (multi, exec) = match atomic {
+            true => (Some(&*MULTI), Some(&*EXEC)),
+            false => (None, None),
+        };
+        for cmd in multi.into_iter().chain(cmds).chain(exec) {
+            expect.push(self.add(cmd));
+        }
+        let result = self.send(expect.len()).and_then(|()| {
+            let mut replies = Vec::with_capacity(expect.len());
+            for &one in &expect {
+                replies.push(self.read_reply(one)?);
+            }
+            Ok(replies)
+        });
+        self.expect = expect;
+        result
     }
 }

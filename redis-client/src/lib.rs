@@ -62,14 +62,16 @@ mod error;
 mod pipeline;
 mod pool;
 mod pubsub;
+mod reader;
 pub mod resp;
 mod script;
+mod session;
 mod stream;
 mod types;
 mod url;
 
 pub use client::{BoundCmd, Client};
-pub use cmd::{cmd, Cmd, ConnectionLike};
+pub use cmd::{cmd, read_deadline, Cmd, ConnectionLike, SERVER_TICK};
 pub use connection::Connection;
 pub use error::{Error, Result, ServerError};
 pub use pipeline::{pipe, transaction, Pipeline};

@@ -167,15 +167,12 @@ impl Pool {
 
     fn put_back(&self, mut conn: Connection) {
         self.inner.in_use.set(self.inner.in_use.get() - 1);
-        if conn.is_reusable() {
-            conn.trim_buffer();
-            self.inner.idle.borrow_mut().push(conn);
-        } else {
-            log::debug!(
-                "closing a connection instead of pooling it: {}",
-                conn.broken()
-                    .unwrap_or("its reply was not fully read or it holds session state")
-            );
+        match conn.not_reusable() {
+            None => {
+                conn.trim_buffer();
+                self.inner.idle.borrow_mut().push(conn);
+            }
+            Some(why) => log::debug!("closing a connection instead of pooling it: {why}"),
         }
     }
 }
@@ -234,12 +231,7 @@ impl ConnectionLike for PooledConnection {
         (**self).req_command(cmd)
     }
 
-    fn req_packed(
-        &mut self,
-        packed: &[u8],
-        replies: usize,
-        blocking: Option<Duration>,
-    ) -> Result<Vec<Value>> {
-        (**self).req_packed(packed, replies, blocking)
+    fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
+        (**self).req_pipeline(cmds, atomic)
     }
 }
