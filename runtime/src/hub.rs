@@ -77,6 +77,8 @@ pub(crate) fn in_coroutine() -> bool {
 /// before the stacks they run on (in `stacks`).
 #[derive(Debug)]
 pub(crate) struct Hub {
+    /// This hub's process-wide unique id, assigned when it starts.
+    pub(crate) id: crate::stats::HubId,
     /// Everything coroutines and the loop share; never borrowed across a switch.
     pub(crate) core: RefCell<Core>,
     /// Stacks of finished coroutines, and the regions all stacks live in.
@@ -236,6 +238,7 @@ impl Hub {
         let registry = poll.registry().try_clone()?;
         let remote = Arc::new(Remote::new(&registry, WAKER_TOKEN)?);
         Ok(Hub {
+            id: crate::stats::HubId::next(),
             core: RefCell::new(Core {
                 tasks: Slab::new(),
                 woken: VecDeque::new(),

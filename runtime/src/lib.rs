@@ -49,7 +49,7 @@
 //! | `sync/`, `group.rs` | [`sync`]'s event, channel, semaphore, mutex, ...; [`Group`], [`Pool`], [`wait_any`] |
 //! | `remote.rs` | [`Handle`]: other OS threads spawn onto a hub or wake it |
 //! | `debug.rs`, `monitor.rs` | [`dump`]; the blocking monitor ([`HubBuilder::max_blocking_time`]) |
-//! | `stats.rs` | [`stats`], [`current`], [`current_name`] |
+//! | `stats.rs` | [`stats`], [`current`], [`current_name`], [`hub_id`] |
 //!
 //! The concepts are explained in `docs/architecture.md`.
 
@@ -74,7 +74,7 @@ pub use debug::{dump, CoroutineInfo, Dump};
 pub use group::{wait_all, wait_any, Group, Pool};
 pub use hub::{run, HubBuilder};
 pub use remote::{handle, Handle, HubClosed};
-pub use stats::{current, current_name, stats, Current, CurrentName, Stats};
+pub use stats::{current, current_name, hub_id, stats, Current, CurrentName, HubId, Stats};
 pub use task::{spawn, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
 pub use timeout::{timeout, Elapsed};
 pub use timer::{sleep, yield_now};

@@ -2,11 +2,14 @@
 //!
 //! [`stats`] counts coroutines by state and the hub's resources; [`current`]
 //! names the running coroutine; [`current_name`] lets a log formatter print
-//! that name, as the demo's `(cron)` and `(main)` columns do. None of this is
-//! on the switch path: it walks the tables when asked.
+//! that name, as the demo's `(cron)` and `(main)` columns do; [`hub_id`]
+//! says which hub is running, so a resource made in one hub (a pooled socket)
+//! can tell it is being used in another. None of this is on the switch path:
+//! it walks the tables when asked.
 
 use std::fmt;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::hub;
 use crate::park::ParkedOn;
@@ -69,6 +72,33 @@ pub fn stats() -> Stats {
         stats
     })
     .unwrap_or_default()
+}
+
+/// Which hub: unique in the process, never reused, so two hubs run one after
+/// the other on the same thread have different ids. From [`hub_id`].
+///
+/// ```
+/// let first = greenhub::run(|| greenhub::hub_id().unwrap());
+/// let second = greenhub::run(|| greenhub::hub_id().unwrap());
+/// assert_ne!(first, second);
+/// assert_eq!(greenhub::hub_id(), None, "outside any hub");
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct HubId(u64);
+
+impl HubId {
+    /// A fresh id, for a hub that is starting.
+    pub(crate) fn next() -> HubId {
+        /// The last id handed out; ids start at 1.
+        static LAST: AtomicU64 = AtomicU64::new(0);
+        HubId(LAST.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
+
+/// The id of the hub running on this thread, or `None` outside
+/// [`run`](crate::run).
+pub fn hub_id() -> Option<HubId> {
+    hub::with(|hub| hub.id)
 }
 
 /// The running coroutine, from [`current`].
