@@ -30,7 +30,7 @@ use crate::error::{Error, Result};
 use crate::reader::Reader;
 use crate::resp::{dismantle, Limits, Value};
 use crate::session::{is_confirmation, is_message, Replies, Session};
-use crate::stream::Stream;
+use crate::stream::{Context, Stream};
 use crate::url::ConnectionInfo;
 
 /// The request buffer's first size: `BRPOP list 1` encodes to 40 bytes; a
@@ -83,6 +83,8 @@ pub(crate) enum NotReusable {
     RepliesOwed(usize),
     /// Its session is not the baseline (a SELECT, MULTI, subscription, ...).
     Session(String),
+    /// It was made in another context (another hub, or a plain thread).
+    OtherContext(String),
 }
 
 impl std::fmt::Display for NotReusable {
@@ -91,6 +93,7 @@ impl std::fmt::Display for NotReusable {
             NotReusable::Broken(why) => write!(f, "broken: {why}"),
             NotReusable::RepliesOwed(n) => write!(f, "{n} replies not fully read"),
             NotReusable::Session(what) => write!(f, "session state: {what}"),
+            NotReusable::OtherContext(what) => f.write_str(what),
         }
     }
 }
@@ -155,6 +158,9 @@ impl Connection {
 
     /// Why the connection cannot serve another user, if it cannot.
     pub(crate) fn not_reusable(&self) -> Option<NotReusable> {
+        if let Some(why) = self.other_context() {
+            return Some(NotReusable::OtherContext(why));
+        }
         if let Some(why) = &self.broken {
             return Some(NotReusable::Broken(why.clone()));
         }
@@ -326,13 +332,27 @@ impl Connection {
         }
     }
 
+    /// Whether it may run a command here: not broken, and made in this context.
     fn check(&self) -> Result<()> {
+        if let Some(why) = self.other_context() {
+            return Err(Error::Usage(why));
+        }
         match &self.broken {
             None => Ok(()),
             Some(why) => Err(Error::Usage(format!(
                 "this connection is broken and cannot be reused ({why})"
             ))),
         }
+    }
+
+    /// Why the caller's context is not this connection's, if it is not: a
+    /// std socket would block a hub's thread, a cooperative one cannot wait
+    /// outside its own hub.
+    fn other_context(&self) -> Option<String> {
+        let (made, here) = (self.stream.context(), Context::current());
+        (made != here).then(|| {
+            format!("this connection was made on {made} and cannot be used on {here}; open another")
+        })
     }
 
     /// Records a fatal error: the connection is unusable from now on.

@@ -75,7 +75,7 @@ pub use cmd::{cmd, read_deadline, Cmd, ConnectionLike, SERVER_TICK};
 pub use connection::Connection;
 pub use error::{Error, Result, ServerError};
 pub use pipeline::{pipe, transaction, Pipeline};
-pub use pool::{Pool, PoolConfig, PoolStats, PooledConnection, WhenFull};
+pub use pool::{Discards, Pool, PoolConfig, PoolStats, PooledConnection, WhenFull};
 pub use pubsub::{Message, PubSub};
 pub use resp::Value;
 pub use script::{Invocation, Script};

@@ -22,7 +22,7 @@ use std::time::Duration;
 use greenhub::sync::{Semaphore, SemaphorePermit, WaitError};
 
 use crate::cmd::{cmd, Cmd, ConnectionLike};
-use crate::connection::Connection;
+use crate::connection::{Connection, NotReusable};
 use crate::error::{Error, Result};
 use crate::resp::Value;
 use crate::url::ConnectionInfo;
@@ -47,6 +47,24 @@ pub struct PoolConfig {
     pub when_full: WhenFull,
     /// A connection idle longer than this is checked with PING before reuse.
     pub health_check_interval: Option<Duration>,
+}
+
+/// Why connections were closed instead of pooled, counted over the pool's
+/// life (the closed ones are `created - in_use - available`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Discards {
+    /// An I/O error, timeout or protocol error had left them out of step.
+    pub broken: usize,
+    /// A reply was owed, or part of one buffered (a kill or timeout mid-read).
+    pub replies_owed: usize,
+    /// Their session was not the URL's (SELECT, MULTI, WATCH, SUBSCRIBE, ...).
+    pub session: usize,
+    /// They were made in another context: on a plain thread and checked out
+    /// in a hub, or in one hub and checked out in another hub or on a thread.
+    pub other_context: usize,
+    /// They failed the health check's PING.
+    pub unhealthy: usize,
 }
 
 /// The article's three figures.
@@ -74,6 +92,7 @@ struct Inner {
     idle: RefCell<Vec<Connection>>,
     created: Cell<usize>,
     in_use: Cell<usize>,
+    discards: Cell<Discards>,
     /// One permit per checked-out connection, when there is a limit.
     permits: Option<Semaphore>,
 }
@@ -89,6 +108,7 @@ impl Pool {
                 idle: RefCell::new(Vec::new()),
                 created: Cell::new(0),
                 in_use: Cell::new(0),
+                discards: Cell::new(Discards::default()),
                 permits,
             }),
         }
@@ -103,19 +123,34 @@ impl Pool {
         }
     }
 
+    /// Why connections were closed instead of pooled.
+    pub fn discards(&self) -> Discards {
+        self.inner.discards.get()
+    }
+
     /// The connection settings.
     pub fn info(&self) -> &ConnectionInfo {
         &self.inner.info
     }
 
-    /// Takes an idle connection or opens a new one.
+    /// Takes an idle connection or opens a new one. An idle connection made
+    /// in another context than the caller's (a plain thread, another hub) is
+    /// closed and counted, never handed out.
     pub fn get(&self) -> Result<PooledConnection> {
+        crate::stream::close_buried();
         let permit = self.acquire_permit()?;
-        let idle = self.inner.idle.borrow_mut().pop();
-        let conn = match idle {
-            Some(conn) if self.healthy(&conn) => Some(conn),
-            Some(mut conn) => self.ping(&mut conn).then_some(conn),
-            None => None,
+        let conn = loop {
+            let Some(mut conn) = self.inner.idle.borrow_mut().pop() else {
+                break None;
+            };
+            if let Some(why) = conn.not_reusable() {
+                self.discard(&why);
+                log::debug!("closing a pooled connection instead of using it: {why}");
+                continue;
+            }
+            if self.healthy(&conn) || self.ping(&mut conn) {
+                break Some(conn);
+            }
         };
         let conn = match conn {
             Some(conn) => conn,
@@ -131,6 +166,18 @@ impl Pool {
             pool: self.clone(),
             _permit: permit,
         })
+    }
+
+    /// Counts a connection closed for `why`.
+    fn discard(&self, why: &NotReusable) {
+        let mut discards = self.inner.discards.get();
+        match why {
+            NotReusable::Broken(_) => discards.broken += 1,
+            NotReusable::RepliesOwed(_) => discards.replies_owed += 1,
+            NotReusable::Session(_) => discards.session += 1,
+            NotReusable::OtherContext(_) => discards.other_context += 1,
+        }
+        self.inner.discards.set(discards);
     }
 
     fn acquire_permit(&self) -> Result<Option<SemaphorePermit>> {
@@ -161,6 +208,9 @@ impl Pool {
         let ok = conn.req_command(&cmd("PING")).is_ok();
         if !ok {
             log::debug!("discarding a pooled connection that failed its health check");
+            let mut discards = self.inner.discards.get();
+            discards.unhealthy += 1;
+            self.inner.discards.set(discards);
         }
         ok
     }
@@ -172,7 +222,10 @@ impl Pool {
                 conn.trim_buffer();
                 self.inner.idle.borrow_mut().push(conn);
             }
-            Some(why) => log::debug!("closing a connection instead of pooling it: {why}"),
+            Some(why) => {
+                self.discard(&why);
+                log::debug!("closing a connection instead of pooling it: {why}");
+            }
         }
     }
 }

@@ -1,25 +1,151 @@
-//! The socket under a connection: greenhub's cooperative one inside a
-//! coroutine, std's on a plain thread. `connection.rs` is the only user; the
-//! code above [`Stream`] is the same for both kinds.
+//! The socket under a connection: greenhub's cooperative one inside a hub,
+//! std's on a plain thread. `connection.rs` is the only user; the code above
+//! [`Stream`] is the same for both kinds.
+//!
+//! A socket belongs to the [`Context`] it was made in. A std socket used in
+//! a hub would block the hub's thread (every coroutine freezes); a
+//! cooperative socket is registered with one hub's poller, and used outside
+//! it, it can neither wait nor be closed without touching the wrong hub's
+//! tables. So a connection records its context, refuses to run a command in
+//! another, and the pool never hands it out in another
+//! (`docs/connection-pool.md`, "One context per connection").
 
+use std::any::Any;
+use std::cell::RefCell;
 use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
 use crate::url::{Addr, ConnectionInfo};
 
-/// The socket under a connection: cooperative inside a coroutine, std's on a
+/// Where code runs, as far as sockets care: in a hub (which one), or on a
+/// plain thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Context {
+    /// Inside `greenhub::run`: cooperative sockets of this hub.
+    Hub(greenhub::HubId),
+    /// On a thread that runs no hub: std's blocking sockets.
+    Thread,
+}
+
+impl Context {
+    /// The caller's context: one thread-local read.
+    pub(crate) fn current() -> Context {
+        match greenhub::hub_id() {
+            Some(id) => Context::Hub(id),
+            None => Context::Thread,
+        }
+    }
+}
+
+impl std::fmt::Display for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Context::Hub(id) => write!(f, "greenhub hub {id:?}"),
+            Context::Thread => f.write_str("a plain thread (no hub)"),
+        }
+    }
+}
+
+/// The socket under a connection: cooperative inside a hub, std's on a
 /// plain thread.
 #[derive(Debug)]
 pub(crate) enum Stream {
-    GreenTcp(greenhub::net::TcpStream),
-    GreenUnix(greenhub::net::UnixStream),
+    GreenTcp(Green<greenhub::net::TcpStream>),
+    GreenUnix(Green<greenhub::net::UnixStream>),
     StdTcp(std::net::TcpStream),
     StdUnix(std::os::unix::net::UnixStream),
 }
 
+/// A cooperative socket and the hub it is registered with.
+///
+/// Dropped in another hub, the runtime's deregistration would run against
+/// that hub's token table (where the same token may name a live socket of
+/// its own). So there the socket is shut down (the server sees it closed)
+/// and buried instead: kept in a per-thread graveyard until this thread runs
+/// no hub, and dropped then.
+#[derive(Debug)]
+pub(crate) struct Green<S: GreenSocket> {
+    /// Always `Some` until dropped.
+    socket: Option<S>,
+    home: greenhub::HubId,
+}
+
+/// What [`Green`] needs of a cooperative socket.
+pub(crate) trait GreenSocket: Read + Write + 'static {
+    fn shutdown_both(&self);
+}
+
+impl GreenSocket for greenhub::net::TcpStream {
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl GreenSocket for greenhub::net::UnixStream {
+    fn shutdown_both(&self) {
+        let _ = self.shutdown(Shutdown::Both);
+    }
+}
+
+impl<S: GreenSocket> Green<S> {
+    fn new(socket: S) -> Green<S> {
+        Green {
+            socket: Some(socket),
+            home: greenhub::hub_id().expect("cooperative sockets are made in a hub"),
+        }
+    }
+}
+
+impl<S: GreenSocket> Deref for Green<S> {
+    type Target = S;
+    fn deref(&self) -> &S {
+        self.socket.as_ref().expect("present until dropped")
+    }
+}
+
+impl<S: GreenSocket> DerefMut for Green<S> {
+    fn deref_mut(&mut self) -> &mut S {
+        self.socket.as_mut().expect("present until dropped")
+    }
+}
+
+impl<S: GreenSocket> Drop for Green<S> {
+    fn drop(&mut self) {
+        let Some(socket) = self.socket.take() else {
+            return;
+        };
+        match greenhub::hub_id() {
+            Some(here) if here != self.home => {
+                socket.shutdown_both();
+                let _ =
+                    GRAVEYARD.try_with(|graveyard| graveyard.borrow_mut().push(Box::new(socket)));
+            }
+            _ => drop(socket),
+        }
+    }
+}
+
+thread_local! {
+    /// Cooperative sockets of a hub that ended, dropped while another hub
+    /// ran; shut down already, closed when this thread runs no hub.
+    static GRAVEYARD: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Closes the buried sockets, if this thread runs no hub now.
+pub(crate) fn close_buried() {
+    if greenhub::hub_id().is_none() {
+        let buried = GRAVEYARD
+            .try_with(|graveyard| graveyard.take())
+            .unwrap_or_default();
+        drop(buried);
+    }
+}
+
 impl Stream {
     pub(crate) fn connect(info: &ConnectionInfo) -> io::Result<Stream> {
-        let green = greenhub::current().is_some();
+        let green = Context::current() != Context::Thread;
         match (&info.addr, green) {
             (Addr::Tcp { host, port }, true) => {
                 let stream = match info.connect_timeout {
@@ -33,12 +159,14 @@ impl Stream {
                     }
                 };
                 stream.set_nodelay(true)?;
-                Ok(Stream::GreenTcp(stream))
+                Ok(Stream::GreenTcp(Green::new(stream)))
             }
-            (Addr::Unix(path), true) => Ok(Stream::GreenUnix(match info.connect_timeout {
-                None => greenhub::net::UnixStream::connect(path)?,
-                Some(t) => greenhub::net::UnixStream::connect_timeout(path, t)?,
-            })),
+            (Addr::Unix(path), true) => {
+                Ok(Stream::GreenUnix(Green::new(match info.connect_timeout {
+                    None => greenhub::net::UnixStream::connect(path)?,
+                    Some(t) => greenhub::net::UnixStream::connect_timeout(path, t)?,
+                })))
+            }
             (Addr::Tcp { host, port }, false) => {
                 let stream = match info.connect_timeout {
                     None => std::net::TcpStream::connect((host.as_str(), *port))?,
@@ -56,6 +184,15 @@ impl Stream {
             (Addr::Unix(path), false) => Ok(Stream::StdUnix(
                 std::os::unix::net::UnixStream::connect(path)?,
             )),
+        }
+    }
+
+    /// The context this socket works in.
+    pub(crate) fn context(&self) -> Context {
+        match self {
+            Stream::GreenTcp(s) => Context::Hub(s.home),
+            Stream::GreenUnix(s) => Context::Hub(s.home),
+            Stream::StdTcp(_) | Stream::StdUnix(_) => Context::Thread,
         }
     }
 
