@@ -56,6 +56,11 @@ impl Client {
         self.pool.stats()
     }
 
+    /// Opens the pool's `min_idle` connections now (see [`Pool::fill`]).
+    pub fn fill(&self) -> Result<usize> {
+        self.pool.fill()
+    }
+
     /// Checks a connection out for several commands in a row (WATCH needs one).
     pub fn get_connection(&self) -> Result<PooledConnection> {
         self.pool.get()

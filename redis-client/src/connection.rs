@@ -207,7 +207,7 @@ impl Connection {
         self.unread += replies;
         self.last_used = Instant::now();
         let written = self.stream.write_all(&self.out);
-        written.map_err(|err| self.fail(err.into()))?;
+        written.map_err(|err| self.fail(unwinding_write(err.into())))?;
         self.reader.wrote();
         Ok(())
     }
@@ -229,7 +229,7 @@ impl Connection {
             Replies::One => self.next_reply(false),
             Replies::Confirmations(n) => self.confirmations(n),
         };
-        let value = value.map_err(|err| self.fail(err))?;
+        let value = value.map_err(|err| self.fail(unwinding(err)))?;
         self.unread = self.unread.saturating_sub(1);
         self.last_used = Instant::now();
         Ok(value)
@@ -362,6 +362,36 @@ impl Connection {
         }
         err
     }
+}
+
+/// An error reading a reply while the coroutine unwinds (a `Drop` that runs
+/// a command during a kill or a panic): the request was written, so the
+/// command may well have run, but a coroutine that unwinds cannot park to
+/// wait for its reply. Say so, rather than "cannot wait".
+fn unwinding(err: Error) -> Error {
+    unwinding_during(
+        "the command was sent and may have run on the server, but its reply cannot be read",
+        err,
+    )
+}
+
+/// The same for a write that had to wait: the commands written before it
+/// stopped may have run.
+fn unwinding_write(err: Error) -> Error {
+    unwinding_during(
+        "the request was cut short and the commands written before the cut may have run on the server",
+        err,
+    )
+}
+
+fn unwinding_during(what: &str, err: Error) -> Error {
+    if !std::thread::panicking() {
+        return err;
+    }
+    Error::Usage(format!(
+        "{what}: this coroutine is unwinding (killed or panicking), and an unwinding \
+         coroutine cannot wait ({err})"
+    ))
 }
 
 /// Refuses, before anything is sent, a command whose replies this client

@@ -54,6 +54,19 @@ impl Pipeline {
         self
     }
 
+    /// Appends each item as one argument of the last command.
+    ///
+    /// # Panics
+    ///
+    /// Panics if no command was started.
+    pub fn args<A: ToArg>(&mut self, args: impl IntoIterator<Item = A>) -> &mut Pipeline {
+        self.cmds
+            .last_mut()
+            .expect("Pipeline::args before Pipeline::cmd")
+            .args(args);
+        self
+    }
+
     /// Adds a built command.
     pub fn add(&mut self, cmd: Cmd) -> &mut Pipeline {
         self.cmds.push(cmd);

@@ -47,6 +47,12 @@ pub struct PoolConfig {
     pub when_full: WhenFull,
     /// A connection idle longer than this is checked with PING before reuse.
     pub health_check_interval: Option<Duration>,
+    /// Connections kept open even when nobody uses them (at most
+    /// `max_connections`): opened by [`Pool::fill`], or by the first
+    /// checkout, and topped up by a checkout after connections were closed.
+    /// A server that accepts many clients can otherwise use up its file
+    /// descriptors and leave none for Redis.
+    pub min_idle: usize,
 }
 
 /// Why connections were closed instead of pooled, counted over the pool's
@@ -138,6 +144,9 @@ impl Pool {
     /// closed and counted, never handed out.
     pub fn get(&self) -> Result<PooledConnection> {
         crate::stream::close_buried();
+        if self.open_connections() < self.min_idle() {
+            self.fill()?;
+        }
         let permit = self.acquire_permit()?;
         let conn = loop {
             let Some(mut conn) = self.inner.idle.borrow_mut().pop() else {
@@ -166,6 +175,34 @@ impl Pool {
             pool: self.clone(),
             _permit: permit,
         })
+    }
+
+    /// Opens connections until `min_idle` are open (idle or in use), in the
+    /// caller's context; returns how many it opened. A server calls it at
+    /// start, before it accepts clients, to have its Redis connections
+    /// before its descriptors are spent.
+    pub fn fill(&self) -> Result<usize> {
+        let mut opened = 0;
+        while self.open_connections() < self.min_idle() {
+            let conn = Connection::open(&self.inner.info)?;
+            self.inner.created.set(self.inner.created.get() + 1);
+            self.inner.idle.borrow_mut().push(conn);
+            opened += 1;
+        }
+        Ok(opened)
+    }
+
+    /// Idle plus in use.
+    fn open_connections(&self) -> usize {
+        self.inner.idle.borrow().len() + self.inner.in_use.get()
+    }
+
+    /// `min_idle`, within `max_connections`.
+    fn min_idle(&self) -> usize {
+        let config = &self.inner.config;
+        config
+            .min_idle
+            .min(config.max_connections.unwrap_or(usize::MAX))
     }
 
     /// Counts a connection closed for `why`.
