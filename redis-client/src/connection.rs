@@ -22,16 +22,19 @@
 //! See `docs/redis-client.md`, "The connection".
 
 use std::io;
+use std::rc::Rc;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use crate::cmd::{cmd, read_deadline, Cmd, ConnectionLike};
 use crate::error::{Error, Result};
+use crate::pubsub::Message;
+use crate::push::{Invalidated, PushHandlers};
 use crate::reader::Reader;
-use crate::resp::{dismantle, Limits, Value};
+use crate::resp::{Limits, Value};
 use crate::session::{is_confirmation, is_message, Replies, Session};
 use crate::stream::{Context, Stream};
-use crate::url::ConnectionInfo;
+use crate::url::{ConnectionInfo, Protocol};
 
 /// The request buffer's first size: `BRPOP list 1` encodes to 40 bytes; a
 /// longer request grows it once, and it keeps that size.
@@ -62,7 +65,20 @@ pub struct Connection {
     session: Session,
     /// The session as the handshake left it; reusable only while equal.
     baseline: Session,
+    /// Where out-of-band frames go (shared with the pool).
+    handlers: Rc<PushHandlers>,
+    /// Set up with `CLIENT TRACKING ON REDIRECT` this id (`Setup`).
+    tracking_redirect: Option<i64>,
     pub(crate) last_used: Instant,
+}
+
+/// What a pool adds to a connection's setup beyond its URL.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Setup {
+    /// The pool's push handlers.
+    pub(crate) handlers: Rc<PushHandlers>,
+    /// `CLIENT TRACKING ON REDIRECT id` at connect (client-side caching).
+    pub(crate) tracking_redirect: Option<i64>,
 }
 
 /// What one command sent expects back.
@@ -99,8 +115,14 @@ impl std::fmt::Display for NotReusable {
 }
 
 impl Connection {
-    /// Connects and sets the connection up (AUTH, SELECT, CLIENT SETNAME).
+    /// Connects and sets the connection up as the URL asks (AUTH, HELLO 3,
+    /// SELECT, CLIENT SETNAME).
     pub fn open(info: &ConnectionInfo) -> Result<Connection> {
+        Connection::open_with(info, &Setup::default())
+    }
+
+    /// [`Connection::open`], plus what a pool adds.
+    pub(crate) fn open_with(info: &ConnectionInfo, setup: &Setup) -> Result<Connection> {
         let stream = Stream::connect(info).map_err(|err| connect_error(info, err))?;
         stream.set_write_timeout(info.socket_timeout)?;
         stream.set_read_timeout(info.socket_timeout)?;
@@ -115,14 +137,16 @@ impl Connection {
             broken: None,
             session: Session::new(),
             baseline: Session::new(),
+            handlers: setup.handlers.clone(),
+            tracking_redirect: setup.tracking_redirect,
             last_used: Instant::now(),
         };
-        conn.handshake(info)?;
+        conn.handshake(info, setup)?;
         Ok(conn)
     }
 
     /// Sets the session up as the URL asks; what it leaves is the baseline.
-    fn handshake(&mut self, info: &ConnectionInfo) -> Result<()> {
+    fn handshake(&mut self, info: &ConnectionInfo, setup: &Setup) -> Result<()> {
         if let Some(password) = &info.password {
             let mut auth = cmd("AUTH");
             if let Some(user) = &info.username {
@@ -131,11 +155,23 @@ impl Connection {
             auth.arg(password);
             self.req_command(&auth)?;
         }
+        if info.protocol == Protocol::Resp3 {
+            self.req_command(cmd("HELLO").arg(3))?;
+        }
         if info.db != 0 {
             self.req_command(cmd("SELECT").arg(info.db))?;
         }
         if let Some(name) = &info.client_name {
             self.req_command(cmd("CLIENT").arg("SETNAME").arg(name))?;
+        }
+        if let Some(id) = setup.tracking_redirect {
+            self.req_command(
+                cmd("CLIENT")
+                    .arg("TRACKING")
+                    .arg("ON")
+                    .arg("REDIRECT")
+                    .arg(id),
+            )?;
         }
         // AUTH and SETNAME taint a session; here they are what it starts as.
         self.session.tainted = None;
@@ -174,6 +210,18 @@ impl Connection {
     /// Why the connection is broken, if it is.
     pub fn broken(&self) -> Option<&str> {
         self.broken.as_deref()
+    }
+
+    /// The socket, in non-blocking mode, and the read side with whatever it
+    /// holds: for a reader that never waits (`cache.rs`).
+    pub(crate) fn into_nonblocking(self) -> Result<(Stream, Reader)> {
+        let stream = self.stream.into_nonblocking()?;
+        Ok((stream, self.reader))
+    }
+
+    /// The redirect of the `CLIENT TRACKING` this connection was set up with.
+    pub(crate) fn tracking_redirect(&self) -> Option<i64> {
+        self.tracking_redirect
     }
 
     /// Gives back read-buffer memory a large reply took (for the pool).
@@ -270,15 +318,26 @@ impl Connection {
         }
     }
 
-    /// Hands an out-of-band frame to whoever wants it.
+    /// Hands an out-of-band frame to its handler (`push.rs`).
     fn route(&mut self, frame: Value) {
-        log::warn!(
-            "an out-of-band frame ({}) arrived on a connection with no handler for it; dropped",
-            first_word(frame_items(&frame))
-                .map(String::from_utf8_lossy)
-                .unwrap_or_default()
-        );
-        dismantle(frame);
+        self.handlers.deliver(frame);
+    }
+
+    /// Sets what receives pub/sub messages that arrive out of band on this
+    /// connection (a RESP3 connection that subscribed, or RESP2 messages
+    /// between the replies of a subscribed connection). A pooled connection
+    /// shares its pool's handler ([`Client::on_message`](crate::Client::on_message)).
+    /// Setting it here leaves the pool's handlers alone.
+    pub fn on_message(&mut self, handler: impl Fn(Message) + 'static) {
+        self.handlers = Rc::new(self.handlers.copy());
+        self.handlers.set_message(handler);
+    }
+
+    /// Sets what receives the keys of `invalidate` pushes (RESP3 with
+    /// `CLIENT TRACKING ON`): keys whose cached values are stale.
+    pub fn on_invalidate(&mut self, handler: impl Fn(Invalidated) + 'static) {
+        self.handlers = Rc::new(self.handlers.copy());
+        self.handlers.set_invalidate(handler);
     }
 
     /// The `n` confirmations of a subscribe command: the one itself when `n`

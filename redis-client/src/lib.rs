@@ -54,6 +54,7 @@
 //!
 //! The design is explained in `docs/redis-client.md`.
 
+mod cache;
 mod client;
 mod cmd;
 pub mod commands;
@@ -62,6 +63,7 @@ mod error;
 mod pipeline;
 mod pool;
 mod pubsub;
+mod push;
 mod reader;
 pub mod resp;
 mod script;
@@ -70,6 +72,7 @@ mod stream;
 mod types;
 mod url;
 
+pub use cache::{CacheConfig, CacheStats};
 pub use client::{BoundCmd, Client};
 pub use cmd::{cmd, read_deadline, Cmd, ConnectionLike, SERVER_TICK};
 pub use connection::Connection;
@@ -77,10 +80,11 @@ pub use error::{Error, Result, ServerError};
 pub use pipeline::{pipe, transaction, Pipeline};
 pub use pool::{Discards, Pool, PoolConfig, PoolStats, PooledConnection, WhenFull};
 pub use pubsub::{Message, PubSub};
+pub use push::Invalidated;
 pub use resp::Value;
 pub use script::{Invocation, Script};
 pub use types::{FromValue, ToArg};
-pub use url::{Addr, ConnectionInfo};
+pub use url::{Addr, ConnectionInfo, Protocol};
 
 /// Every command trait, for `use greenhub_redis::prelude::*`.
 pub mod prelude {

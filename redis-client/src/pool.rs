@@ -22,8 +22,9 @@ use std::time::Duration;
 use greenhub::sync::{Semaphore, SemaphorePermit, WaitError};
 
 use crate::cmd::{cmd, Cmd, ConnectionLike};
-use crate::connection::{Connection, NotReusable};
+use crate::connection::{Connection, NotReusable, Setup};
 use crate::error::{Error, Result};
+use crate::push::PushHandlers;
 use crate::resp::Value;
 use crate::url::ConnectionInfo;
 
@@ -101,6 +102,9 @@ struct Inner {
     discards: Cell<Discards>,
     /// One permit per checked-out connection, when there is a limit.
     permits: Option<Semaphore>,
+    /// What each new connection gets beyond the URL: the push handlers
+    /// (shared with every connection), client tracking's redirect.
+    setup: RefCell<Setup>,
 }
 
 impl Pool {
@@ -115,6 +119,7 @@ impl Pool {
                 created: Cell::new(0),
                 in_use: Cell::new(0),
                 discards: Cell::new(Discards::default()),
+                setup: RefCell::new(Setup::default()),
                 permits,
             }),
         }
@@ -152,7 +157,7 @@ impl Pool {
             let Some(mut conn) = self.inner.idle.borrow_mut().pop() else {
                 break None;
             };
-            if let Some(why) = conn.not_reusable() {
+            if let Some(why) = self.not_reusable(&conn) {
                 self.discard(&why);
                 log::debug!("closing a pooled connection instead of using it: {why}");
                 continue;
@@ -164,7 +169,7 @@ impl Pool {
         let conn = match conn {
             Some(conn) => conn,
             None => {
-                let conn = Connection::open(&self.inner.info)?;
+                let conn = self.open()?;
                 self.inner.created.set(self.inner.created.get() + 1);
                 conn
             }
@@ -184,12 +189,29 @@ impl Pool {
     pub fn fill(&self) -> Result<usize> {
         let mut opened = 0;
         while self.open_connections() < self.min_idle() {
-            let conn = Connection::open(&self.inner.info)?;
+            let conn = self.open()?;
             self.inner.created.set(self.inner.created.get() + 1);
             self.inner.idle.borrow_mut().push(conn);
             opened += 1;
         }
         Ok(opened)
+    }
+
+    /// A new connection, set up for this pool.
+    fn open(&self) -> Result<Connection> {
+        let setup = self.inner.setup.borrow().clone();
+        Connection::open_with(&self.inner.info, &setup)
+    }
+
+    /// Sets up every new connection with `CLIENT TRACKING ON REDIRECT id`;
+    /// idle ones that redirect elsewhere are closed at their next checkout.
+    pub(crate) fn set_tracking_redirect(&self, id: i64) {
+        self.inner.setup.borrow_mut().tracking_redirect = Some(id);
+    }
+
+    /// The handlers every connection of this pool hands out-of-band frames to.
+    pub(crate) fn handlers(&self) -> Rc<PushHandlers> {
+        self.inner.setup.borrow().handlers.clone()
     }
 
     /// Idle plus in use.
@@ -203,6 +225,18 @@ impl Pool {
         config
             .min_idle
             .min(config.max_connections.unwrap_or(usize::MAX))
+    }
+
+    /// Why `conn` cannot serve this pool's next user, if it cannot: its own
+    /// reasons, or a tracking redirect the pool no longer uses.
+    fn not_reusable(&self, conn: &Connection) -> Option<NotReusable> {
+        if let Some(why) = conn.not_reusable() {
+            return Some(why);
+        }
+        let redirect = self.inner.setup.borrow().tracking_redirect;
+        (conn.tracking_redirect() != redirect).then(|| {
+            NotReusable::Session("its client tracking redirects to an old listener".into())
+        })
     }
 
     /// Counts a connection closed for `why`.
@@ -254,7 +288,7 @@ impl Pool {
 
     fn put_back(&self, mut conn: Connection) {
         self.inner.in_use.set(self.inner.in_use.get() - 1);
-        match conn.not_reusable() {
+        match self.not_reusable(&conn) {
             None => {
                 conn.trim_buffer();
                 self.inner.idle.borrow_mut().push(conn);

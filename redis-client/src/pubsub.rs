@@ -95,7 +95,8 @@ impl PubSub {
     }
 }
 
-fn message(value: Value) -> Result<Message> {
+/// A pub/sub frame (RESP3 push or RESP2 array) as a [`Message`].
+pub(crate) fn message(value: Value) -> Result<Message> {
     let parts = match value {
         Value::Array(parts) | Value::Push(parts) => parts,
         Value::Error(err) => return Err(Error::Server(err)),

@@ -91,8 +91,59 @@ impl Reader {
         }
     }
 
+    /// The next whole frame if the bytes for it have arrived, without
+    /// waiting: for a socket in non-blocking mode (the cache's invalidation
+    /// listener), `Ok(None)` when a read says `WouldBlock`.
+    pub(crate) fn poll_frame(&mut self, stream: &mut Stream) -> Result<Option<Value>> {
+        loop {
+            match self.decoder.decode(&self.buf[self.start..self.end]) {
+                Ok(Decoded::Complete { value, used }) => {
+                    self.start += used;
+                    if self.start == self.end {
+                        (self.start, self.end) = (0, 0);
+                    }
+                    return Ok(Some(value));
+                }
+                Ok(Decoded::Incomplete { used, .. }) => self.start += used,
+                Err(err) => return Err(Error::Protocol(err.0)),
+            }
+            self.make_room();
+            match stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => self.grew(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(Error::Io(err)),
+            }
+        }
+    }
+
     /// Reads once into the buffer's free space, making some first.
     fn fill(&mut self, stream: &mut Stream) -> Result<()> {
+        self.make_room();
+        let park_first = std::mem::take(&mut self.park_first);
+        if park_first && self.end == 0 && self.decoder.is_idle() {
+            stream.wait_readable()?;
+        }
+        let n = stream.read(&mut self.buf[self.end..])?;
+        if n == 0 {
+            return Err(closed());
+        }
+        self.grew(n);
+        Ok(())
+    }
+
+    /// Notes `n` bytes read at `end`.
+    fn grew(&mut self, n: usize) {
+        self.end += n;
+        if self.end == self.buf.len() && self.buf.len() < MAX_BUFFER {
+            // The read filled the space it had: more is likely waiting.
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+    }
+
+    /// Makes free space at the end of the buffer.
+    fn make_room(&mut self) {
         if self.start == self.end {
             (self.start, self.end) = (0, 0);
         } else if self.end == self.buf.len() {
@@ -105,23 +156,6 @@ impl Reader {
                 self.buf.resize(self.buf.len() * 2, 0);
             }
         }
-        let park_first = std::mem::take(&mut self.park_first);
-        if park_first && self.end == 0 && self.decoder.is_idle() {
-            stream.wait_readable()?;
-        }
-        let n = stream.read(&mut self.buf[self.end..])?;
-        if n == 0 {
-            return Err(Error::Io(io::Error::new(
-                io::ErrorKind::UnexpectedEof,
-                "the server closed the connection",
-            )));
-        }
-        self.end += n;
-        if self.end == self.buf.len() && self.buf.len() < MAX_BUFFER {
-            // The read filled the space it had: more is likely waiting.
-            self.buf.resize(self.buf.len() * 2, 0);
-        }
-        Ok(())
     }
 
     /// Gives back the memory a large reply made the buffer take, if nothing
@@ -132,4 +166,11 @@ impl Reader {
             (self.start, self.end) = (0, 0);
         }
     }
+}
+
+fn closed() -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the server closed the connection",
+    ))
 }

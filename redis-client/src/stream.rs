@@ -187,6 +187,29 @@ impl Stream {
         }
     }
 
+    /// The same socket as a std one in non-blocking mode, for a reader that
+    /// never waits and works in any context (the cache's invalidation
+    /// listener). A cooperative socket is already non-blocking: a duplicate
+    /// of its descriptor is kept, and the cooperative one deregistered.
+    pub(crate) fn into_nonblocking(self) -> io::Result<Stream> {
+        use std::os::fd::AsFd;
+        let stream = match self {
+            Stream::GreenTcp(s) => {
+                Stream::StdTcp(std::net::TcpStream::from(s.as_fd().try_clone_to_owned()?))
+            }
+            Stream::GreenUnix(s) => Stream::StdUnix(std::os::unix::net::UnixStream::from(
+                s.as_fd().try_clone_to_owned()?,
+            )),
+            std => std,
+        };
+        match &stream {
+            Stream::StdTcp(s) => s.set_nonblocking(true)?,
+            Stream::StdUnix(s) => s.set_nonblocking(true)?,
+            _ => unreachable!("converted above"),
+        }
+        Ok(stream)
+    }
+
     /// The context this socket works in.
     pub(crate) fn context(&self) -> Context {
         match self {
