@@ -4,6 +4,7 @@
 //! discarded, never pooled.
 
 use std::io::{Read, Write};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use greenhub::net::UnixListener;
@@ -20,10 +21,11 @@ enum Then {
 /// Runs one GET against a fake server that answers `reply` and then closes
 /// or goes silent; returns the error and the pool's figures afterwards.
 fn get_against(reply: &'static [u8], then: Then, options: &'static str) -> (Error, PoolStats) {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "greenhub-fake-{}-{}",
         std::process::id(),
-        reply.len() + options.len()
+        NEXT.fetch_add(1, Ordering::Relaxed)
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("fake.sock");
@@ -67,6 +69,25 @@ fn a_malformed_type_byte_is_a_protocol_error() {
     assert!(matches!(err, Error::Protocol(_)), "{err}");
     assert!(
         err.to_string().contains("unknown reply type byte '?'"),
+        "{err}"
+    );
+    assert_discarded(stats);
+}
+
+/// Regression: a bad type byte was reported only once its line's CRLF
+/// arrived; a server that sends one and goes silent hit the timeout instead.
+#[test]
+fn a_bad_type_byte_is_a_protocol_error_before_its_line_ends() {
+    let (err, stats) = get_against(b"?no line end yet", Then::Silence, "");
+    assert!(matches!(err, Error::Protocol(_)), "{err}");
+    assert_discarded(stats);
+}
+
+#[test]
+fn a_bare_lf_in_a_status_line_is_a_protocol_error() {
+    let (err, stats) = get_against(b"+OK\nsmuggled\r\n", Then::Silence, "");
+    assert!(
+        matches!(err, Error::Protocol(_)) && err.to_string().contains("bare LF"),
         "{err}"
     );
     assert_discarded(stats);
