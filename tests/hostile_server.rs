@@ -21,6 +21,17 @@ enum Then {
 /// Runs one GET against a fake server that answers `reply` and then closes
 /// or goes silent; returns the error and the pool's figures afterwards.
 fn get_against(reply: &'static [u8], then: Then, options: &'static str) -> (Error, PoolStats) {
+    let (result, stats) = get_result_against(reply, then, options, |_| {});
+    (result.unwrap_err(), stats)
+}
+
+/// The same, with the client prepared by `prepare`, returning the result.
+fn get_result_against(
+    reply: &'static [u8],
+    then: Then,
+    options: &'static str,
+    prepare: impl FnOnce(&Client) + 'static,
+) -> (Result<Option<String>, Error>, PoolStats) {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     let dir = std::env::temp_dir().join(format!(
         "greenhub-fake-{}-{}",
@@ -43,9 +54,10 @@ fn get_against(reply: &'static [u8], then: Then, options: &'static str) -> (Erro
             }
         });
         let client = Client::open(&url).unwrap();
-        let err = client.clone().get::<Option<String>>("key").unwrap_err();
+        prepare(&client);
+        let result = client.clone().get::<Option<String>>("key");
         server.kill();
-        (err, client.stats())
+        (result, client.stats())
     });
     let _ = std::fs::remove_dir_all(&dir);
     outcome
@@ -72,6 +84,24 @@ fn a_malformed_type_byte_is_a_protocol_error() {
         "{err}"
     );
     assert_discarded(stats);
+}
+
+/// The RESP3 specification's example (spec.md, "Push type"): after `GET
+/// key`, a push may come before the reply; "the first non push type reply
+/// processed will be the actual reply to GET".
+#[test]
+fn a_push_that_arrives_before_a_reply_goes_to_its_handler_not_to_the_caller() {
+    let messages = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let seen = messages.clone();
+    let (result, stats) = get_result_against(
+        b">3\r\n$7\r\nmessage\r\n$11\r\nsomechannel\r\n$19\r\nthis is the message\r\n$9\r\nGet-Reply\r\n",
+        Then::Silence,
+        "",
+        move |client| client.on_message(move |m| seen.borrow_mut().push(m.text())),
+    );
+    assert_eq!(result.unwrap().as_deref(), Some("Get-Reply"));
+    assert_eq!(*messages.borrow(), ["this is the message"]);
+    assert_eq!((stats.created, stats.available), (1, 1), "in step: pooled");
 }
 
 /// Regression: a bad type byte was reported only once its line's CRLF

@@ -573,9 +573,14 @@ fn double(line: &[u8]) -> Result<f64, Stop> {
         _ => std::str::from_utf8(line)
             .ok()
             .filter(|text| {
-                // Rust also reads "infinity" and "NaN"; RESP does not.
-                text.bytes()
-                    .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+                // Rust also reads "infinity", "NaN" and ".5"; RESP does not:
+                // a digit comes first (after a sign), then digits, a point
+                // and an exponent (Redis writes `%.17g`: 1e+20).
+                let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
+                unsigned.starts_with(|c: char| c.is_ascii_digit())
+                    && text
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
             })
             .and_then(|text| text.parse().ok())
             .ok_or_else(|| bad("double", line)),
