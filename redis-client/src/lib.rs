@@ -90,7 +90,7 @@ pub use url::{Addr, ConnectionInfo, Protocol};
 pub mod prelude {
     pub use crate::commands::{
         HashCommands, KeyCommands, ListCommands, ServerCommands, SetCommands, SortedSetCommands,
-        StringCommands,
+        StreamCommands, StringCommands,
     };
     pub use crate::ConnectionLike;
 }
