@@ -88,6 +88,11 @@ impl Cmd {
         })
     }
 
+    /// The command's name (its first argument), or nothing for an empty command.
+    pub(crate) fn name(&self) -> &[u8] {
+        &self.data[..self.ends.first().copied().unwrap_or(0)]
+    }
+
     /// Appends the command in RESP to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         encode_command(out, self.arg_bytes());

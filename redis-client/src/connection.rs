@@ -235,7 +235,7 @@ impl Connection {
         // Inside MULTI a command is only queued: it answers QUEUED at once,
         // and a blocking command does not block when EXEC runs it.
         let queued = self.session.multi;
-        let replies = self.session.note(cmd.arg_bytes());
+        let replies = self.session.note_cmd(cmd);
         cmd.encode(&mut self.out);
         if queued {
             Expect {
@@ -455,7 +455,17 @@ fn unwinding_during(what: &str, err: Error) -> Error {
 
 /// Refuses, before anything is sent, a command whose replies this client
 /// cannot keep in step.
+#[inline]
 fn refuse(cmd: &Cmd) -> Result<()> {
+    // Both names are 6 or 7 bytes long, starting with C or M.
+    let name = cmd.name();
+    if !matches!(name.len(), 6 | 7) || !matches!(name[0] | 0x20, b'c' | b'm') {
+        return Ok(());
+    }
+    refuse_slow(cmd)
+}
+
+fn refuse_slow(cmd: &Cmd) -> Result<()> {
     let mut args = cmd.arg_bytes();
     let name = args.next().unwrap_or_default();
     if name.eq_ignore_ascii_case(b"MONITOR") {

@@ -15,6 +15,8 @@
 
 use std::fmt;
 
+use crate::cmd::Cmd;
+
 /// The protocol-visible state of one connection's session.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Session {
@@ -120,19 +122,23 @@ impl Session {
         Some(Changed(what))
     }
 
-    /// Notes what `args` (a command, name first), about to be sent, does to
-    /// the session, and how many replies it gets.
+    /// Notes what `cmd`, about to be sent, does to the session, and how many
+    /// replies it gets. Runs for every command: most change nothing, and are
+    /// ruled out by their name's first letter and length before anything else.
+    #[inline]
+    pub(crate) fn note_cmd(&mut self, cmd: &Cmd) -> Replies {
+        if may_change_session(cmd.name()) {
+            self.note(cmd.arg_bytes())
+        } else {
+            Replies::One
+        }
+    }
+
+    /// [`Session::note_cmd`] for a command given as its arguments, name first.
     pub(crate) fn note<'a>(&mut self, mut args: impl Iterator<Item = &'a [u8]>) -> Replies {
         let Some(name) = args.next() else {
             return Replies::One;
         };
-        // Most commands change nothing: rule them out by their first letter.
-        if !matches!(
-            name.first().map(u8::to_ascii_uppercase),
-            Some(b'A' | b'C' | b'D' | b'E' | b'H' | b'M' | b'P' | b'Q' | b'R' | b'S' | b'U' | b'W')
-        ) {
-            return Replies::One;
-        }
         let is = |word: &str| name.eq_ignore_ascii_case(word.as_bytes());
         if is("SELECT") {
             match args.next().and_then(parse_i64) {
@@ -239,6 +245,17 @@ impl Subscriptions {
     }
 }
 
+/// Whether a command of this name may change the session: the names noted
+/// above start with one of these letters, and are 4 to 12 bytes long.
+#[inline]
+pub(crate) fn may_change_session(name: &[u8]) -> bool {
+    (4..=12).contains(&name.len())
+        && matches!(
+            name[0].to_ascii_uppercase(),
+            b'A' | b'C' | b'D' | b'E' | b'H' | b'M' | b'P' | b'Q' | b'R' | b'S' | b'U' | b'W'
+        )
+}
+
 /// The kind of a subscribe-family command, and whether it subscribes.
 pub(crate) fn subscribe_kind(name: &[u8]) -> Option<(SubscribeKind, bool)> {
     const FAMILY: [(&[u8], SubscribeKind, bool); 6] = [
@@ -277,6 +294,36 @@ mod tests {
 
     fn note(session: &mut Session, words: &[&str]) -> Replies {
         session.note(words.iter().map(|w| w.as_bytes()))
+    }
+
+    #[test]
+    fn every_command_noted_here_passes_the_quick_filter() {
+        for name in [
+            "SELECT",
+            "MULTI",
+            "EXEC",
+            "DISCARD",
+            "WATCH",
+            "UNWATCH",
+            "READONLY",
+            "READWRITE",
+            "SUBSCRIBE",
+            "UNSUBSCRIBE",
+            "PSUBSCRIBE",
+            "PUNSUBSCRIBE",
+            "SSUBSCRIBE",
+            "SUNSUBSCRIBE",
+            "CLIENT",
+            "HELLO",
+            "AUTH",
+            "RESET",
+            "MONITOR",
+            "QUIT",
+        ] {
+            assert!(may_change_session(name.as_bytes()), "{name}");
+            assert!(may_change_session(name.to_lowercase().as_bytes()), "{name}");
+        }
+        assert!(!may_change_session(b"GET") && !may_change_session(b"SET"));
     }
 
     #[test]

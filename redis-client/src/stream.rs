@@ -247,6 +247,7 @@ impl Stream {
         }
     }
 
+    #[inline]
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::GreenTcp(s) => s.read(buf),
@@ -256,6 +257,7 @@ impl Stream {
         }
     }
 
+    #[inline]
     pub(crate) fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
         match self {
             Stream::GreenTcp(s) => s.write_all(buf),

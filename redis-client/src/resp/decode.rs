@@ -342,6 +342,10 @@ impl Decoder {
                     // The whole body is here: one exact copy.
                     let bytes = rest[..len].to_vec();
                     self.consume(pos, len + 2)?;
+                    if kind == b'$' {
+                        // The common case (every GET), without the general path.
+                        return Ok(Step::Value(Value::Bulk(bytes)));
+                    }
                     return Ok(Step::Value(finish_blob(kind, bytes)?));
                 } else {
                     let bytes = Vec::with_capacity(len.min(rest.len()));
@@ -505,6 +509,7 @@ fn finished(kind: u8, items: Vec<Value>) -> Value {
 }
 
 /// A finished blob: a bulk string, a blob error or a verbatim string.
+#[inline]
 fn finish_blob(kind: u8, bytes: Vec<u8>) -> Result<Value, String> {
     Ok(match kind {
         b'$' => Value::Bulk(bytes),
