@@ -28,11 +28,12 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::{cmd, read_deadline, Cmd, ConnectionLike};
 use crate::error::{Error, Result};
+use crate::framing::{first_word, frame_items, out_of_band, pushed_items, refuse};
 use crate::pubsub::Message;
 use crate::push::{Invalidated, PushHandlers};
 use crate::reader::Reader;
 use crate::resp::{Limits, Value};
-use crate::session::{is_confirmation, is_message, Replies, Session};
+use crate::session::{is_confirmation, Replies, Session};
 use crate::stream::{Context, Stream};
 use crate::url::{ConnectionInfo, Protocol};
 
@@ -300,21 +301,11 @@ impl Connection {
     fn next_reply(&mut self, confirmation: bool) -> Result<Value> {
         loop {
             let frame = self.reader.next_frame(&mut self.stream)?;
-            if self.out_of_band(&frame, confirmation) {
+            if out_of_band(&frame, &self.session, confirmation) {
                 self.route(frame);
             } else {
                 return Ok(frame);
             }
-        }
-    }
-
-    fn out_of_band(&self, frame: &Value, confirmation: bool) -> bool {
-        match frame {
-            Value::Push(items) => !(confirmation && first_word(items).is_some_and(is_confirmation)),
-            Value::Array(items) if self.session.subscribed && self.session.protocol == 2 => {
-                first_word(items).is_some_and(is_message)
-            }
-            _ => false,
         }
     }
 
@@ -451,69 +442,6 @@ fn unwinding_during(what: &str, err: Error) -> Error {
         "{what}: this coroutine is unwinding (killed or panicking), and an unwinding \
          coroutine cannot wait ({err})"
     ))
-}
-
-/// Refuses, before anything is sent, a command whose replies this client
-/// cannot keep in step.
-#[inline]
-fn refuse(cmd: &Cmd) -> Result<()> {
-    // Both names are 6 or 7 bytes long, starting with C or M.
-    let name = cmd.name();
-    if !matches!(name.len(), 6 | 7) || !matches!(name[0] | 0x20, b'c' | b'm') {
-        return Ok(());
-    }
-    refuse_slow(cmd)
-}
-
-fn refuse_slow(cmd: &Cmd) -> Result<()> {
-    let mut args = cmd.arg_bytes();
-    let name = args.next().unwrap_or_default();
-    if name.eq_ignore_ascii_case(b"MONITOR") {
-        return Err(Error::Usage(
-            "MONITOR streams every command the server runs as replies to nothing: \
-             it cannot share a request/reply connection"
-                .into(),
-        ));
-    }
-    if name.eq_ignore_ascii_case(b"CLIENT")
-        && args
-            .next()
-            .is_some_and(|sub| sub.eq_ignore_ascii_case(b"REPLY"))
-        && args
-            .next()
-            .is_some_and(|mode| !mode.eq_ignore_ascii_case(b"ON"))
-    {
-        return Err(Error::Usage(
-            "CLIENT REPLY OFF/SKIP silences replies, and this client reads one reply per command"
-                .into(),
-        ));
-    }
-    Ok(())
-}
-
-/// The elements of an array or push frame (empty for anything else).
-fn frame_items(frame: &Value) -> &[Value] {
-    match frame {
-        Value::Array(items) | Value::Push(items) => items,
-        _ => &[],
-    }
-}
-
-/// The elements of a pub/sub frame: a push, or a RESP2 array.
-fn pushed_items(frame: &Value) -> Option<&[Value]> {
-    match frame {
-        Value::Array(items) | Value::Push(items) => Some(items),
-        _ => None,
-    }
-}
-
-/// The first element of a frame as a word (`message`, `invalidate`, ...).
-fn first_word(items: &[Value]) -> Option<&[u8]> {
-    match items.first()? {
-        Value::Bulk(word) => Some(word),
-        Value::Status(word) => Some(word.as_bytes()),
-        _ => None,
-    }
 }
 
 fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {

@@ -44,11 +44,16 @@
 //! | `types.rs` | [`ToArg`], [`FromValue`]: Rust values in and out |
 //! | `cmd.rs` | [`Cmd`], [`ConnectionLike`], blocking-command timeouts |
 //! | `url.rs` | [`ConnectionInfo`] from `redis://` and `unix://` URLs |
-//! | `stream.rs` | the socket: cooperative in a coroutine, std's on a thread |
-//! | `connection.rs` | [`Connection`]: buffers, handshake, reading replies |
+//! | `stream.rs` | the socket: cooperative in a hub, std's on a thread; [`Connection`]s stay in their context |
+//! | `reader.rs` | bytes to frames, with the one rule for reads on edge-triggered readiness |
+//! | `session.rs` | what each command sent does to the session; the baseline the pool checks |
+//! | `framing.rs` | which frame answers which command; commands refused up front |
+//! | `push.rs` | out-of-band frames (RESP3 pushes, pub/sub messages) to their handlers |
+//! | `connection.rs` | [`Connection`]: handshake, send, read each command's reply |
 //! | `pool.rs` | [`Pool`]: checkout, limits, discarding broken connections |
 //! | `client.rs` | [`Client`]: a pool plus commands |
-//! | `commands/` | typed methods, one trait per family |
+//! | `cache.rs` | client-side caching: [`Client::with_cache`], invalidated by the server |
+//! | `commands/` | typed methods, one trait per family (strings to streams) |
 //! | `pipeline.rs` | [`Pipeline`], MULTI/EXEC, [`transaction`] |
 //! | `pubsub.rs`, `script.rs` | [`PubSub`], [`Script`] |
 //!
@@ -60,6 +65,7 @@ mod cmd;
 pub mod commands;
 mod connection;
 mod error;
+mod framing;
 mod pipeline;
 mod pool;
 mod pubsub;

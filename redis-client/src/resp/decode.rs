@@ -23,6 +23,7 @@
 //! line ends at CRLF only (a bare LF, or CR before anything but LF, is an
 //! error). See `docs/redis-client.md`, "The parser".
 
+use super::scalars::{bad, big_number, double, finish_blob, integer, length, too_long};
 use super::{dismantle, Limits, ProtocolError, Value};
 use crate::error::ServerError;
 
@@ -133,7 +134,7 @@ enum Step {
 }
 
 /// Why a call stopped without a value.
-enum Stop {
+pub(super) enum Stop {
     Need(usize),
     Invalid(String),
 }
@@ -506,109 +507,4 @@ fn finished(kind: u8, items: Vec<Value>) -> Value {
         b'~' => Value::Set(items),
         _ => Value::Push(items),
     }
-}
-
-/// A finished blob: a bulk string, a blob error or a verbatim string.
-#[inline]
-fn finish_blob(kind: u8, bytes: Vec<u8>) -> Result<Value, String> {
-    Ok(match kind {
-        b'$' => Value::Bulk(bytes),
-        b'!' => Value::Error(ServerError::parse(&String::from_utf8_lossy(&bytes))),
-        _ => verbatim(bytes)?,
-    })
-}
-
-fn bad(what: &str, line: &[u8]) -> Stop {
-    Stop::Invalid(format!("bad {what} {:?}", String::from_utf8_lossy(line)))
-}
-
-fn too_long(len: usize, max: usize) -> Stop {
-    Stop::Invalid(format!(
-        "announced length {len} exceeds the reply size limit of {max} bytes"
-    ))
-}
-
-/// A length header: `None` for RESP2's -1 (nil).
-fn length(line: &[u8]) -> Result<Option<usize>, Stop> {
-    match integer(line)? {
-        -1 => Ok(None),
-        n if n < 0 => Err(Stop::Invalid(format!("negative length {n}"))),
-        n => Ok(Some(usize::try_from(n).unwrap_or(usize::MAX))),
-    }
-}
-
-/// A signed decimal integer, strictly: no sign-only, no spaces, no overflow.
-fn integer(line: &[u8]) -> Result<i64, Stop> {
-    let (negative, digits) = match line {
-        [b'-', rest @ ..] => (true, rest),
-        rest => (false, rest),
-    };
-    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(bad("integer", line));
-    }
-    let mut n: i64 = 0;
-    for &d in digits {
-        let digit = i64::from(d - b'0');
-        n = n
-            .checked_mul(10)
-            .and_then(|n| {
-                if negative {
-                    n.checked_sub(digit)
-                } else {
-                    n.checked_add(digit)
-                }
-            })
-            .ok_or_else(|| {
-                Stop::Invalid(format!(
-                    "integer {:?} out of range",
-                    String::from_utf8_lossy(line)
-                ))
-            })?;
-    }
-    Ok(n)
-}
-
-/// A RESP3 double: `inf`, `-inf`, `nan`, `-nan` or a decimal number.
-fn double(line: &[u8]) -> Result<f64, Stop> {
-    match line {
-        b"inf" | b"+inf" => Ok(f64::INFINITY),
-        b"-inf" => Ok(f64::NEG_INFINITY),
-        b"nan" | b"+nan" => Ok(f64::NAN),
-        b"-nan" => Ok(-f64::NAN),
-        _ => std::str::from_utf8(line)
-            .ok()
-            .filter(|text| {
-                // Rust also reads "infinity", "NaN" and ".5"; RESP does not:
-                // a digit comes first (after a sign), then digits, a point
-                // and an exponent (Redis writes `%.17g`: 1e+20).
-                let unsigned = text.strip_prefix(['+', '-']).unwrap_or(text);
-                unsigned.starts_with(|c: char| c.is_ascii_digit())
-                    && text
-                        .bytes()
-                        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
-            })
-            .and_then(|text| text.parse().ok())
-            .ok_or_else(|| bad("double", line)),
-    }
-}
-
-fn big_number(line: &[u8]) -> Result<Value, Stop> {
-    let digits = line.strip_prefix(b"-").unwrap_or(line);
-    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
-        return Err(bad("big number", line));
-    }
-    let text = std::str::from_utf8(line).expect("ASCII digits");
-    Ok(Value::BigNumber(text.to_owned()))
-}
-
-fn verbatim(mut bytes: Vec<u8>) -> Result<Value, String> {
-    if bytes.len() < 4 || bytes[3] != b':' {
-        return Err("verbatim string without a `fmt:` prefix".into());
-    }
-    let format = String::from_utf8_lossy(&bytes[..3]).into_owned();
-    bytes.drain(..4);
-    Ok(Value::Verbatim {
-        format,
-        text: bytes,
-    })
 }

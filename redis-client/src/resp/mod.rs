@@ -6,6 +6,7 @@
 //! | --- | --- |
 //! | `mod.rs` | [`Value`], [`Limits`], and [`parse`]: one call over a whole buffer |
 //! | `decode.rs` | [`Decoder`]: the resumable parser the connection feeds, read by read |
+//! | `scalars.rs` | integers, lengths, doubles, big numbers, blobs: one line's worth |
 //! | `encode.rs` | [`encode_command`] for requests, [`encode_value`] for tests and fake servers |
 //!
 //! The parser answers one of three things: a complete value and how many
@@ -19,6 +20,7 @@
 
 mod decode;
 mod encode;
+mod scalars;
 
 pub use decode::{Decoded, Decoder};
 pub(crate) use encode::push_decimal;
