@@ -1,6 +1,8 @@
 //! The pool: the article's figures, limits in both modes, and no poisoned
 //! connection after a kill or a timeout in the middle of a BRPOP.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use greenhub_redis::prelude::*;
@@ -276,5 +278,127 @@ fn an_idle_connection_past_the_health_check_interval_is_pinged_before_reuse() {
             "the dead idle connection was replaced"
         );
         assert_eq!(redis.stats().created, 2);
+    });
+}
+
+#[test]
+fn min_idle_connections_are_opened_up_front_and_topped_up_after_a_discard() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let redis = client(
+            &url,
+            PoolConfig {
+                min_idle: 5,
+                max_connections: Some(8),
+                ..Default::default()
+            },
+        );
+        assert_eq!(redis.fill().unwrap(), 5);
+        assert_eq!(redis.stats().available, 5, "opened before any command");
+        assert_eq!(redis.fill().unwrap(), 0, "already there");
+        let clients: usize = redis
+            .clone()
+            .cmd("CLIENT")
+            .arg("LIST")
+            .query::<String>()
+            .unwrap()
+            .lines()
+            .count();
+        assert_eq!(clients, 5, "the server sees them");
+        // A connection left inside MULTI is closed; the next checkout tops up.
+        redis
+            .get_connection()
+            .unwrap()
+            .req_command(&greenhub_redis::cmd("MULTI"))
+            .unwrap();
+        assert_eq!(redis.stats().available, 4);
+        assert_eq!(redis.clone().ping().unwrap(), "PONG");
+        let stats = redis.stats();
+        assert_eq!((stats.created, stats.available), (6, 5));
+        // Never beyond max_connections.
+        let capped = client(
+            &url,
+            PoolConfig {
+                min_idle: 50,
+                max_connections: Some(3),
+                ..Default::default()
+            },
+        );
+        assert_eq!(capped.fill().unwrap(), 3);
+    });
+}
+
+#[test]
+fn a_first_checkout_fills_min_idle_on_its_own() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let mut redis = client(
+            &url,
+            PoolConfig {
+                min_idle: 3,
+                ..Default::default()
+            },
+        );
+        redis.set("k", 1).unwrap();
+        assert_eq!(redis.stats().created, 3);
+        assert_eq!(redis.stats().available, 3);
+    });
+}
+
+/// Regression: a command run by a `Drop` during a kill was written (and
+/// ran), but its error said only "not in a coroutine".
+#[test]
+fn a_command_run_while_a_killed_coroutine_unwinds_says_it_may_have_run() {
+    struct ReleaseOnDrop {
+        redis: Client,
+        outcome: Rc<RefCell<Option<String>>>,
+    }
+    impl Drop for ReleaseOnDrop {
+        fn drop(&mut self) {
+            let result = self.redis.clone().set("released", "yes");
+            *self.outcome.borrow_mut() = Some(match result {
+                Ok(()) => "ok".into(),
+                Err(err) => err.to_string(),
+            });
+        }
+    }
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let redis = Client::open(&url).unwrap();
+        let outcome = Rc::new(RefCell::new(None));
+        let guard = ReleaseOnDrop {
+            redis: redis.clone(),
+            outcome: outcome.clone(),
+        };
+        let holder = {
+            let mut redis = redis.clone();
+            greenhub::spawn(move || {
+                let _guard = guard;
+                redis.brpop(&["never"], 0.0)
+            })
+        };
+        while redis.stats().in_use == 0 {
+            greenhub::yield_now();
+        }
+        holder.kill();
+        assert!(holder.join().is_err());
+        let message = outcome.borrow().clone().expect("the guard ran");
+        assert!(
+            message.contains("may have run") && message.contains("unwinding"),
+            "{message}"
+        );
+        // It did run: the SET reaches the server.
+        let mut check = redis.clone();
+        while check.get::<Option<String>>("released").unwrap().is_none() {
+            greenhub::yield_now();
+        }
+        assert_eq!(
+            redis.stats().in_use,
+            0,
+            "both connections came back or were closed"
+        );
     });
 }

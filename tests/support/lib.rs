@@ -296,6 +296,56 @@ fn hang_up(mut conn: UnixStream) {
     while matches!(conn.read(&mut rest), Ok(n) if n > 0) {}
 }
 
+/// Starts a private server and runs `body` in a hub with a client for it;
+/// `options` is appended to the URL (`"?socket_timeout=5"`, or `""`).
+pub fn with_client(options: &str, body: impl FnOnce(greenhub_redis::Client) + 'static) {
+    let server = RedisServer::start();
+    let url = server.url() + options;
+    greenhub::run(move || body(greenhub_redis::Client::open(&url).unwrap()));
+}
+
+/// The process's peak resident memory (`VmHWM`), in bytes.
+pub fn peak_rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmHWM line");
+    kib * 1024
+}
+
+/// A small deterministic random number generator (xorshift64*), so that a
+/// test's "random" inputs are the same on every run and a failure can be
+/// replayed from its seed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value; zero is remapped).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
+    }
+}
+
 /// A TCP port nobody listens on right now.
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
