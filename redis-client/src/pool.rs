@@ -148,7 +148,6 @@ impl Pool {
     /// in another context than the caller's (a plain thread, another hub) is
     /// closed and counted, never handed out.
     pub fn get(&self) -> Result<PooledConnection> {
-        crate::stream::close_buried();
         if self.open_connections() < self.min_idle() {
             self.fill()?;
         }

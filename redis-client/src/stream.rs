@@ -5,15 +5,12 @@
 //! A socket belongs to the [`Context`] it was made in. A std socket used in
 //! a hub would block the hub's thread (every coroutine freezes); a
 //! cooperative socket is registered with one hub's poller, and used outside
-//! it, it can neither wait nor be closed without touching the wrong hub's
-//! tables. So a connection records its context, refuses to run a command in
-//! another, and the pool never hands it out in another
+//! it, it cannot wait (the runtime refuses it with an error). So a connection
+//! records its context, refuses to run a command in another, and the pool
+//! never hands it out in another
 //! (`docs/connection-pool.md`, "One context per connection").
 
-use std::any::Any;
-use std::cell::RefCell;
 use std::io::{self, Read, Write};
-use std::net::Shutdown;
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
@@ -58,13 +55,9 @@ pub(crate) enum Stream {
     StdUnix(std::os::unix::net::UnixStream),
 }
 
-/// A cooperative socket and the hub it is registered with.
-///
-/// Dropped in another hub, the runtime's deregistration would run against
-/// that hub's token table (where the same token may name a live socket of
-/// its own). So there the socket is shut down (the server sees it closed)
-/// and buried instead: kept in a per-thread graveyard until this thread runs
-/// no hub, and dropped then.
+/// A cooperative socket and the hub it is registered with (its context).
+/// Dropped anywhere, the runtime deregisters it from its own hub's poller,
+/// never from the hub running then.
 #[derive(Debug)]
 pub(crate) struct Green<S: GreenSocket> {
     /// Always `Some` until dropped.
@@ -73,21 +66,11 @@ pub(crate) struct Green<S: GreenSocket> {
 }
 
 /// What [`Green`] needs of a cooperative socket.
-pub(crate) trait GreenSocket: Read + Write + 'static {
-    fn shutdown_both(&self);
-}
+pub(crate) trait GreenSocket: Read + Write + 'static {}
 
-impl GreenSocket for greenhub::net::TcpStream {
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-}
+impl GreenSocket for greenhub::net::TcpStream {}
 
-impl GreenSocket for greenhub::net::UnixStream {
-    fn shutdown_both(&self) {
-        let _ = self.shutdown(Shutdown::Both);
-    }
-}
+impl GreenSocket for greenhub::net::UnixStream {}
 
 impl<S: GreenSocket> Green<S> {
     fn new(socket: S) -> Green<S> {
@@ -108,38 +91,6 @@ impl<S: GreenSocket> Deref for Green<S> {
 impl<S: GreenSocket> DerefMut for Green<S> {
     fn deref_mut(&mut self) -> &mut S {
         self.socket.as_mut().expect("present until dropped")
-    }
-}
-
-impl<S: GreenSocket> Drop for Green<S> {
-    fn drop(&mut self) {
-        let Some(socket) = self.socket.take() else {
-            return;
-        };
-        match greenhub::hub_id() {
-            Some(here) if here != self.home => {
-                socket.shutdown_both();
-                let _ =
-                    GRAVEYARD.try_with(|graveyard| graveyard.borrow_mut().push(Box::new(socket)));
-            }
-            _ => drop(socket),
-        }
-    }
-}
-
-thread_local! {
-    /// Cooperative sockets of a hub that ended, dropped while another hub
-    /// ran; shut down already, closed when this thread runs no hub.
-    static GRAVEYARD: RefCell<Vec<Box<dyn Any>>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Closes the buried sockets, if this thread runs no hub now.
-pub(crate) fn close_buried() {
-    if greenhub::hub_id().is_none() {
-        let buried = GRAVEYARD
-            .try_with(|graveyard| graveyard.take())
-            .unwrap_or_default();
-        drop(buried);
     }
 }
 
