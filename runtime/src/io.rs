@@ -50,7 +50,8 @@ use crate::sources::reactor::Direction;
 /// });
 /// ```
 pub struct Async<T: AsRawFd> {
-    reg: Registered<T>,
+    /// `Some` until `into_inner` takes it (the drop then has nothing to do).
+    reg: Option<Registered<T>>,
     /// Whether `O_NONBLOCK` was set before `new` set it, so `into_inner`
     /// can give the fd back as it found it.
     was_nonblocking: bool,
@@ -65,7 +66,7 @@ impl<T: AsRawFd> Async<T> {
         let was_nonblocking = set_nonblocking(fd, true)?;
         match Registered::new(io) {
             Ok(reg) => Ok(Async {
-                reg,
+                reg: Some(reg),
                 was_nonblocking,
             }),
             Err(err) => {
@@ -77,22 +78,34 @@ impl<T: AsRawFd> Async<T> {
         }
     }
 
+    fn reg(&self) -> &Registered<T> {
+        self.reg.as_ref().expect("present until into_inner")
+    }
+
+    fn reg_mut(&mut self) -> &mut Registered<T> {
+        self.reg.as_mut().expect("present until into_inner")
+    }
+
     /// The wrapped value.
     pub fn get_ref(&self) -> &T {
-        self.reg.get()
+        self.reg().get()
     }
 
     /// The wrapped value, mutably. Do not swap its fd for another.
     pub fn get_mut(&mut self) -> &mut T {
-        self.reg.get_mut()
+        self.reg_mut().get_mut()
     }
 
     /// Deregisters the fd and gives the value back, with `O_NONBLOCK` as it
     /// was before [`new`](Self::new).
     pub fn into_inner(self) -> io::Result<T> {
-        let was_nonblocking = self.was_nonblocking;
-        let io = self.reg.into_inner();
-        set_nonblocking(io.as_raw_fd(), was_nonblocking)?;
+        let mut this = self;
+        let io = this
+            .reg
+            .take()
+            .expect("present until into_inner")
+            .into_inner();
+        set_nonblocking(io.as_raw_fd(), this.was_nonblocking)?;
         Ok(io)
     }
 
@@ -102,14 +115,14 @@ impl<T: AsRawFd> Async<T> {
     /// reads through [`get_ref`](Self::get_ref) itself; honours enclosing
     /// `timeout`s.
     pub fn readable(&self) -> io::Result<()> {
-        self.reg
+        self.reg()
             .registration()
             .wait_ready(Direction::Read, Deadline::Never, "readable")
     }
 
     /// Parks until the fd is writable, like [`readable`](Self::readable).
     pub fn writable(&self) -> io::Result<()> {
-        self.reg
+        self.reg()
             .registration()
             .wait_ready(Direction::Write, Deadline::Never, "writable")
     }
@@ -119,32 +132,32 @@ impl<T: AsRawFd> Async<T> {
     /// read of this type uses; for operations `Read` does not cover (an
     /// eventfd's 8-byte counter, `recvmsg`).
     pub fn read_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.reg
+        self.reg()
             .io_until(Direction::Read, Deadline::Never, "read", |_| false, op)
     }
 
     /// [`read_with`](Self::read_with) with `&mut T`.
     pub fn read_with_mut<R>(&mut self, op: impl FnMut(&mut T) -> io::Result<R>) -> io::Result<R> {
-        self.reg
+        self.reg_mut()
             .io_until_mut(Direction::Read, Deadline::Never, "read", |_| false, op)
     }
 
     /// Runs `op` (a non-blocking write) until it does not fail with
     /// `WouldBlock`, parking for writability between tries.
     pub fn write_with<R>(&self, op: impl FnMut(&T) -> io::Result<R>) -> io::Result<R> {
-        self.reg
+        self.reg()
             .io_until(Direction::Write, Deadline::Never, "write", |_| false, op)
     }
 
     /// [`write_with`](Self::write_with) with `&mut T`.
     pub fn write_with_mut<R>(&mut self, op: impl FnMut(&mut T) -> io::Result<R>) -> io::Result<R> {
-        self.reg
+        self.reg_mut()
             .io_until_mut(Direction::Write, Deadline::Never, "write", |_| false, op)
     }
 
     /// The registration, for `select`'s readiness arms.
     pub(crate) fn registration(&self) -> &crate::net::registered::Registration {
-        self.reg.registration()
+        self.reg().registration()
     }
 }
 
@@ -204,6 +217,19 @@ where
 
     fn flush(&mut self) -> io::Result<()> {
         self.write_with(|mut io| io.flush())
+    }
+}
+
+/// Puts `O_NONBLOCK` back as it was before `new`, as `into_inner` does: the
+/// fd may be borrowed (stdin, a TTY), and its open file description is
+/// shared with whoever else uses it.
+impl<T: AsRawFd> Drop for Async<T> {
+    fn drop(&mut self) {
+        if let Some(reg) = &self.reg {
+            if !self.was_nonblocking {
+                let _ = set_nonblocking(reg.get().as_raw_fd(), false);
+            }
+        }
     }
 }
 

@@ -152,9 +152,42 @@ impl Command {
         self.spawn()?.wait_with_output()
     }
 
-    /// Runs the child to its end and returns its exit status.
+    /// Runs the child to its end and returns its exit status. If the wait
+    /// is abandoned (a `timeout`, a kill), the child is killed and reaped,
+    /// as for [`output`](Self::output).
     pub fn status(&mut self) -> io::Result<ExitStatus> {
-        self.spawn()?.wait()
+        let mut guard = Abandoned(Some(self.spawn()?));
+        let status = guard.child().wait()?;
+        guard.0 = None;
+        Ok(status)
+    }
+}
+
+/// A child that `output`, `status` or `wait_with_output` owns: if the wait
+/// is abandoned (an error, a `timeout`, a kill), the child is killed and a
+/// short-lived thread reaps it, so no zombie is left behind (std's versions
+/// of these calls cannot be abandoned halfway; ours can).
+struct Abandoned(Option<Child>);
+
+impl Abandoned {
+    fn child(&mut self) -> &mut Child {
+        self.0.as_mut().expect("present until finished")
+    }
+}
+
+impl Drop for Abandoned {
+    fn drop(&mut self) {
+        if let Some(Child { mut child, .. }) = self.0.take() {
+            let _ = child.kill();
+            // Reaping waits for the exit, which must not block the hub: a
+            // thread of its own does it (this can run while unwinding, where
+            // a coroutine may not park).
+            let _ = std::thread::Builder::new()
+                .name("greenhub-reaper".into())
+                .spawn(move || {
+                    let _ = child.wait();
+                });
+        }
     }
 }
 
@@ -167,7 +200,9 @@ impl fmt::Debug for Command {
 /// A running (or exited, not yet waited for) child process.
 ///
 /// As with std's `Child`, dropping it neither kills nor waits for the
-/// process; call [`wait`](Self::wait) to reap it.
+/// process; call [`wait`](Self::wait) to reap it. (`Command::output`,
+/// `Command::status` and `wait_with_output`, which own the child, kill and
+/// reap it if their wait is abandoned.)
 pub struct Child {
     /// The child's stdin, if piped.
     pub stdin: Option<ChildStdin>,
@@ -235,8 +270,17 @@ impl Child {
     }
 
     /// Waits for the child while reading its stdout and stderr to their
-    /// ends (at once, so neither pipe fills), and returns all three.
-    pub fn wait_with_output(mut self) -> io::Result<Output> {
+    /// ends (at once, so neither pipe fills), and returns all three. If the
+    /// wait is abandoned (an error, a `timeout`, a kill), the child is
+    /// killed and reaped.
+    pub fn wait_with_output(self) -> io::Result<Output> {
+        let mut guard = Abandoned(Some(self));
+        let output = guard.child().collect_output()?;
+        guard.0 = None;
+        Ok(output)
+    }
+
+    fn collect_output(&mut self) -> io::Result<Output> {
         drop(self.stdin.take());
         let stderr = self.stderr.take().map(|mut stderr| {
             crate::spawn(move || {

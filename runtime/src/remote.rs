@@ -233,13 +233,21 @@ impl<T> RemoteJoinHandle<T> {
     /// gives `JoinError::TimedOut`), or blocks a plain thread. `Killed` if
     /// the coroutine was killed, or its hub shut down before it ran.
     pub fn join(self) -> Result<T, JoinError> {
-        self.join_until(None)
+        self.wait_until(None)?;
+        self.shared
+            .lock()
+            .outcome
+            .take()
+            .expect("a finished coroutine has an outcome")
     }
 
-    /// Like [`join`](Self::join), giving up with `JoinError::TimedOut`
-    /// after `timeout` (the coroutine goes on).
-    pub fn join_timeout(&self, timeout: Duration) -> Result<T, JoinError> {
-        self.join_until(Instant::now().checked_add(timeout))
+    /// Waits at most `timeout` for the coroutine to end, without taking its
+    /// value (that is `join`'s): `Err(JoinError::TimedOut)` if it has not
+    /// ended by then (it goes on). Like [`JoinHandle::wait_timeout`].
+    ///
+    /// [`JoinHandle::wait_timeout`]: crate::JoinHandle::wait_timeout
+    pub fn wait_timeout(&self, timeout: Duration) -> Result<(), JoinError> {
+        self.wait_until(Instant::now().checked_add(timeout))
     }
 
     /// Whether the coroutine has ended (or will never run).
@@ -247,7 +255,7 @@ impl<T> RemoteJoinHandle<T> {
         self.shared.lock().outcome.is_some()
     }
 
-    fn join_until(&self, deadline: Option<Instant>) -> Result<T, JoinError> {
+    fn wait_until(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
         match crate::context::hub() {
             Some(hub) if hub.sched.current().is_some() => self.park_until(&hub, deadline),
             _ => self.block_until(deadline),
@@ -255,11 +263,11 @@ impl<T> RemoteJoinHandle<T> {
     }
 
     /// A plain thread (or a hub's thread outside its coroutines) blocks.
-    fn block_until(&self, deadline: Option<Instant>) -> Result<T, JoinError> {
+    fn block_until(&self, deadline: Option<Instant>) -> Result<(), JoinError> {
         let mut slot = self.shared.lock();
         loop {
-            if let Some(outcome) = slot.outcome.take() {
-                return outcome;
+            if slot.outcome.is_some() {
+                return Ok(());
             }
             slot = match deadline {
                 None => self
@@ -284,7 +292,11 @@ impl<T> RemoteJoinHandle<T> {
 
     /// A coroutine parks, its waiter posted to its own hub when the
     /// outcome comes.
-    fn park_until(&self, hub: &crate::hub::Hub, deadline: Option<Instant>) -> Result<T, JoinError> {
+    fn park_until(
+        &self,
+        hub: &crate::hub::Hub,
+        deadline: Option<Instant>,
+    ) -> Result<(), JoinError> {
         loop {
             let token = match hub.sched.token() {
                 Ok(token) => token,
@@ -294,8 +306,8 @@ impl<T> RemoteJoinHandle<T> {
             let waiter = token.waiter();
             {
                 let mut slot = self.shared.lock();
-                if let Some(outcome) = slot.outcome.take() {
-                    return outcome;
+                if slot.outcome.is_some() {
+                    return Ok(());
                 }
                 slot.waiters.push((hub.inbox.clone(), waiter));
             }

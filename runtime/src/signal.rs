@@ -4,10 +4,11 @@
 //!
 //! The signal handler itself only writes a byte to a self-pipe
 //! (`sys/signal.rs`); a helper thread reads it and wakes the subscribed
-//! coroutines through their hubs' inboxes (`sources/signals.rs`). So a
-//! signal interrupts no coroutine and runs no code on the hub's thread: the
-//! waiting coroutine simply returns from its park, like one woken by a
-//! remote channel. Every subscription to a signal sees every delivery of
+//! coroutines through their hubs' inboxes (`sources/signals.rs`). The
+//! kernel may run that handler on any thread that does not block the
+//! signal, a hub's thread included, but all it runs there is the one-byte
+//! write: no user code and no hub code, and the waiting coroutine simply
+//! returns from its park, like one woken by a remote channel. Every subscription to a signal sees every delivery of
 //! it, so any number of coroutines (on any number of hubs) may wait for the
 //! same signal. A coroutine parked for a signal is not a deadlock: a signal
 //! can come at any time.

@@ -57,7 +57,11 @@ impl<T> Finish for JoinState<T> {
     }
     fn link(&self, f: Box<dyn FnOnce()>) {
         if self.finished.get() {
-            f();
+            // As the trampoline runs links: a panic stops only the link (the
+            // panic hook has reported it), never the caller of `link`.
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(f)) {
+                drop(payload);
+            }
         } else {
             self.links.borrow_mut().push(f);
         }

@@ -82,7 +82,7 @@ fn a_remote_coroutine_killed_by_its_hubs_shutdown_joins_as_killed() {
 }
 
 #[test]
-fn join_timeout_gives_up_and_the_coroutine_goes_on() {
+fn wait_timeout_gives_up_and_the_coroutine_goes_on() {
     let (handle, stop, thread) = hub_thread();
     let (go_tx, go_rx) = mpsc::channel::<()>();
     let job = handle
@@ -93,7 +93,7 @@ fn join_timeout_gives_up_and_the_coroutine_goes_on() {
         })
         .unwrap();
     assert_eq!(
-        job.join_timeout(Duration::from_millis(10)),
+        job.wait_timeout(Duration::from_millis(10)),
         Err(JoinError::TimedOut)
     );
     go_tx.send(()).unwrap();
@@ -127,4 +127,20 @@ fn a_borrowing_main_that_panics_propagates_its_panic() {
     let payload = result.unwrap_err();
     let message = payload.downcast_ref::<String>().unwrap();
     assert_eq!(message, "borrowed main failed");
+}
+
+/// Regression (found in review): `join_timeout(&self)` took the value out of
+/// the shared slot, so `is_finished` then said false and a second wait hung.
+/// Waiting never takes the value; only `join(self)` does, once.
+#[test]
+fn a_remote_handle_stays_finished_after_a_wait_and_join_still_gets_the_value() {
+    let (handle, stop, thread) = hub_thread();
+    let job = handle.spawn(|| 42).unwrap();
+    assert_eq!(job.wait_timeout(Duration::from_secs(30)), Ok(()));
+    assert!(job.is_finished());
+    assert_eq!(job.wait_timeout(Duration::from_secs(30)), Ok(()));
+    assert_eq!(job.join(), Ok(42));
+    drop(handle);
+    stop.send(()).unwrap();
+    thread.join().unwrap();
 }

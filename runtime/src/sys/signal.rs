@@ -6,8 +6,9 @@
 //! byte into a self-pipe (non-blocking: a full pipe drops the byte, and
 //! signals coalesce anyway) and restores `errno`; nothing else. The reader
 //! of that pipe is a helper thread (`sources/signals.rs`), which wakes the
-//! coroutines waiting for that signal through their hubs' inboxes. So no
-//! handler code runs on a hub's thread outside a coroutine: the hub only
+//! coroutines waiting for that signal through their hubs' inboxes. The
+//! kernel may run the handler on a hub's thread (any thread that does not
+//! block the signal), but only the write runs there; the hub itself only
 //! sees an inbox post, as from any other thread.
 
 use std::io;
