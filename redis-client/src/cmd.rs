@@ -158,7 +158,12 @@ impl Cmd {
 }
 
 fn parse_f64(bytes: &[u8]) -> Option<f64> {
-    std::str::from_utf8(bytes).ok()?.parse().ok()
+    let text = std::str::from_utf8(bytes).ok()?;
+    // Most timeouts are whole seconds: the integer parse is the cheap path.
+    match text.parse::<i64>() {
+        Ok(whole) => Some(whole as f64),
+        Err(_) => text.parse().ok(),
+    }
 }
 
 /// Seconds as a duration; zero, negative or absurd values mean "no limit".

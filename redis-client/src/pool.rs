@@ -96,9 +96,7 @@ struct Inner {
     info: ConnectionInfo,
     config: PoolConfig,
     /// Idle connections, most recently returned last.
-    /// Boxed: a connection is large, and moving it by value through
-    /// `get` and `Drop` would cost every coroutine's stack a page.
-    idle: RefCell<Vec<Box<Connection>>>,
+    idle: RefCell<Vec<Connection>>,
     created: Cell<usize>,
     in_use: Cell<usize>,
     discards: Cell<Discards>,
@@ -198,12 +196,10 @@ impl Pool {
         Ok(opened)
     }
 
-    /// A new connection, set up for this pool. Out of line and boxed, so
-    /// that the deep frames of a connect do not sit on `get`'s path.
-    #[inline(never)]
-    fn open(&self) -> Result<Box<Connection>> {
+    /// A new connection, set up for this pool.
+    fn open(&self) -> Result<Connection> {
         let setup = self.inner.setup.borrow().clone();
-        Connection::open_with(&self.inner.info, &setup).map(Box::new)
+        Connection::open_with(&self.inner.info, &setup)
     }
 
     /// Sets up every new connection with `CLIENT TRACKING ON REDIRECT id`;
@@ -289,7 +285,7 @@ impl Pool {
         ok
     }
 
-    fn put_back(&self, mut conn: Box<Connection>) {
+    fn put_back(&self, mut conn: Connection) {
         self.inner.in_use.set(self.inner.in_use.get() - 1);
         match self.not_reusable(&conn) {
             None => {
@@ -326,7 +322,7 @@ impl fmt::Debug for Pool {
 /// A connection checked out of a [`Pool`]; goes back when dropped.
 #[derive(Debug)]
 pub struct PooledConnection {
-    conn: Option<Box<Connection>>,
+    conn: Option<Connection>,
     pool: Pool,
     /// Released after the connection is back (field order).
     _permit: Option<SemaphorePermit>,

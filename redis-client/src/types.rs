@@ -73,10 +73,17 @@ macro_rules! wide_to_arg {
 wide_to_arg!(u64, usize);
 
 impl ToArg for f64 {
-    /// Shortest round-trip form; infinities as Redis spells them.
+    /// Shortest round-trip form; infinities as Redis spells them. A whole
+    /// number (a BRPOP timeout of `1.0`) is written as an integer, straight
+    /// into the request buffer: no `String` is allocated for it.
     fn write_arg(&self, out: &mut Vec<u8>) {
         if self.is_infinite() {
             out.extend_from_slice(if *self > 0.0 { b"+inf" } else { b"-inf" });
+        } else if self.fract() == 0.0
+            && self.abs() < 1e15
+            && !(*self == 0.0 && self.is_sign_negative())
+        {
+            push_decimal(out, *self as i64);
         } else {
             out.extend_from_slice(self.to_string().as_bytes());
         }
