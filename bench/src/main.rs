@@ -177,6 +177,7 @@ fn main() -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let load_before = load_average();
     let mut reports = Vec::new();
     let mut brpop_series = Vec::new();
     let mut get_bars = Vec::new();
@@ -204,13 +205,23 @@ fn main() -> ExitCode {
         reports.push(report);
     }
     if write {
-        write_docs(&reports, &brpop_series, &get_bars);
+        let load = format!("{load_before} at the start, {} at the end", load_average());
+        write_docs(&reports, &brpop_series, &get_bars, &load);
     }
     ExitCode::SUCCESS
 }
 
+/// The one-minute load average (`/proc/loadavg`): how busy the machine was
+/// with other work, for the reader of the figures.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// `docs/benchmarks.md` and its plots.
-fn write_docs(reports: &[Report], brpop: &[Series], get: &[(String, f64)]) {
+fn write_docs(reports: &[Report], brpop: &[Series], get: &[(String, f64)], load: &str) {
     let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs");
     let line = |index: usize| -> Vec<(&str, Vec<(f64, f64)>)> {
         brpop
@@ -260,9 +271,12 @@ fn write_docs(reports: &[Report], brpop: &[Series], get: &[(String, f64)]) {
          figures are medians with min–max. Machine: 2 cores, 24 GiB, Linux 6.18, Redis 7.0.15. \
          Run one suite with `cargo run --release -p bench -- SUITE` (`switch`, `spawn`, `parked`, \
          `timers`, `brpop`, `get`, `echo`). First-touch memory and network figures vary by up to \
-         ±12% from run to run on these VMs.\n\n\
-         ![duration](bench-brpop-duration.svg)\n![memory](bench-brpop-memory.svg)\n![cpu](bench-get-cpu.svg)\n\n",
+         ±12% from run to run on these VMs.\n\n",
     );
+    md.push_str(&format!(
+        "This run's one-minute load average (other work on the 2 cores): {load}.\n\n\
+         ![duration](bench-brpop-duration.svg)\n![memory](bench-brpop-memory.svg)\n![cpu](bench-get-cpu.svg)\n\n"
+    ));
     for report in reports {
         md.push_str(&report.markdown());
     }
