@@ -33,7 +33,7 @@ use crate::pubsub::Message;
 use crate::push::{Invalidated, PushHandlers};
 use crate::reader::Reader;
 use crate::resp::{Limits, Value};
-use crate::session::{is_confirmation, Replies, Session};
+use crate::session::{is_confirmation, may_change_session, subscribe_kind, Replies, Session};
 use crate::stream::{Context, Stream};
 use crate::url::{ConnectionInfo, Protocol};
 
@@ -88,6 +88,9 @@ struct Expect {
     replies: Replies,
     /// Its server-side blocking timeout, if it blocks (`ZERO`: forever).
     blocking: Option<Duration>,
+    /// The connection was subscribed when it was sent (or it subscribes):
+    /// only then can a RESP2 array be a published message, not its reply.
+    subscribed: bool,
 }
 
 /// Why a connection cannot go back to the pool.
@@ -236,15 +239,18 @@ impl Connection {
         // Inside MULTI a command is only queued: it answers QUEUED at once,
         // and a blocking command does not block when EXEC runs it.
         let queued = self.session.multi;
+        let subscribed = self.session.subscribed;
         let replies = self.session.note_cmd(cmd);
         cmd.encode(&mut self.out);
         if queued {
             Expect {
                 replies: Replies::One,
                 blocking: None,
+                subscribed,
             }
         } else {
             Expect {
+                subscribed: subscribed || replies != Replies::One,
                 replies,
                 blocking: cmd.server_timeout(),
             }
@@ -303,8 +309,9 @@ impl Connection {
     fn read_reply(&mut self, expect: Expect) -> Result<Value> {
         self.set_read_timeout(read_deadline(self.socket_timeout, expect.blocking))?;
         let value = match expect.replies {
-            Replies::One => self.next_reply(false),
+            Replies::One => self.next_reply(expect.subscribed, false),
             Replies::Confirmations(n) => self.confirmations(n),
+            Replies::AllOf(kind) => self.confirmations(self.session.unsubscribe_all_replies(kind)),
         };
         let value = value.map_err(|err| self.fail(unwinding(err)))?;
         self.unread = self.unread.saturating_sub(1);
@@ -326,10 +333,10 @@ impl Connection {
     /// pushes, RESP2 pub/sub messages) never answer one: they go to the push
     /// handler. A subscription confirmation answers only a subscribe command
     /// (`confirmation`).
-    fn next_reply(&mut self, confirmation: bool) -> Result<Value> {
+    fn next_reply(&mut self, subscribed: bool, confirmation: bool) -> Result<Value> {
         loop {
             let frame = self.reader.next_frame(&mut self.stream)?;
-            if out_of_band(&frame, &self.session, confirmation) {
+            if out_of_band(&frame, &self.session, subscribed, confirmation) {
                 self.route(frame);
             } else {
                 return Ok(frame);
@@ -364,7 +371,7 @@ impl Connection {
     fn confirmations(&mut self, n: usize) -> Result<Value> {
         let mut all = Vec::new();
         while all.len() < n {
-            let frame = self.next_reply(true)?;
+            let frame = self.next_reply(true, true)?;
             let items = frame_items(&frame);
             match (first_word(items), items.get(2)) {
                 (Some(kind), Some(Value::Int(total))) if is_confirmation(kind) => {
@@ -433,6 +440,33 @@ impl Connection {
         })
     }
 
+    /// Refuses, before anything is sent, a subscribe-family command that
+    /// would be queued inside MULTI (an atomic pipeline, a MULTI earlier in
+    /// the pipeline, or one left open): its confirmations would come back
+    /// inside EXEC's reply, and the subscription would outlive the
+    /// transaction unseen.
+    fn refuse_queued_subscribe(&self, cmds: &[Cmd], atomic: bool) -> Result<()> {
+        let mut multi = atomic || self.session.multi;
+        for cmd in cmds {
+            let name = cmd.name();
+            if !may_change_session(name) {
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"MULTI") {
+                multi = true;
+            } else if name.eq_ignore_ascii_case(b"EXEC") || name.eq_ignore_ascii_case(b"DISCARD") {
+                multi = false;
+            } else if multi && subscribe_kind(name).is_some() {
+                return Err(Error::Usage(format!(
+                    "{} inside MULTI cannot be kept in step with its confirmations: \
+                     use PubSub (Client::pubsub), or a single subscribe command outside a transaction",
+                    String::from_utf8_lossy(name)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Records a fatal error: the connection is unusable from now on.
     fn fail(&mut self, err: Error) -> Error {
         if err.breaks_connection() {
@@ -482,6 +516,7 @@ impl ConnectionLike for Connection {
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
         self.check()?;
         refuse(cmd)?;
+        self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
         self.out.clear();
         let expect = self.add(cmd);
         self.send(1)?;
@@ -500,6 +535,7 @@ impl ConnectionLike for Connection {
     fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
         self.check()?;
         cmds.iter().try_for_each(refuse)?;
+        self.refuse_queued_subscribe(cmds, atomic)?;
         self.out.clear();
         let mut expect = std::mem::take(&mut self.expect);
         expect.clear();

@@ -66,6 +66,11 @@ pub(crate) enum Replies {
     One,
     /// This many subscription confirmations, one per channel (at least 1).
     Confirmations(usize),
+    /// An unsubscribe from all of a kind: one confirmation per subscription
+    /// of that kind, or one when there is none. Counted when its reply is
+    /// read, not when it is sent: in a pipeline, the confirmations of a
+    /// SUBSCRIBE sent before it are only read (and counted) by then.
+    AllOf(SubscribeKind),
 }
 
 /// Why a connection's session is not its baseline.
@@ -161,14 +166,10 @@ impl Session {
         } else if let Some((kind, subscribe)) = subscribe_kind(name) {
             self.subscribed = true;
             let named = args.count();
-            let count = if named > 0 || subscribe {
-                named
-            } else {
-                // Unsubscribing from all: one confirmation per subscription,
-                // or a single one when there is none.
-                self.subscriptions.of(kind)
-            };
-            return Replies::Confirmations(count.max(1));
+            if named == 0 && !subscribe {
+                return Replies::AllOf(kind);
+            }
+            return Replies::Confirmations(named.max(1));
         } else if is("CLIENT") {
             self.client(args);
         } else if is("HELLO") {
@@ -216,6 +217,12 @@ impl Session {
         } else if is("NO-EVICT") || is("NO-TOUCH") || is("SETINFO") {
             self.tainted = Some("a CLIENT flag");
         }
+    }
+
+    /// How many confirmations an unsubscribe from all of `kind` gets now:
+    /// one per subscription confirmed so far, or one when there is none.
+    pub(crate) fn unsubscribe_all_replies(&self, kind: SubscribeKind) -> usize {
+        self.subscriptions.of(kind).max(1)
     }
 
     /// Notes a subscription confirmation's kind and running total.
@@ -367,14 +374,16 @@ mod tests {
         session.confirmed(b"psubscribe", 3);
         assert_eq!(
             note(&mut session, &["UNSUBSCRIBE"]),
-            Replies::Confirmations(2)
+            Replies::AllOf(SubscribeKind::Channels)
         );
+        assert_eq!(session.unsubscribe_all_replies(SubscribeKind::Channels), 2);
         session.confirmed(b"unsubscribe", 2);
         session.confirmed(b"unsubscribe", 1);
         assert_eq!(
             note(&mut session, &["PUNSUBSCRIBE"]),
-            Replies::Confirmations(1)
+            Replies::AllOf(SubscribeKind::Patterns)
         );
+        assert_eq!(session.unsubscribe_all_replies(SubscribeKind::Patterns), 1);
         assert!(session.changed_from(&Session::new()).is_some());
     }
 }
