@@ -33,7 +33,9 @@ use crate::pubsub::Message;
 use crate::push::{Invalidated, PushHandlers};
 use crate::reader::Reader;
 use crate::resp::{Limits, Value};
-use crate::session::{is_confirmation, may_change_session, subscribe_kind, Replies, Session};
+use crate::session::{
+    is_confirmation, may_change_session, subscribe_kind, Effect, Replies, Session,
+};
 use crate::stream::{Context, Stream};
 use crate::url::{ConnectionInfo, Protocol};
 
@@ -64,7 +66,11 @@ pub struct Connection {
     broken: Option<String>,
     /// The session as the commands sent so far left it (`session.rs`).
     session: Session,
-    /// The session as the handshake left it; reusable only while equal.
+    /// The session as far as replies confirm it (`session.rs`): a change
+    /// away from the baseline is sticky, a move back needs its reply.
+    known: Session,
+    /// The session as the handshake left it; reusable only while `known`
+    /// equals it.
     baseline: Session,
     /// Where out-of-band frames go (shared with the pool).
     handlers: Rc<PushHandlers>,
@@ -91,6 +97,8 @@ struct Expect {
     /// The connection was subscribed when it was sent (or it subscribes):
     /// only then can a RESP2 array be a published message, not its reply.
     subscribed: bool,
+    /// What it does to the known session, settled when its reply is read.
+    effect: Effect,
 }
 
 /// Why a connection cannot go back to the pool.
@@ -140,6 +148,7 @@ impl Connection {
             unread: 0,
             broken: None,
             session: Session::new(),
+            known: Session::new(),
             baseline: Session::new(),
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
@@ -180,6 +189,7 @@ impl Connection {
         // AUTH and SETNAME taint a session; here they are what it starts as.
         self.session.tainted = None;
         self.baseline = self.session.clone();
+        self.known = self.session.clone();
         Ok(())
     }
 
@@ -207,7 +217,7 @@ impl Connection {
         if self.unread > 0 || !self.reader.is_idle() {
             return Some(NotReusable::RepliesOwed(self.unread));
         }
-        let changed = self.session.changed_from(&self.baseline)?;
+        let changed = self.known.changed_from(&self.baseline)?;
         Some(NotReusable::Session(changed.to_string()))
     }
 
@@ -241,18 +251,21 @@ impl Connection {
         let queued = self.session.multi;
         let subscribed = self.session.subscribed;
         let replies = self.session.note_cmd(cmd);
+        let effect = self.known.effect(&self.baseline, queued, cmd);
         cmd.encode(&mut self.out);
         if queued {
             Expect {
                 replies: Replies::One,
                 blocking: None,
                 subscribed,
+                effect,
             }
         } else {
             Expect {
                 subscribed: subscribed || replies != Replies::One,
                 replies,
                 blocking: cmd.server_timeout(),
+                effect,
             }
         }
     }
@@ -314,6 +327,8 @@ impl Connection {
             Replies::AllOf(kind) => self.confirmations(self.session.unsubscribe_all_replies(kind)),
         };
         let value = value.map_err(|err| self.fail(unwinding(err)))?;
+        self.known
+            .settle(&expect.effect, !matches!(value, Value::Error(_)));
         self.unread = self.unread.saturating_sub(1);
         self.last_used = Instant::now();
         Ok(value)
