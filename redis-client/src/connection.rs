@@ -6,10 +6,12 @@
 //!   req_command / req_pipeline
 //!     refuse what cannot work here (CLIENT REPLY OFF, MONITOR)
 //!     session.note(cmd)      for every command sent: SELECT, MULTI, WATCH, ...
+//!     known.effect(cmd)      away from the baseline: sticky; back: on its reply
 //!     encode all, one write  unread += commands
 //!     for each command:      read frames until the one that answers it;
 //!                            RESP3 pushes and RESP2 pub/sub messages are
-//!                            out of band: they go to the push handler
+//!                            out of band: they go to the push handler;
+//!                            known.settle(effect, reply is not an error)
 //! ```
 //!
 //! Invariant: a connection whose reply was not fully read is never reused.

@@ -519,6 +519,41 @@ mod tests {
         assert_eq!(session.changed_from(&baseline), None);
     }
 
+    fn sent(known: &mut Session, baseline: &Session, queued: bool, words: &[&str]) -> Effect {
+        let mut c = crate::cmd::cmd(words[0]);
+        for w in &words[1..] {
+            c.arg(*w);
+        }
+        known.effect(baseline, queued, &c)
+    }
+
+    #[test]
+    fn a_move_back_to_the_baseline_counts_only_on_its_own_successful_reply() {
+        let baseline = Session::new();
+        let mut known = baseline.clone();
+        let away = sent(&mut known, &baseline, false, &["SELECT", "5"]);
+        known.settle(&away, true);
+        let refused = sent(&mut known, &baseline, false, &["SELECT", "0", "extra"]);
+        known.settle(&refused, false);
+        assert_eq!(known.db, 5, "a refused SELECT moved nothing back");
+        let multi = sent(&mut known, &baseline, false, &["MULTI"]);
+        let queued = sent(&mut known, &baseline, true, &["SELECT", "0"]);
+        let discard = sent(&mut known, &baseline, true, &["DISCARD"]);
+        for effect in [multi, queued, discard] {
+            known.settle(&effect, true);
+        }
+        assert!(!known.multi, "DISCARD answered OK ends the MULTI");
+        assert_eq!(known.db, 5, "a queued SELECT never counts");
+        let back = sent(&mut known, &baseline, false, &["SELECT", "0"]);
+        let later = sent(&mut known, &baseline, false, &["SELECT", "7"]);
+        known.settle(&back, true);
+        known.settle(&later, true);
+        assert_eq!(known.db, 7, "a later change outlives an earlier move back");
+        let back = sent(&mut known, &baseline, false, &["SELECT", "0"]);
+        known.settle(&back, true);
+        assert_eq!(known.changed_from(&baseline), None);
+    }
+
     #[test]
     fn subscribe_commands_expect_one_confirmation_per_channel() {
         let mut session = Session::new();
