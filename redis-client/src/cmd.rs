@@ -180,7 +180,14 @@ pub trait ConnectionLike {
     /// Sends `cmds` in one write, wrapped in MULTI and EXEC when `atomic`,
     /// and reads every reply (MULTI's and EXEC's too), error replies kept as
     /// `Value::Error`. Each command's reply gets its own read deadline; the
-    /// session state each one sets is tracked as for a single command.
+    /// session state each one sets is tracked as for a single command. A
+    /// reply is framed by the state as it stood when its command was sent
+    /// (a reply to a command before a pipelined SUBSCRIBE is never taken for
+    /// a published message), and an unsubscribe from all counts its
+    /// confirmations when it is read, after those of earlier subscribes. A
+    /// subscribe-family command that would be queued inside MULTI (an atomic
+    /// pipeline, or after a MULTI) is refused with `Error::Usage` before
+    /// anything is sent: use [`PubSub`](crate::PubSub).
     fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>>;
 }
 

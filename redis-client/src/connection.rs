@@ -6,10 +6,12 @@
 //!   req_command / req_pipeline
 //!     refuse what cannot work here (CLIENT REPLY OFF, MONITOR)
 //!     session.note(cmd)      for every command sent: SELECT, MULTI, WATCH, ...
+//!     known.effect(cmd)      away from the baseline: sticky; back: on its reply
 //!     encode all, one write  unread += commands
 //!     for each command:      read frames until the one that answers it;
 //!                            RESP3 pushes and RESP2 pub/sub messages are
-//!                            out of band: they go to the push handler
+//!                            out of band: they go to the push handler;
+//!                            known.settle(effect, reply is not an error)
 //! ```
 //!
 //! Invariant: a connection whose reply was not fully read is never reused.
@@ -33,7 +35,9 @@ use crate::pubsub::Message;
 use crate::push::{Invalidated, PushHandlers};
 use crate::reader::Reader;
 use crate::resp::{Limits, Value};
-use crate::session::{is_confirmation, Replies, Session};
+use crate::session::{
+    is_confirmation, may_change_session, subscribe_kind, Effect, Replies, Session,
+};
 use crate::stream::{Context, Stream};
 use crate::url::{ConnectionInfo, Protocol};
 
@@ -64,7 +68,11 @@ pub struct Connection {
     broken: Option<String>,
     /// The session as the commands sent so far left it (`session.rs`).
     session: Session,
-    /// The session as the handshake left it; reusable only while equal.
+    /// The session as far as replies confirm it (`session.rs`): a change
+    /// away from the baseline is sticky, a move back needs its reply.
+    known: Session,
+    /// The session as the handshake left it; reusable only while `known`
+    /// equals it.
     baseline: Session,
     /// Where out-of-band frames go (shared with the pool).
     handlers: Rc<PushHandlers>,
@@ -88,6 +96,11 @@ struct Expect {
     replies: Replies,
     /// Its server-side blocking timeout, if it blocks (`ZERO`: forever).
     blocking: Option<Duration>,
+    /// The connection was subscribed when it was sent (or it subscribes):
+    /// only then can a RESP2 array be a published message, not its reply.
+    subscribed: bool,
+    /// What it does to the known session, settled when its reply is read.
+    effect: Effect,
 }
 
 /// Why a connection cannot go back to the pool.
@@ -137,6 +150,7 @@ impl Connection {
             unread: 0,
             broken: None,
             session: Session::new(),
+            known: Session::new(),
             baseline: Session::new(),
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
@@ -177,6 +191,7 @@ impl Connection {
         // AUTH and SETNAME taint a session; here they are what it starts as.
         self.session.tainted = None;
         self.baseline = self.session.clone();
+        self.known = self.session.clone();
         Ok(())
     }
 
@@ -204,7 +219,7 @@ impl Connection {
         if self.unread > 0 || !self.reader.is_idle() {
             return Some(NotReusable::RepliesOwed(self.unread));
         }
-        let changed = self.session.changed_from(&self.baseline)?;
+        let changed = self.known.changed_from(&self.baseline)?;
         Some(NotReusable::Session(changed.to_string()))
     }
 
@@ -236,17 +251,23 @@ impl Connection {
         // Inside MULTI a command is only queued: it answers QUEUED at once,
         // and a blocking command does not block when EXEC runs it.
         let queued = self.session.multi;
+        let subscribed = self.session.subscribed;
         let replies = self.session.note_cmd(cmd);
+        let effect = self.known.effect(&self.baseline, queued, cmd);
         cmd.encode(&mut self.out);
         if queued {
             Expect {
                 replies: Replies::One,
                 blocking: None,
+                subscribed,
+                effect,
             }
         } else {
             Expect {
+                subscribed: subscribed || replies != Replies::One,
                 replies,
                 blocking: cmd.server_timeout(),
+                effect,
             }
         }
     }
@@ -303,10 +324,13 @@ impl Connection {
     fn read_reply(&mut self, expect: Expect) -> Result<Value> {
         self.set_read_timeout(read_deadline(self.socket_timeout, expect.blocking))?;
         let value = match expect.replies {
-            Replies::One => self.next_reply(false),
+            Replies::One => self.next_reply(expect.subscribed, false),
             Replies::Confirmations(n) => self.confirmations(n),
+            Replies::AllOf(kind) => self.confirmations(self.session.unsubscribe_all_replies(kind)),
         };
         let value = value.map_err(|err| self.fail(unwinding(err)))?;
+        self.known
+            .settle(&expect.effect, !matches!(value, Value::Error(_)));
         self.unread = self.unread.saturating_sub(1);
         self.last_used = Instant::now();
         Ok(value)
@@ -326,10 +350,10 @@ impl Connection {
     /// pushes, RESP2 pub/sub messages) never answer one: they go to the push
     /// handler. A subscription confirmation answers only a subscribe command
     /// (`confirmation`).
-    fn next_reply(&mut self, confirmation: bool) -> Result<Value> {
+    fn next_reply(&mut self, subscribed: bool, confirmation: bool) -> Result<Value> {
         loop {
             let frame = self.reader.next_frame(&mut self.stream)?;
-            if out_of_band(&frame, &self.session, confirmation) {
+            if out_of_band(&frame, &self.session, subscribed, confirmation) {
                 self.route(frame);
             } else {
                 return Ok(frame);
@@ -364,7 +388,7 @@ impl Connection {
     fn confirmations(&mut self, n: usize) -> Result<Value> {
         let mut all = Vec::new();
         while all.len() < n {
-            let frame = self.next_reply(true)?;
+            let frame = self.next_reply(true, true)?;
             let items = frame_items(&frame);
             match (first_word(items), items.get(2)) {
                 (Some(kind), Some(Value::Int(total))) if is_confirmation(kind) => {
@@ -433,6 +457,33 @@ impl Connection {
         })
     }
 
+    /// Refuses, before anything is sent, a subscribe-family command that
+    /// would be queued inside MULTI (an atomic pipeline, a MULTI earlier in
+    /// the pipeline, or one left open): its confirmations would come back
+    /// inside EXEC's reply, and the subscription would outlive the
+    /// transaction unseen.
+    fn refuse_queued_subscribe(&self, cmds: &[Cmd], atomic: bool) -> Result<()> {
+        let mut multi = atomic || self.session.multi;
+        for cmd in cmds {
+            let name = cmd.name();
+            if !may_change_session(name) {
+                continue;
+            }
+            if name.eq_ignore_ascii_case(b"MULTI") {
+                multi = true;
+            } else if name.eq_ignore_ascii_case(b"EXEC") || name.eq_ignore_ascii_case(b"DISCARD") {
+                multi = false;
+            } else if multi && subscribe_kind(name).is_some() {
+                return Err(Error::Usage(format!(
+                    "{} inside MULTI cannot be kept in step with its confirmations: \
+                     use PubSub (Client::pubsub), or a single subscribe command outside a transaction",
+                    String::from_utf8_lossy(name)
+                )));
+            }
+        }
+        Ok(())
+    }
+
     /// Records a fatal error: the connection is unusable from now on.
     fn fail(&mut self, err: Error) -> Error {
         if err.breaks_connection() {
@@ -482,6 +533,7 @@ impl ConnectionLike for Connection {
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
         self.check()?;
         refuse(cmd)?;
+        self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
         self.out.clear();
         let expect = self.add(cmd);
         self.send(1)?;
@@ -500,6 +552,7 @@ impl ConnectionLike for Connection {
     fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
         self.check()?;
         cmds.iter().try_for_each(refuse)?;
+        self.refuse_queued_subscribe(cmds, atomic)?;
         self.out.clear();
         let mut expect = std::mem::take(&mut self.expect);
         expect.clear();

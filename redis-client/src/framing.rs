@@ -14,10 +14,18 @@ use crate::session::{is_confirmation, is_message, Session};
 
 /// Whether `frame` answers no command. `confirmation`: the command being
 /// read for is a subscribe command, whose confirmations do answer it.
-pub(crate) fn out_of_band(frame: &Value, session: &Session, confirmation: bool) -> bool {
+/// `subscribed`: the connection was subscribed when the command being read
+/// for was sent (a reply to a command sent before the first SUBSCRIBE of a
+/// pipeline is never a message, whatever its shape).
+pub(crate) fn out_of_band(
+    frame: &Value,
+    session: &Session,
+    subscribed: bool,
+    confirmation: bool,
+) -> bool {
     match frame {
         Value::Push(items) => !(confirmation && first_word(items).is_some_and(is_confirmation)),
-        Value::Array(items) if session.subscribed && session.protocol == 2 => {
+        Value::Array(items) if subscribed && session.protocol == 2 => {
             first_word(items).is_some_and(is_message)
         }
         _ => false,

@@ -51,8 +51,11 @@ pub struct PoolConfig {
     /// Connections kept open even when nobody uses them (at most
     /// `max_connections`): opened by [`Pool::fill`], or by the first
     /// checkout, and topped up by a checkout after connections were closed.
-    /// A server that accepts many clients can otherwise use up its file
-    /// descriptors and leave none for Redis.
+    /// Each connection is verified with a PING before it is pooled (a
+    /// server at `maxclients` accepts, writes an error and closes). A
+    /// checkout whose top-up fails logs it and counts it
+    /// ([`Discards::failed_top_ups`]), and is still served by an idle
+    /// connection or a fresh one: a top-up never fails a checkout.
     pub min_idle: usize,
 }
 
@@ -70,8 +73,12 @@ pub struct Discards {
     /// They were made in another context: on a plain thread and checked out
     /// in a hub, or in one hub and checked out in another hub or on a thread.
     pub other_context: usize,
-    /// They failed the health check's PING.
+    /// They failed the health check's PING, or the PING that verifies a
+    /// connection [`Pool::fill`] opened before it is pooled.
     pub unhealthy: usize,
+    /// Top-ups of `min_idle` by a checkout that failed (the checkout itself
+    /// was still served if it could be).
+    pub failed_top_ups: usize,
 }
 
 /// The article's three figures.
@@ -149,7 +156,12 @@ impl Pool {
     /// closed and counted, never handed out.
     pub fn get(&self) -> Result<PooledConnection> {
         if self.open_connections() < self.min_idle() {
-            self.fill()?;
+            if let Err(err) = self.fill() {
+                log::warn!("could not top up the pool to min_idle: {err}");
+                let mut discards = self.inner.discards.get();
+                discards.failed_top_ups += 1;
+                self.inner.discards.set(discards);
+            }
         }
         let permit = self.acquire_permit()?;
         let conn = loop {
@@ -182,14 +194,23 @@ impl Pool {
     }
 
     /// Opens connections until `min_idle` are open (idle or in use), in the
-    /// caller's context; returns how many it opened. A server calls it at
+    /// caller's context, each verified with a PING before it is pooled;
+    /// returns how many it opened. A server calls it at
     /// start, before it accepts clients, to have its Redis connections
     /// before its descriptors are spent.
     pub fn fill(&self) -> Result<usize> {
         let mut opened = 0;
         while self.open_connections() < self.min_idle() {
-            let conn = self.open()?;
+            let mut conn = self.open()?;
             self.inner.created.set(self.inner.created.get() + 1);
+            // A server at maxclients accepts, writes its refusal and closes;
+            // with nothing read in the handshake, only a round trip sees it.
+            if let Err(err) = conn.req_command(&cmd("PING")) {
+                let mut discards = self.inner.discards.get();
+                discards.unhealthy += 1;
+                self.inner.discards.set(discards);
+                return Err(err);
+            }
             self.inner.idle.borrow_mut().push(conn);
             opened += 1;
         }

@@ -2,15 +2,27 @@
 //! user of a pooled connection must not inherit (a selected database, an open
 //! MULTI, a WATCH, subscriptions, client tracking, READONLY, the protocol).
 //!
-//! `connection.rs` calls [`Session::note`] for every command it sends,
-//! alone or in a pipeline, before the write, and [`Session::confirmed`] for
-//! each subscription confirmation it reads. The pool reuses a connection
-//! only while its session equals its *baseline*: the state its handshake set
-//! up from the URL (`?db=2` is the baseline, not dirt). A command whose
-//! effect is not followed here (AUTH, RESET, CLIENT SETNAME, MONITOR, ...)
-//! taints the session for good. Effects are noted when sent, as if the
-//! command succeeded: a SELECT the server refuses makes the connection look
-//! changed, and it is closed rather than reused: the safe side.
+//! `connection.rs` keeps two sessions. The *predicted* one frames replies
+//! (is a command queued inside MULTI, is the connection subscribed): it
+//! calls [`Session::note`] for every command it sends, alone or in a
+//! pipeline, before the write, and [`Session::confirmed`] for each
+//! subscription confirmation it reads. The *known* one decides reuse: the
+//! pool reuses a connection only while it equals the *baseline*, the state
+//! its handshake set up from the URL (`?db=2` is the baseline, not dirt).
+//!
+//! A change is sticky. [`Session::effect`] splits what a command would do
+//! into what moves the session *away* from the baseline (SELECT of another
+//! database, HELLO, WATCH, MULTI, CLIENT TRACKING ON, READONLY, a
+//! subscription, a command not followed here such as AUTH, RESET or CLIENT
+//! SETNAME, which taints the session for good) and what moves it *back*.
+//! The away part counts as soon as the command is sent, refused or not. The
+//! back part counts only when the command's own reply is read and is not an
+//! error, and never for a command queued inside MULTI (it may not run, or
+//! run later inside EXEC): `SELECT <baseline>` or `HELLO 2` replied OK
+//! outside MULTI, `UNWATCH` replied OK, `EXEC` or `DISCARD` answered inside
+//! a MULTI, `CLIENT TRACKING OFF` replied OK. A refused `SELECT 0 extra`, a
+//! `SELECT 0` queued and DISCARDed, a refused `DISCARD` without MULTI leave
+//! the connection changed, and it is closed rather than reused.
 //! See `docs/connection-pool.md`, "Session state".
 
 use std::fmt;
@@ -66,6 +78,33 @@ pub(crate) enum Replies {
     One,
     /// This many subscription confirmations, one per channel (at least 1).
     Confirmations(usize),
+    /// An unsubscribe from all of a kind: one confirmation per subscription
+    /// of that kind, or one when there is none. Counted when its reply is
+    /// read, not when it is sent: in a pipeline, the confirmations of a
+    /// SUBSCRIBE sent before it are only read (and counted) by then.
+    AllOf(SubscribeKind),
+}
+
+/// Session fields a command sets (`None`: left alone).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Fields {
+    db: Option<i64>,
+    protocol: Option<u8>,
+    multi: Option<bool>,
+    watching: Option<bool>,
+    tracking: Option<bool>,
+    readonly: Option<bool>,
+    subscribed: Option<bool>,
+    tainted: Option<&'static str>,
+}
+
+/// What one command sent does to the known session ([`Session::effect`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Effect {
+    /// Away from the baseline: counts once sent, whatever the reply.
+    away: Fields,
+    /// Back to the baseline: counts only on a reply that is not an error.
+    back: Fields,
 }
 
 /// Why a connection's session is not its baseline.
@@ -161,14 +200,10 @@ impl Session {
         } else if let Some((kind, subscribe)) = subscribe_kind(name) {
             self.subscribed = true;
             let named = args.count();
-            let count = if named > 0 || subscribe {
-                named
-            } else {
-                // Unsubscribing from all: one confirmation per subscription,
-                // or a single one when there is none.
-                self.subscriptions.of(kind)
-            };
-            return Replies::Confirmations(count.max(1));
+            if named == 0 && !subscribe {
+                return Replies::AllOf(kind);
+            }
+            return Replies::Confirmations(named.max(1));
         } else if is("CLIENT") {
             self.client(args);
         } else if is("HELLO") {
@@ -215,6 +250,139 @@ impl Session {
             self.tainted = Some("CLIENT SETNAME");
         } else if is("NO-EVICT") || is("NO-TOUCH") || is("SETINFO") {
             self.tainted = Some("a CLIENT flag");
+        }
+    }
+
+    /// How many confirmations an unsubscribe from all of `kind` gets now:
+    /// one per subscription confirmed so far, or one when there is none.
+    pub(crate) fn unsubscribe_all_replies(&self, kind: SubscribeKind) -> usize {
+        self.subscriptions.of(kind).max(1)
+    }
+
+    /// What `cmd`, about to be sent, does to this *known* session, split
+    /// into what moves it away from `baseline` (applied now: sticky) and what
+    /// moves it back (applied by [`Session::settle`] only on a reply that is
+    /// not an error). `queued`: it is sent inside MULTI, so only EXEC and
+    /// DISCARD can move anything back.
+    pub(crate) fn effect(&mut self, baseline: &Session, queued: bool, cmd: &Cmd) -> Effect {
+        if !may_change_session(cmd.name()) {
+            return Effect::default();
+        }
+        let mut after = self.clone();
+        after.note(cmd.arg_bytes());
+        let mut effect = Effect::default();
+        fn split<T: Copy + PartialEq>(
+            now: T,
+            after: T,
+            baseline: T,
+            away: &mut Option<T>,
+            back: &mut Option<T>,
+        ) {
+            if after != now {
+                if after == baseline {
+                    *back = Some(after);
+                } else {
+                    *away = Some(after);
+                }
+            }
+        }
+        let (a, b) = (&mut effect.away, &mut effect.back);
+        split(self.db, after.db, baseline.db, &mut a.db, &mut b.db);
+        split(
+            self.protocol,
+            after.protocol,
+            baseline.protocol,
+            &mut a.protocol,
+            &mut b.protocol,
+        );
+        split(
+            self.multi,
+            after.multi,
+            baseline.multi,
+            &mut a.multi,
+            &mut b.multi,
+        );
+        split(
+            self.watching,
+            after.watching,
+            baseline.watching,
+            &mut a.watching,
+            &mut b.watching,
+        );
+        split(
+            self.tracking,
+            after.tracking,
+            baseline.tracking,
+            &mut a.tracking,
+            &mut b.tracking,
+        );
+        split(
+            self.readonly,
+            after.readonly,
+            baseline.readonly,
+            &mut a.readonly,
+            &mut b.readonly,
+        );
+        if after.subscribed && !self.subscribed {
+            a.subscribed = Some(true);
+        }
+        if self.tainted.is_none() {
+            a.tainted = after.tainted;
+        }
+        if queued {
+            let ends_multi = {
+                let name = cmd.name();
+                name.eq_ignore_ascii_case(b"EXEC") || name.eq_ignore_ascii_case(b"DISCARD")
+            };
+            effect.back = if ends_multi {
+                Fields {
+                    multi: effect.back.multi,
+                    watching: effect.back.watching,
+                    ..Fields::default()
+                }
+            } else {
+                Fields::default()
+            };
+        }
+        self.apply(&effect.away);
+        effect
+    }
+
+    /// Applies `effect` when its command's reply is read, in the order the
+    /// commands were sent: its away part again (a later command's change
+    /// outlives an earlier command's move back), then, if the reply is not an
+    /// error (`ok`), its move back.
+    pub(crate) fn settle(&mut self, effect: &Effect, ok: bool) {
+        self.apply(&effect.away);
+        if ok {
+            self.apply(&effect.back);
+        }
+    }
+
+    fn apply(&mut self, fields: &Fields) {
+        if let Some(db) = fields.db {
+            self.db = db;
+        }
+        if let Some(protocol) = fields.protocol {
+            self.protocol = protocol;
+        }
+        if let Some(multi) = fields.multi {
+            self.multi = multi;
+        }
+        if let Some(watching) = fields.watching {
+            self.watching = watching;
+        }
+        if let Some(tracking) = fields.tracking {
+            self.tracking = tracking;
+        }
+        if let Some(readonly) = fields.readonly {
+            self.readonly = readonly;
+        }
+        if let Some(subscribed) = fields.subscribed {
+            self.subscribed = subscribed;
+        }
+        if fields.tainted.is_some() && self.tainted.is_none() {
+            self.tainted = fields.tainted;
         }
     }
 
@@ -351,6 +519,41 @@ mod tests {
         assert_eq!(session.changed_from(&baseline), None);
     }
 
+    fn sent(known: &mut Session, baseline: &Session, queued: bool, words: &[&str]) -> Effect {
+        let mut c = crate::cmd::cmd(words[0]);
+        for w in &words[1..] {
+            c.arg(*w);
+        }
+        known.effect(baseline, queued, &c)
+    }
+
+    #[test]
+    fn a_move_back_to_the_baseline_counts_only_on_its_own_successful_reply() {
+        let baseline = Session::new();
+        let mut known = baseline.clone();
+        let away = sent(&mut known, &baseline, false, &["SELECT", "5"]);
+        known.settle(&away, true);
+        let refused = sent(&mut known, &baseline, false, &["SELECT", "0", "extra"]);
+        known.settle(&refused, false);
+        assert_eq!(known.db, 5, "a refused SELECT moved nothing back");
+        let multi = sent(&mut known, &baseline, false, &["MULTI"]);
+        let queued = sent(&mut known, &baseline, true, &["SELECT", "0"]);
+        let discard = sent(&mut known, &baseline, true, &["DISCARD"]);
+        for effect in [multi, queued, discard] {
+            known.settle(&effect, true);
+        }
+        assert!(!known.multi, "DISCARD answered OK ends the MULTI");
+        assert_eq!(known.db, 5, "a queued SELECT never counts");
+        let back = sent(&mut known, &baseline, false, &["SELECT", "0"]);
+        let later = sent(&mut known, &baseline, false, &["SELECT", "7"]);
+        known.settle(&back, true);
+        known.settle(&later, true);
+        assert_eq!(known.db, 7, "a later change outlives an earlier move back");
+        let back = sent(&mut known, &baseline, false, &["SELECT", "0"]);
+        known.settle(&back, true);
+        assert_eq!(known.changed_from(&baseline), None);
+    }
+
     #[test]
     fn subscribe_commands_expect_one_confirmation_per_channel() {
         let mut session = Session::new();
@@ -367,14 +570,16 @@ mod tests {
         session.confirmed(b"psubscribe", 3);
         assert_eq!(
             note(&mut session, &["UNSUBSCRIBE"]),
-            Replies::Confirmations(2)
+            Replies::AllOf(SubscribeKind::Channels)
         );
+        assert_eq!(session.unsubscribe_all_replies(SubscribeKind::Channels), 2);
         session.confirmed(b"unsubscribe", 2);
         session.confirmed(b"unsubscribe", 1);
         assert_eq!(
             note(&mut session, &["PUNSUBSCRIBE"]),
-            Replies::Confirmations(1)
+            Replies::AllOf(SubscribeKind::Patterns)
         );
+        assert_eq!(session.unsubscribe_all_replies(SubscribeKind::Patterns), 1);
         assert!(session.changed_from(&Session::new()).is_some());
     }
 }
