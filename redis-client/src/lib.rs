@@ -50,10 +50,12 @@
 //! | `commands/` | typed methods, one trait per family |
 //! | `pipeline.rs` | [`Pipeline`], MULTI/EXEC, [`transaction`] |
 //! | `pubsub.rs`, `script.rs` | [`PubSub`], [`Script`] |
+//! | [`cluster`] | [`ClusterClient`](cluster::ClusterClient): Redis Cluster, a pool per node |
 //!
 //! The design is explained in `docs/redis-client.md`.
 
 mod client;
+pub mod cluster;
 mod cmd;
 pub mod commands;
 mod connection;

@@ -1,0 +1,538 @@
+//! Sending: units of commands to the nodes that serve them, again and again
+//! until each has a final reply or the call's deadline passes. Every call of
+//! a [`ClusterClient`](super::ClusterClient), one command or a pipeline,
+//! comes down to [`Shared::execute`].
+//!
+//! A [`Unit`] is what must stay together on one connection: one command; a
+//! command and the keyless ones after it in a pipeline (`INCR k` then
+//! `WAIT 1 0`); or a whole MULTI ... EXEC. One *round*:
+//!
+//! ```text
+//!   resolve       each unfinished unit -> a node: the redirect it was given,
+//!                 else the slot map (the master of its slot, or any master)
+//!   group         units by node, in the caller's order
+//!   send          one pooled connection per node, all its units in one
+//!                 write; several nodes at once, one coroutine each
+//!   judge         per unit, the first cluster error among its replies:
+//!                   MOVED  -> patch the map, resend there, refresh soon
+//!                   ASK    -> resend there after ASKING (map unchanged)
+//!                   TRYAGAIN, CLUSTERDOWN, LOADING, ... -> pause, resend
+//!                 per node, a connection failure:
+//!                   not sent (connect failed) -> retire the pool, refresh,
+//!                     pause, resend
+//!                   sent, reply lost -> reads are resent; anything else gets
+//!                     the error (it may have run: never run it twice)
+//! ```
+//!
+//! Rounds repeat while units are unfinished. Redirections alone do not
+//! pause (each unit may be redirected `max_redirects` times); every other
+//! retry pauses ([`Backoff`], growing, jittered) and refreshes the map when
+//! it may be stale, so a dead node is never spun on. When the deadline
+//! passes, each unfinished unit gets what its last attempt got.
+//! See `docs/cluster.md`, "Redirections" and "Failover".
+
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use super::nodes::NodePool;
+use super::redirect::{duplicate, judge, Backoff, Verdict};
+use super::refresh::Hint;
+use super::topology::NodeAddr;
+use super::Shared;
+use crate::cmd::{cmd, Cmd, ConnectionLike};
+use crate::error::{Error, Result};
+use crate::pool::PooledConnection;
+use crate::resp::Value;
+
+/// Commands that go to one node together.
+#[derive(Debug)]
+pub(crate) struct Unit {
+    pub(crate) cmds: Vec<Cmd>,
+    pub(crate) target: Target,
+    /// Every command only reads: resent after a lost reply.
+    pub(crate) safe: bool,
+}
+
+/// Where a unit goes, before any redirection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Target {
+    /// The master of this slot.
+    Slot(u16),
+    /// Any master (in turn).
+    AnyMaster,
+    /// This node (one master of a fan-out).
+    Node(NodeAddr),
+}
+
+/// A unit on its way.
+#[derive(Debug)]
+struct Progress {
+    unit: Unit,
+    /// Set by MOVED or ASK: the next attempt goes there (with ASKING if
+    /// `asking`).
+    redirect: Option<(NodeAddr, bool)>,
+    redirects: usize,
+    /// The final replies (one per command), or the error.
+    outcome: Option<Result<Vec<Value>>>,
+    /// What the last attempt got, for when the deadline passes.
+    last: Option<Result<Vec<Value>>>,
+}
+
+/// What judging one node's replies found.
+#[derive(Debug, Default)]
+struct Judged {
+    /// The node failed: retire its pool, refresh the map.
+    failed: bool,
+    /// A MOVED came back: refresh the map in the background.
+    moved: bool,
+    /// The node hinted the map is stale (CLUSTERDOWN, READONLY, ...).
+    stale: bool,
+}
+
+/// What happened to one node's share of a round.
+#[derive(Debug)]
+enum Sent {
+    /// No connection: nothing reached the node.
+    NotSent(Error),
+    /// Written; the replies, or why they were not all read.
+    Sent(Result<Vec<Value>>),
+}
+
+impl Shared {
+    /// Runs `units` to completion: one result per unit, its replies in
+    /// command order (error replies kept as values), or a connection-level
+    /// error.
+    pub(crate) fn execute(self: &Rc<Self>, units: Vec<Unit>) -> Vec<Result<Vec<Value>>> {
+        let start = Instant::now();
+        let blocking = units
+            .iter()
+            .flat_map(|u| &u.cmds)
+            .filter_map(Cmd::server_timeout)
+            .max()
+            .unwrap_or_default();
+        let deadline = start + self.config.retry_timeout + blocking;
+        let mut backoff = Backoff::new(deadline);
+        let mut work: Vec<Progress> = units
+            .into_iter()
+            .map(|unit| Progress {
+                unit,
+                redirect: None,
+                redirects: 0,
+                outcome: None,
+                last: None,
+            })
+            .collect();
+        self.refresh_if_due();
+        if self.generation() == 0 {
+            // The first call loads the map; its failure shows in the rounds.
+            let _ = self.refresh(0, Hint::default(), deadline);
+        }
+        loop {
+            let seen = self.generation();
+            let (groups, unserved) = self.group(&mut work);
+            let sent = self.send_all(&groups, &work);
+            let mut pause = unserved;
+            let mut refresh = unserved;
+            let mut avoid = Vec::new();
+            for ((addr, node, members), sent) in groups.into_iter().zip(sent) {
+                let judged = self.judge_node(&addr, &mut work, &members, sent, start);
+                if judged.moved {
+                    self.moved_from(&addr);
+                }
+                if judged.failed {
+                    self.nodes.retire(&addr, node.generation);
+                    avoid.push(addr);
+                }
+                refresh |= judged.failed || judged.stale;
+                // A unit left without a redirection is waiting for the
+                // cluster: the next round comes after a pause.
+                pause |= members
+                    .iter()
+                    .any(|&m| work[m].outcome.is_none() && work[m].redirect.is_none());
+            }
+            if work.iter().all(|p| p.outcome.is_some()) {
+                break;
+            }
+            if refresh {
+                let hint = Hint {
+                    prefer: None,
+                    avoid,
+                };
+                if let Err(err) = self.refresh(seen, hint, deadline) {
+                    log::debug!("cluster refresh failed: {err}");
+                }
+            }
+            if pause && !backoff.pause() {
+                for p in work.iter_mut().filter(|p| p.outcome.is_none()) {
+                    p.outcome = Some(p.last.take().unwrap_or_else(|| {
+                        Err(Error::Cluster("the call's retry time ran out".into()))
+                    }));
+                }
+                break;
+            }
+        }
+        work.into_iter()
+            .map(|p| p.outcome.expect("every unit finished"))
+            .collect()
+    }
+
+    /// Resolves every unfinished unit to a node and groups them: the
+    /// groups in order of first appearance, and whether some unit's slot
+    /// has no node.
+    #[allow(clippy::type_complexity)]
+    fn group(&self, work: &mut [Progress]) -> (Vec<(NodeAddr, NodePool, Vec<usize>)>, bool) {
+        let mut groups: Vec<(NodeAddr, NodePool, Vec<usize>)> = Vec::new();
+        let mut unserved = false;
+        for (i, p) in work.iter_mut().enumerate() {
+            if p.outcome.is_some() {
+                continue;
+            }
+            let addr = match &p.redirect {
+                Some((addr, _)) => Some(addr.clone()),
+                None => self.resolve(&p.unit.target),
+            };
+            let Some(addr) = addr else {
+                unserved = true;
+                let what = match p.unit.target {
+                    Target::Slot(slot) => format!("no node serves slot {slot}"),
+                    _ => "no master is known".to_owned(),
+                };
+                p.last = Some(Err(Error::Cluster(format!(
+                    "{what} (the slot map could not be loaded, or the cluster is incomplete)"
+                ))));
+                continue;
+            };
+            match groups.iter_mut().find(|(a, _, _)| *a == addr) {
+                Some((_, _, members)) => members.push(i),
+                None => {
+                    let node = self.nodes.pool(&addr);
+                    groups.push((addr, node, vec![i]));
+                }
+            }
+        }
+        (groups, unserved)
+    }
+
+    /// The node a target names in the current map.
+    fn resolve(&self, target: &Target) -> Option<NodeAddr> {
+        let topology = self.topology.borrow();
+        match target {
+            Target::Slot(slot) => topology.master(*slot).cloned(),
+            Target::AnyMaster => {
+                let masters = topology.masters();
+                if masters.is_empty() {
+                    return None;
+                }
+                let turn = self.next_master.get();
+                self.next_master.set(turn.wrapping_add(1));
+                Some(masters[turn % masters.len()].clone())
+            }
+            Target::Node(addr) => Some(addr.clone()),
+        }
+    }
+
+    /// Sends every group: the first in the calling coroutine, the others
+    /// each in a coroutine of its own, so that nodes work at once.
+    fn send_all(
+        &self,
+        groups: &[(NodeAddr, NodePool, Vec<usize>)],
+        work: &[Progress],
+    ) -> Vec<Sent> {
+        let batches: Vec<(NodePool, Vec<Cmd>)> = groups
+            .iter()
+            .map(|(_, node, members)| (node.clone(), batch(work, members)))
+            .collect();
+        if batches.len() < 2 || greenhub::current().is_none() {
+            return batches
+                .into_iter()
+                .map(|(node, cmds)| send_to(&node, &cmds))
+                .collect();
+        }
+        let mut batches = batches.into_iter();
+        let (first_node, first_cmds) = batches.next().expect("two or more");
+        let mut children = Children(
+            batches
+                .map(|(node, cmds)| {
+                    let spawned = greenhub::Builder::new()
+                        .name("cluster-pipeline")
+                        .spawn(move || send_to(&node, &cmds));
+                    Some(spawned.map_err(|err| {
+                        Error::Usage(format!(
+                            "cannot start a coroutine for a cluster node: {err}"
+                        ))
+                    }))
+                })
+                .collect(),
+        );
+        let mut sent = vec![send_to(&first_node, &first_cmds)];
+        for child in &mut children.0 {
+            // Wait while the handle stays in `children` (a kill of the
+            // caller here kills the child too), then take its value.
+            if let Some(Ok(handle)) = child {
+                let _ = handle.wait();
+            }
+            sent.push(match child.take().expect("taken once") {
+                Ok(handle) => match handle.join() {
+                    Ok(sent) => sent,
+                    Err(err) => Sent::Sent(Err(Error::Usage(format!(
+                        "the coroutine sending to a cluster node ended: {err}"
+                    )))),
+                },
+                Err(err) => Sent::NotSent(err),
+            });
+        }
+        sent
+    }
+
+    /// Judges one node's replies (see the module's table).
+    fn judge_node(
+        &self,
+        addr: &NodeAddr,
+        work: &mut [Progress],
+        members: &[usize],
+        sent: Sent,
+        start: Instant,
+    ) -> Judged {
+        let mut judged = Judged::default();
+        match sent {
+            Sent::NotSent(err) => {
+                let failed = err.is_io() || err.is_timeout();
+                for &m in members {
+                    let p = &mut work[m];
+                    p.redirect = None;
+                    if failed {
+                        p.last = Some(Err(duplicate(&err)));
+                    } else {
+                        p.outcome = Some(Err(duplicate(&err)));
+                    }
+                }
+                judged.failed = failed;
+            }
+            Sent::Sent(Err(err)) => {
+                for &m in members {
+                    let p = &mut work[m];
+                    p.redirect = None;
+                    if p.unit.safe && err.is_io() {
+                        p.last = Some(Err(duplicate(&err)));
+                    } else {
+                        p.outcome = Some(Err(duplicate(&err)));
+                    }
+                }
+                judged.failed = err.is_io();
+            }
+            Sent::Sent(Ok(replies)) => {
+                let mut replies = replies.into_iter();
+                for &m in members {
+                    let p = &mut work[m];
+                    let asking = p.redirect.as_ref().is_some_and(|(_, asking)| *asking);
+                    if asking {
+                        replies.next(); // ASKING's OK
+                    }
+                    let mine: Vec<Value> = replies.by_ref().take(p.unit.cmds.len()).collect();
+                    match self.judge_unit(addr, p, mine, start) {
+                        Some(Verdict::Moved { .. }) => judged.moved = true,
+                        Some(Verdict::Later { refresh: true }) => judged.stale = true,
+                        _ => {}
+                    }
+                }
+            }
+        }
+        judged
+    }
+
+    /// Judges one unit's replies from `addr`; the cluster condition found
+    /// among them, if any.
+    fn judge_unit(
+        &self,
+        addr: &NodeAddr,
+        p: &mut Progress,
+        replies: Vec<Value>,
+        start: Instant,
+    ) -> Option<Verdict> {
+        let verdict = replies.iter().find_map(|reply| match reply {
+            Value::Error(err) => match judge(err, addr) {
+                Verdict::Final => None,
+                verdict => Some(verdict),
+            },
+            _ => None,
+        });
+        p.redirect = None;
+        let Some(verdict) = verdict else {
+            p.outcome = Some(Ok(replies));
+            return None;
+        };
+        p.last = Some(Ok(replies));
+        match &verdict {
+            Verdict::Moved { slot, to } => {
+                self.topology.borrow_mut().patch(*slot, to.clone());
+                p.redirect = Some((to.clone(), false));
+                p.redirects += 1;
+            }
+            Verdict::Ask { to } => {
+                p.redirect = Some((to.clone(), true));
+                p.redirects += 1;
+            }
+            Verdict::Later { .. } | Verdict::Final => {}
+        }
+        if p.redirects > self.config.max_redirects {
+            let last = p.last.take();
+            p.outcome = Some(Err(Error::Cluster(format!(
+                "gave up after {} redirections (last from {addr}: {})",
+                self.config.max_redirects,
+                match &last {
+                    Some(Ok(replies)) => format!("{:?}", replies.first()),
+                    _ => String::new(),
+                }
+            ))));
+            return Some(verdict);
+        }
+        if let Some(cmd) = p.unit.cmds.first_mut() {
+            match shorten_blocking(cmd, start.elapsed()) {
+                Shortened::NotBlocking => {}
+                Shortened::Remaining(shorter) => *cmd = shorter,
+                // Its whole timeout passed while it was redirected: the
+                // answer it would have got is a timeout's nil.
+                Shortened::Expired => p.outcome = Some(Ok(vec![Value::Nil])),
+            }
+        }
+        Some(verdict)
+    }
+
+    /// After a MOVED, the rest of the map is likely stale too: load it in
+    /// the background, asking the node that sent the MOVED first.
+    pub(crate) fn moved_from(self: &Rc<Self>, addr: &NodeAddr) {
+        self.refresh_soon(Hint {
+            prefer: Some(addr.clone()),
+            avoid: Vec::new(),
+        });
+    }
+}
+
+/// The commands a group sends, in order: each unit's, with ASKING first
+/// for a unit that was told ASK.
+fn batch(work: &[Progress], members: &[usize]) -> Vec<Cmd> {
+    let mut cmds = Vec::new();
+    for &m in members {
+        if work[m].redirect.as_ref().is_some_and(|(_, asking)| *asking) {
+            cmds.push(cmd("ASKING"));
+        }
+        cmds.extend(work[m].unit.cmds.iter().cloned());
+    }
+    cmds
+}
+
+/// One node's share of a round, on one pooled connection.
+fn send_to(node: &NodePool, cmds: &[Cmd]) -> Sent {
+    match node.pool.get() {
+        Ok(mut conn) => Sent::Sent(send_commands(&mut conn, cmds)),
+        Err(err) => Sent::NotSent(err),
+    }
+}
+
+/// Writes `cmds` in one go and reads one reply each, error replies kept as
+/// values. The one place the cluster client talks to a connection.
+fn send_commands(conn: &mut PooledConnection, cmds: &[Cmd]) -> Result<Vec<Value>> {
+    if let [only] = cmds {
+        return match conn.req_command(only) {
+            Ok(value) => Ok(vec![value]),
+            Err(Error::Server(err)) => Ok(vec![Value::Error(err)]),
+            Err(err) => Err(err),
+        };
+    }
+    let mut packed = Vec::new();
+    cmds.iter().for_each(|c| c.encode(&mut packed));
+    let blocking = cmds.iter().filter_map(Cmd::server_timeout).max();
+    conn.req_packed(&packed, cmds.len(), blocking)
+}
+
+/// The coroutines of a round; any still running when the round is
+/// abandoned (the caller killed, or its timeout fired) are killed too, so
+/// none goes on writing for a caller that is gone.
+struct Children(Vec<Option<Result<greenhub::JoinHandle<Sent>>>>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for child in self.0.iter().flatten().flatten() {
+            child.kill();
+        }
+    }
+}
+
+/// A blocking command resent after a redirection, with what is left of
+/// its timeout.
+enum Shortened {
+    NotBlocking,
+    Remaining(Cmd),
+    Expired,
+}
+
+/// BLPOP, BRPOP, BZPOPMIN, BZPOPMAX, BLMOVE and BRPOPLPUSH carry their
+/// timeout (seconds) last, BLMPOP and BZMPOP first: the part of it not yet
+/// spent, so a redirected call still ends when the caller expects. Zero
+/// (wait forever) stays zero.
+fn shorten_blocking(original: &Cmd, elapsed: Duration) -> Shortened {
+    let args: Vec<&[u8]> = original.arg_bytes().collect();
+    let name = args[0].to_ascii_uppercase();
+    let at = match name.as_slice() {
+        b"BLPOP" | b"BRPOP" | b"BZPOPMIN" | b"BZPOPMAX" | b"BLMOVE" | b"BRPOPLPUSH" => {
+            args.len() - 1
+        }
+        b"BLMPOP" | b"BZMPOP" => 1,
+        _ => return Shortened::NotBlocking,
+    };
+    let Some(seconds) = args
+        .get(at)
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|a| a.parse::<f64>().ok())
+    else {
+        return Shortened::NotBlocking;
+    };
+    if seconds <= 0.0 {
+        return Shortened::NotBlocking;
+    }
+    let left = seconds - elapsed.as_secs_f64();
+    // Redis's timeouts have millisecond resolution.
+    if left < 0.001 {
+        return Shortened::Expired;
+    }
+    let mut shorter = cmd(&String::from_utf8_lossy(args[0]));
+    for (i, arg) in args.iter().enumerate().skip(1) {
+        if i == at {
+            shorter.arg(format!("{left:.3}"));
+        } else {
+            shorter.arg(*arg);
+        }
+    }
+    Shortened::Remaining(shorter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_redirected_blocking_command_keeps_only_what_is_left_of_its_timeout() {
+        let mut brpop = cmd("BRPOP");
+        brpop.arg("a").arg("b").arg(2);
+        let Shortened::Remaining(shorter) = shorten_blocking(&brpop, Duration::from_millis(500))
+        else {
+            panic!("still blocking");
+        };
+        let args: Vec<&[u8]> = shorter.arg_bytes().collect();
+        assert_eq!(args, [&b"BRPOP"[..], b"a", b"b", b"1.500"]);
+        assert!(matches!(
+            shorten_blocking(&brpop, Duration::from_secs(3)),
+            Shortened::Expired
+        ));
+        let mut forever = cmd("BLPOP");
+        forever.arg("a").arg(0);
+        assert!(matches!(
+            shorten_blocking(&forever, Duration::from_secs(3)),
+            Shortened::NotBlocking
+        ));
+        assert!(matches!(
+            shorten_blocking(cmd("GET").arg("a"), Duration::ZERO),
+            Shortened::NotBlocking
+        ));
+    }
+}
