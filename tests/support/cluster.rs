@@ -230,15 +230,27 @@ impl RedisCluster {
                 .map(|n| n.id.clone())
                 .unwrap_or_else(|| panic!("no node on port {port}"))
         };
+        // Its output (a line per slot and per key moved) goes to a file: a
+        // pipe nobody reads until the end would fill and stall it.
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let log = self.dir.join(format!(
+            "reshard-{}.log",
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let file = std::fs::File::create(&log).expect("create the reshard log");
         let child = Command::new("redis-cli")
             .args(["--cluster", "reshard", &format!("127.0.0.1:{from}")])
             .args(["--cluster-from", &id(from), "--cluster-to", &id(to)])
             .args(["--cluster-slots", &slots.to_string(), "--cluster-yes"])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("share the log"))
+            .stderr(file)
             .spawn()
             .expect("run redis-cli --cluster reshard");
-        Reshard { child: Some(child) }
+        Reshard {
+            child: Some(child),
+            log,
+        }
     }
 
     /// Runs one command with `redis-cli` on the node at `port` and returns
@@ -349,6 +361,8 @@ impl Drop for RedisCluster {
 #[derive(Debug)]
 pub struct Reshard {
     child: Option<Child>,
+    /// Where redis-cli's output goes.
+    log: PathBuf,
 }
 
 impl Reshard {
@@ -360,15 +374,15 @@ impl Reshard {
         }
     }
 
-    /// Waits for it to end; panics with its output if it failed.
+    /// Waits for it to end; panics with the end of its output if it failed.
     pub fn wait(mut self) {
-        let child = self.child.take().expect("waited once");
-        let output = child.wait_with_output().expect("wait for redis-cli");
+        let mut child = self.child.take().expect("waited once");
+        let status = child.wait().expect("wait for redis-cli");
+        let output = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let tail: String = output.lines().rev().take(20).collect::<Vec<_>>().join("\n");
         assert!(
-            output.status.success(),
-            "redis-cli --cluster reshard failed: {}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
+            status.success(),
+            "redis-cli --cluster reshard failed; the end of its output, last line first:\n{tail}"
         );
     }
 }

@@ -157,9 +157,8 @@ impl ClusterClient {
     /// Loads the slot map now (it is also loaded on MOVED, after failures
     /// and on the refresh interval).
     pub fn refresh_slots(&self) -> Result<()> {
-        let seen = self.shared.generation();
         let deadline = Instant::now() + self.shared.config.retry_timeout;
-        self.shared.refresh(seen, Hint::default(), deadline)
+        self.shared.join_or_load(Hint::default(), deadline)
     }
 
     /// A command bound to this client: `cluster.cmd("SET").arg("k").arg("v").query::<()>()`.
