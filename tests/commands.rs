@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use greenhub_redis::commands::{Direction, Expiry, SetOptions};
 use greenhub_redis::prelude::*;
-use greenhub_redis::{Client, Error};
+use greenhub_redis::{cmd, Client, Error, Value};
 use greenhub_tests::RedisServer;
 
 fn on_server(body: impl FnOnce(Client) + 'static) {
@@ -286,5 +286,28 @@ fn the_url_can_name_the_connection_with_client_setname() {
         let name: Option<String> = redis.cmd("CLIENT").arg("GETNAME").query().unwrap();
         assert_eq!(name.as_deref(), Some("worker-7"));
         let _ = redis.ping();
+    });
+}
+
+/// Regression: a status or error line with a byte that is not UTF-8 was a
+/// protocol error that dropped the connection; Redis echoes user bytes.
+#[test]
+fn status_and_error_replies_that_echo_non_utf8_bytes_keep_the_connection() {
+    on_server(|mut r| {
+        let status: Vec<u8> = cmd("EVAL")
+            .arg("return redis.status_reply(ARGV[1])")
+            .arg(0)
+            .arg(&b"caf\xe9"[..])
+            .query(&mut r)
+            .unwrap();
+        assert_eq!(status, b"caf\xe9");
+        let err = cmd("OBJECT")
+            .arg(&b"\xff\xfe"[..])
+            .query::<Value>(&mut r)
+            .unwrap_err();
+        assert_eq!(err.code(), Some("ERR"), "{err}");
+        assert!(err.to_string().contains('\u{fffd}'), "{err}");
+        assert_eq!(r.ping().unwrap(), "PONG");
+        assert_eq!(r.stats().created, 1, "the connection stayed");
     });
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use greenhub_redis::prelude::*;
 use greenhub_redis::{Client, Error};
-use greenhub_tests::RedisServer;
+use greenhub_tests::{wait_until, RedisServer};
 
 #[test]
 fn a_sigkill_under_a_thousand_brpops_and_a_hundred_loops_fails_every_call_and_a_restart_heals() {
@@ -34,9 +34,9 @@ fn a_sigkill_under_a_thousand_brpops_and_a_hundred_loops_fails_every_call_and_a_
                 })
             })
             .collect();
-        while redis.stats().in_use < 1000 {
-            greenhub::sleep(Duration::from_millis(5));
-        }
+        wait_until("1,000 BRPOPs holding their connections", || {
+            redis.stats().in_use >= 1000
+        });
         let start = Instant::now();
         server.kill();
         for waiter in parked {
@@ -79,10 +79,16 @@ fn connections_killed_server_side_fail_cleanly_and_the_pool_replaces_them() {
         let redis = Client::open(&url).unwrap();
         let stop = Rc::new(Cell::new(false));
         let (wrong, errors) = (Rc::new(Cell::new(0)), Rc::new(Cell::new(0)));
+        let rounds = Rc::new(Cell::new(0u64));
         let workers: Vec<_> = (0..200)
             .map(|i| {
-                let (mut redis, stop, wrong, errors) =
-                    (redis.clone(), stop.clone(), wrong.clone(), errors.clone());
+                let (mut redis, stop, wrong, errors, rounds) = (
+                    redis.clone(),
+                    stop.clone(),
+                    wrong.clone(),
+                    errors.clone(),
+                    rounds.clone(),
+                );
                 greenhub::spawn(move || {
                     let mut round = 0u64;
                     while !stop.get() {
@@ -99,6 +105,7 @@ fn connections_killed_server_side_fail_cleanly_and_the_pool_replaces_them() {
                             }
                         }
                         round += 1;
+                        rounds.set(rounds.get() + 1);
                     }
                     // After the storm, this coroutine is served again.
                     redis.set(format!("w:{i}"), "final").unwrap();
@@ -106,8 +113,15 @@ fn connections_killed_server_side_fail_cleanly_and_the_pool_replaces_them() {
             })
             .collect();
         let mut admin = Client::open(&url).unwrap();
+        // Each kill comes once the workers have done 200 more rounds (a
+        // condition, not a fixed time), so every kill hits connections in
+        // use, and the storm ends with the workers running again.
+        let busy_again = || {
+            let seen = rounds.get();
+            wait_until("the workers running again", || rounds.get() >= seen + 200);
+        };
         for _ in 0..5 {
-            greenhub::sleep(Duration::from_millis(20));
+            busy_again();
             let _: i64 = admin
                 .cmd("CLIENT")
                 .arg("KILL")
@@ -118,6 +132,7 @@ fn connections_killed_server_side_fail_cleanly_and_the_pool_replaces_them() {
                 .query()
                 .unwrap();
         }
+        busy_again();
         stop.set(true);
         workers.into_iter().for_each(|w| w.join().unwrap());
         let _ = admin.ping();
@@ -199,16 +214,26 @@ fn requests_interrupted_at_random_points_never_poison_the_pool() {
 
 #[test]
 fn maxclients_gives_the_servers_error_and_a_correct_pool() {
-    let server = RedisServer::start_with(&["--maxclients", "5"]);
+    // Six slots: one for the test's own connection, opened first, and five
+    // for the ten callers.
+    let server = RedisServer::start_with(&["--maxclients", "6"]);
     let url = server.unix_url();
     let (refused, stats) = greenhub::run(move || {
+        let mut admin = Client::open(&url).unwrap();
+        admin.ping().unwrap();
         let redis = Client::open(&url).unwrap();
+        // The five that get in wait in BRPOP until the test pushes jobs, so
+        // they still hold their slots when the last callers connect.
         let callers: Vec<_> = (0..10)
             .map(|_| {
                 let mut redis = redis.clone();
-                greenhub::spawn(move || redis.brpop(&["full"], 0.3))
+                greenhub::spawn(move || redis.brpop(&["full"], 0.0))
             })
             .collect();
+        wait_until("five callers refused", || {
+            callers.iter().filter(|c| c.is_finished()).count() >= 5
+        });
+        admin.rpush("full", &["a", "b", "c", "d", "e"]).unwrap();
         let refused: Vec<String> = callers
             .into_iter()
             .filter_map(|c| c.join().unwrap().err())
@@ -227,6 +252,40 @@ fn maxclients_gives_the_servers_error_and_a_correct_pool() {
         (stats.created, stats.in_use, stats.available),
         (10, 0, 5),
         "refused connections were discarded"
+    );
+}
+
+/// Regression: a server at `maxclients` accepts, writes its error and
+/// closes. When that beat the caller's first request (the server is quick,
+/// the caller was descheduled), the write failed with a broken pipe and the
+/// caller got that instead of the server's error, which sat unread in the
+/// socket. Here the server refuses and closes before the request, always.
+#[test]
+fn maxclients_gives_the_servers_error_even_when_the_server_closed_first() {
+    let server = RedisServer::start_with(&["--maxclients", "1"]);
+    let url = server.unix_url();
+    let err = greenhub::run(move || {
+        let mut holder = Client::open(&url).unwrap();
+        holder.ping().unwrap();
+        let refused = Client::open(&url).unwrap();
+        // Connecting sends nothing (no password, db or name in the URL).
+        let mut conn = refused.get_connection().unwrap();
+        wait_until("the server refused the second connection", || {
+            let stats: String = holder.cmd("INFO").arg("stats").query().unwrap();
+            stats.contains("rejected_connections:1\r\n")
+        });
+        let err = conn.ping().unwrap_err();
+        drop(conn);
+        assert_eq!(
+            refused.stats().available,
+            0,
+            "the refused connection was discarded"
+        );
+        err
+    });
+    assert!(
+        err.to_string().contains("max number of clients reached"),
+        "{err}"
     );
 }
 

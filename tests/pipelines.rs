@@ -210,3 +210,49 @@ fn scripts_use_evalsha_and_fall_back_to_eval_on_noscript() {
         assert!(matches!(err, Error::Server(_)), "{err}");
     });
 }
+
+#[test]
+fn pipeline_args_appends_each_item_to_the_last_command() {
+    on_server(|mut r| {
+        let keys = ["a", "b", "c"];
+        let (pushed, listed): (i64, Vec<String>) = pipe()
+            .cmd("RPUSH")
+            .arg("list")
+            .args(keys)
+            .cmd("LRANGE")
+            .arg("list")
+            .args([0, -1])
+            .query(&mut r)
+            .unwrap();
+        assert_eq!(
+            (pushed, listed),
+            (3, vec!["a".into(), "b".into(), "c".into()])
+        );
+    });
+}
+
+/// Regression: a command refused while queued came back as EXECABORT only;
+/// its own error is what redis-py reports.
+#[test]
+fn a_command_refused_while_queued_fails_the_transaction_with_its_own_error() {
+    on_server(|mut r| {
+        let err = pipe()
+            .atomic()
+            .cmd("SET")
+            .arg("a")
+            .arg(1)
+            .cmd("SET")
+            .arg("only-a-key")
+            .cmd("INCR")
+            .arg("b")
+            .query_values(&mut r)
+            .unwrap_err();
+        assert_eq!(err.code(), Some("ERR"), "{err}");
+        assert!(
+            err.to_string().contains("wrong number of arguments"),
+            "{err}"
+        );
+        assert_eq!(r.get::<Option<i64>>("a").unwrap(), None, "nothing ran");
+        assert_eq!(r.stats().available, 1, "the connection is in step");
+    });
+}

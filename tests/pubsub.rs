@@ -80,3 +80,40 @@ fn a_subscriber_coroutine_receives_what_others_publish() {
         )
     );
 }
+
+#[test]
+fn a_message_that_arrives_while_the_subscriber_is_busy_is_read_without_waiting_for_the_next() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let client = Client::open(&url).unwrap();
+        let mut sub = client.pubsub().unwrap();
+        sub.subscribe(&["news"]).unwrap();
+        let confirmation = sub.get_message(Some(Duration::from_secs(10))).unwrap();
+        assert_eq!(confirmation.unwrap().kind, "subscribe");
+        for i in 0..20 {
+            // While the subscriber is busy here (not parked on its socket),
+            // the message is published and lands in its kernel buffer: the
+            // edge that announces it finds nobody waiting.
+            let receivers: i64 = client
+                .cmd("PUBLISH")
+                .arg("news")
+                .arg(format!("story {i}"))
+                .query()
+                .unwrap();
+            assert_eq!(receivers, 1);
+            // The server writes to subscribers before it reads the next
+            // command: once PING is answered, the message is in our kernel.
+            let pong: String = client.cmd("PING").query().unwrap();
+            assert_eq!(pong, "PONG");
+            // With no later message to come, only a read that tries first
+            // sees it; a park-first read would wait out the whole timeout.
+            let message = sub.get_message(Some(Duration::from_secs(10))).unwrap();
+            assert_eq!(
+                message.map(|m| m.text()),
+                Some(format!("story {i}")),
+                "the message sent while the subscriber was busy"
+            );
+        }
+    });
+}

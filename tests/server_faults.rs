@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use greenhub_redis::prelude::*;
 use greenhub_redis::{Client, Error};
-use greenhub_tests::RedisServer;
+use greenhub_tests::{wait_until, RedisServer};
 
 #[test]
 fn a_killed_server_fails_every_parked_brpop_and_a_restart_heals_the_pool() {
@@ -19,8 +19,9 @@ fn a_killed_server_fails_every_parked_brpop_and_a_restart_heals_the_pool() {
                 greenhub::spawn(move || redis.brpop(&["never"], 30.0))
             })
             .collect();
-        greenhub::sleep(Duration::from_millis(200));
-        assert_eq!(redis.stats().in_use, 50);
+        wait_until("50 BRPOPs holding their connections", || {
+            redis.stats().in_use == 50
+        });
 
         let start = Instant::now();
         server.kill();

@@ -220,9 +220,13 @@ fn bad_flags_get_the_help_text() {
 #[test]
 fn dump_after_logs_who_waits_on_what() {
     let server = RedisServer::start();
+    // The dump at 0.5 s must fall inside the BRPOP wait: BRPOP 2 leaves a
+    // busy machine 1.5 s of room on the far side of it.
     let output = demo(&[
         "--clients",
         "3",
+        "--timeout",
+        "2",
         "--dump-after",
         "0.5",
         "--redis",

@@ -3,8 +3,9 @@
 //! shared by any number of coroutines. Commands come from the traits in
 //! `commands/` (`use greenhub_redis::prelude::*`).
 
-use std::time::Duration;
+use std::rc::Rc;
 
+use crate::cache::{Cache, CacheConfig, CacheStats};
 use crate::cmd::{cmd, Cmd, ConnectionLike};
 use crate::error::Result;
 use crate::pool::{Pool, PoolConfig, PoolStats, PooledConnection};
@@ -29,6 +30,8 @@ use crate::url::ConnectionInfo;
 #[derive(Clone, Debug)]
 pub struct Client {
     pool: Pool,
+    /// The local cache of read replies, with [`Client::with_cache`].
+    cache: Option<Rc<Cache>>,
 }
 
 impl Client {
@@ -45,6 +48,57 @@ impl Client {
     pub fn with_config(info: ConnectionInfo, config: PoolConfig) -> Client {
         Client {
             pool: Pool::new(info, config),
+            cache: None,
+        }
+    }
+
+    /// A client with a local cache of read replies (client-side caching):
+    /// GET, HGET, HGETALL, LRANGE, SMEMBERS, ZSCORE and the other read
+    /// commands of one key run through the client itself are answered from
+    /// the cache for as long as the server has not said the key changed.
+    /// The server says so through `CLIENT TRACKING ... REDIRECT` to a
+    /// connection of the cache's own, opened at the first command; every
+    /// pooled connection is set up to be tracked. Pipelines, transactions and
+    /// checked-out connections bypass the cache.
+    ///
+    /// ```no_run
+    /// use greenhub_redis::prelude::*;
+    /// use greenhub_redis::{CacheConfig, Client, ConnectionInfo, PoolConfig};
+    /// greenhub::run(|| {
+    ///     let info = ConnectionInfo::from_url("redis://127.0.0.1:6379").unwrap();
+    ///     let mut redis = Client::with_cache(info, PoolConfig::default(), CacheConfig::default());
+    ///     redis.set("motd", "hello").unwrap();
+    ///     let first: String = redis.get("motd").unwrap(); // from the server
+    ///     let again: String = redis.get("motd").unwrap(); // from the cache
+    ///     assert_eq!(redis.cache_stats().unwrap().hits, 1);
+    ///     # let _ = (first, again);
+    /// });
+    /// ```
+    pub fn with_cache(info: ConnectionInfo, config: PoolConfig, cache: CacheConfig) -> Client {
+        Client {
+            pool: Pool::new(info, config),
+            cache: Some(Rc::new(Cache::new(cache))),
+        }
+    }
+
+    /// What the local cache did, for a client made [`with_cache`](Client::with_cache).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cache| cache.stats())
+    }
+
+    /// Runs `cmd` through the cache.
+    fn cached(&self, cache: &Rc<Cache>, cmd: &Cmd) -> Result<Value> {
+        let redirect = cache.redirect(self.pool.info())?;
+        self.pool.set_tracking_redirect(redirect);
+        match cache.lookup(cmd) {
+            None => self.pool.get()?.req_command(cmd),
+            Some(Ok(value)) => Ok(value),
+            Some(Err(ticket)) => {
+                let mut conn = self.pool.get()?;
+                let reply = conn.req_command(cmd)?;
+                ticket.finish(&reply, conn.tracking_redirect());
+                Ok(reply)
+            }
         }
     }
 
@@ -56,6 +110,11 @@ impl Client {
     /// Created, in use and available connections.
     pub fn stats(&self) -> PoolStats {
         self.pool.stats()
+    }
+
+    /// Opens the pool's `min_idle` connections now (see [`Pool::fill`]).
+    pub fn fill(&self) -> Result<usize> {
+        self.pool.fill()
     }
 
     /// Checks a connection out for several commands in a row (WATCH needs one).
@@ -71,6 +130,24 @@ impl Client {
         }
     }
 
+    /// Sets what receives pub/sub messages that arrive out of band on the
+    /// pool's connections: on a RESP3 connection (`?protocol=3`) that was
+    /// subscribed with a plain command, messages are pushes, never replies.
+    /// (A [`PubSub`] session reads its own messages.) Without a handler they
+    /// are logged and dropped.
+    pub fn on_message(&self, handler: impl Fn(crate::Message) + 'static) {
+        self.pool.handlers().set_message(handler);
+    }
+
+    /// Sets what receives `invalidate` pushes on the pool's connections
+    /// (RESP3 after `CLIENT TRACKING ON`): the keys whose values changed,
+    /// `None` for all of them. Without a handler they are logged and dropped.
+    /// Client-side caching ([`Client::with_cache`]) needs none of this: it
+    /// follows invalidations on its own connection.
+    pub fn on_invalidate(&self, handler: impl Fn(crate::Invalidated) + 'static) {
+        self.pool.handlers().set_invalidate(handler);
+    }
+
     /// A pub/sub session on a dedicated connection (not from the pool).
     pub fn pubsub(&self) -> Result<PubSub> {
         PubSub::open(self.pool.info())
@@ -79,16 +156,14 @@ impl Client {
 
 impl ConnectionLike for Client {
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
-        self.pool.get()?.req_command(cmd)
+        match &self.cache {
+            Some(cache) => self.cached(cache, cmd),
+            None => self.pool.get()?.req_command(cmd),
+        }
     }
 
-    fn req_packed(
-        &mut self,
-        packed: &[u8],
-        replies: usize,
-        blocking: Option<Duration>,
-    ) -> Result<Vec<Value>> {
-        self.pool.get()?.req_packed(packed, replies, blocking)
+    fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
+        self.pool.get()?.req_pipeline(cmds, atomic)
     }
 }
 
@@ -106,8 +181,9 @@ impl BoundCmd<'_> {
         self
     }
 
-    /// Runs the command on a pooled connection and converts the reply.
+    /// Runs the command on a pooled connection (or the client's cache) and
+    /// converts the reply.
     pub fn query<T: FromValue>(&self) -> Result<T> {
-        T::from_value(self.client.pool.get()?.req_command(&self.cmd)?)
+        T::from_value(self.client.clone().req_command(&self.cmd)?)
     }
 }

@@ -4,10 +4,39 @@
 //!
 //! A blocking command (BRPOP, BLPOP, BLMOVE, BZPOPMIN, XREAD BLOCK, WAIT, ...)
 //! carries its own server-side timeout; [`Cmd::server_timeout`] finds it, and
-//! the connection waits that much longer than its socket timeout for the
-//! reply. So `BRPOP list 1` never fails under a 0.5 s socket timeout.
+//! the connection waits for its reply that long plus one server tick
+//! ([`SERVER_TICK`]) plus its socket timeout ([`read_deadline`]). So
+//! `BRPOP list 1` never fails under a 0.5 s socket timeout, and `BRPOP list 0`
+//! waits as long as the server does. In a pipeline each reply gets its own
+//! command's deadline.
 
 use std::time::Duration;
+
+/// How late Redis may answer a blocking command's timeout: it checks blocked
+/// clients' deadlines on its `hz` cron, every 100 ms at the default hz 10,
+/// so `BRPOP list 0.25` may answer up to one tick after 0.25 s.
+pub const SERVER_TICK: Duration = Duration::from_millis(100);
+
+/// The read deadline for a reply: the socket timeout, and for a blocking
+/// command its server-side timeout plus one [`SERVER_TICK`] on top. `None`
+/// (no deadline) without a socket timeout, and for a blocking command that
+/// may block forever (`Some(Duration::ZERO)`, as `BRPOP list 0`).
+///
+/// ```
+/// use std::time::Duration;
+/// use greenhub_redis::read_deadline;
+/// let socket = Some(Duration::from_millis(20));
+/// assert_eq!(read_deadline(socket, None), socket);
+/// assert_eq!(read_deadline(socket, Some(Duration::from_millis(250))), Some(Duration::from_millis(370)));
+/// assert_eq!(read_deadline(socket, Some(Duration::ZERO)), None);
+/// ```
+pub fn read_deadline(socket: Option<Duration>, blocking: Option<Duration>) -> Option<Duration> {
+    match (socket, blocking) {
+        (None, _) | (_, Some(Duration::ZERO)) => None,
+        (Some(socket), None) => Some(socket),
+        (Some(socket), Some(server)) => Some(server + SERVER_TICK + socket),
+    }
+}
 
 use crate::error::Result;
 use crate::resp::{encode_command, Value};
@@ -59,6 +88,11 @@ impl Cmd {
         })
     }
 
+    /// The command's name (its first argument), or nothing for an empty command.
+    pub(crate) fn name(&self) -> &[u8] {
+        &self.data[..self.ends.first().copied().unwrap_or(0)]
+    }
+
     /// Appends the command in RESP to `out`.
     pub fn encode(&self, out: &mut Vec<u8>) {
         encode_command(out, self.arg_bytes());
@@ -102,10 +136,21 @@ impl Cmd {
         } else if is("WAIT") || is("WAITAOF") {
             millis(arg(argc - 1))
         } else if is("XREAD") || is("XREADGROUP") {
-            let at = self
-                .arg_bytes()
-                .position(|a| a.eq_ignore_ascii_case(b"BLOCK"))?;
-            millis(arg(at + 1))
+            // Options come before STREAMS, after `GROUP group consumer` for
+            // XREADGROUP; a key or group named "block" is not the option.
+            let mut args = self.arg_bytes().skip(if is("XREAD") { 1 } else { 4 });
+            while let Some(option) = args.next() {
+                let option_is = |word: &[u8]| option.eq_ignore_ascii_case(word);
+                if option_is(b"BLOCK") {
+                    return millis(args.next());
+                } else if option_is(b"COUNT") {
+                    args.next();
+                } else if !option_is(b"NOACK") {
+                    // STREAMS, or something that is not an option.
+                    return None;
+                }
+            }
+            None
         } else {
             None
         }
@@ -127,15 +172,11 @@ pub trait ConnectionLike {
     /// returned as `Err(Error::Server)`.
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value>;
 
-    /// Sends `packed` (several encoded commands) in one write and reads
-    /// `replies` replies, error replies kept as `Value::Error`. `blocking` is
-    /// the longest server-side timeout among the commands.
-    fn req_packed(
-        &mut self,
-        packed: &[u8],
-        replies: usize,
-        blocking: Option<Duration>,
-    ) -> Result<Vec<Value>>;
+    /// Sends `cmds` in one write, wrapped in MULTI and EXEC when `atomic`,
+    /// and reads every reply (MULTI's and EXEC's too), error replies kept as
+    /// `Value::Error`. Each command's reply gets its own read deadline; the
+    /// session state each one sets is tracked as for a single command.
+    fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>>;
 }
 
 #[cfg(test)]
@@ -180,5 +221,42 @@ mod tests {
             Some(Duration::from_millis(250))
         );
         assert_eq!(cmd("GET").arg("k").server_timeout(), None);
+    }
+
+    #[test]
+    fn block_is_found_only_in_option_position() {
+        let mut group = cmd("XREADGROUP");
+        group
+            .arg("GROUP")
+            .arg("block")
+            .arg("consumer")
+            .arg("BLOCK")
+            .arg(100)
+            .arg("STREAMS")
+            .arg("block")
+            .arg(">");
+        assert_eq!(group.server_timeout(), Some(Duration::from_millis(100)));
+        let mut keys = cmd("XREAD");
+        keys.arg("STREAMS")
+            .arg("block")
+            .arg("BLOCK")
+            .arg("0")
+            .arg("0");
+        assert_eq!(keys.server_timeout(), None, "BLOCK here is a key");
+        let mut named = cmd("XREADGROUP");
+        named
+            .arg("GROUP")
+            .arg("g")
+            .arg("block")
+            .arg("COUNT")
+            .arg(5)
+            .arg("NOACK")
+            .arg("STREAMS")
+            .arg("s")
+            .arg(">");
+        assert_eq!(named.server_timeout(), None, "a consumer named block");
+        let mut forever = cmd("XREAD");
+        forever.arg("BLOCK").arg(0).arg("STREAMS").arg("s").arg("$");
+        assert_eq!(forever.server_timeout(), Some(Duration::ZERO));
     }
 }

@@ -1,165 +1,60 @@
-//! One connection to Redis: a socket, a read buffer and a write buffer, in
-//! plain blocking style.
+//! One connection to Redis, in plain blocking style: a socket (`stream.rs`),
+//! the read side (`reader.rs`: bytes to frames), a reused write buffer, and
+//! the bookkeeping that keeps replies with their callers.
 //!
-//! The socket is greenhub's cooperative one when the connection is opened in
-//! a coroutine, and std's when it is opened on a plain OS thread: the code
-//! above [`Stream`] is the same for both. A request is encoded into the reused
-//! write buffer and written in one call; the reply is parsed from the read
-//! buffer by the pure parser in `resp.rs`, reading more only when it says
-//! "incomplete". After a write, a cooperative socket parks for readability
-//! before the first read (a read right away would only say `WouldBlock`).
+//! ```text
+//!   req_command / req_pipeline
+//!     refuse what cannot work here (CLIENT REPLY OFF, MONITOR)
+//!     session.note(cmd)      for every command sent: SELECT, MULTI, WATCH, ...
+//!     encode all, one write  unread += commands
+//!     for each command:      read frames until the one that answers it;
+//!                            RESP3 pushes and RESP2 pub/sub messages are
+//!                            out of band: they go to the push handler
+//! ```
 //!
 //! Invariant: a connection whose reply was not fully read is never reused.
 //! `unread` counts replies owed by the server; any I/O error, timeout or
-//! protocol error marks the connection broken; the pool checks both
+//! protocol error marks the connection broken; a session that is not its
+//! baseline (the state the handshake set up from the URL) holds state the
+//! next user must not inherit. The pool checks all three
 //! ([`Connection::is_reusable`]) and closes such a connection. A coroutine
 //! killed mid-read unwinds with `unread > 0`, so its connection is closed.
 //! See `docs/redis-client.md`, "The connection".
 
-use std::io::{self, Read, Write};
+use std::io;
+use std::rc::Rc;
+use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use crate::cmd::{cmd, Cmd, ConnectionLike};
-use crate::error::{Error, Result};
-use crate::resp::{parse, Limits, Parsed, Value};
-use crate::url::{Addr, ConnectionInfo};
+use crate::cmd::{cmd, read_deadline, Cmd, ConnectionLike};
+use crate::error::{Error, Result, ServerError};
+use crate::framing::{first_word, frame_items, out_of_band, pushed_items, refuse};
+use crate::pubsub::Message;
+use crate::push::{Invalidated, PushHandlers};
+use crate::reader::Reader;
+use crate::resp::{Limits, Value};
+use crate::session::{is_confirmation, Replies, Session};
+use crate::stream::{Context, Stream};
+use crate::url::{ConnectionInfo, Protocol};
 
-/// The read buffer's first size: most replies are a few bytes (BRPOP's nil
-/// is 5), and 10,000 parked connections with 16 KiB each would be 160 MiB.
-/// A reply that needs more doubles it (or grows it to the reply's size, when
-/// that is known).
-const INITIAL_BUFFER: usize = 256;
 /// The request buffer's first size: `BRPOP list 1` encodes to 40 bytes; a
 /// longer request grows it once, and it keeps that size.
 const INITIAL_REQUEST: usize = 64;
 
-/// The socket under a connection: cooperative inside a coroutine, std's on a
-/// plain thread.
-#[derive(Debug)]
-enum Stream {
-    GreenTcp(greenhub::net::TcpStream),
-    GreenUnix(greenhub::net::UnixStream),
-    StdTcp(std::net::TcpStream),
-    StdUnix(std::os::unix::net::UnixStream),
-}
-
-impl Stream {
-    fn connect(info: &ConnectionInfo) -> io::Result<Stream> {
-        let green = greenhub::current().is_some();
-        match (&info.addr, green) {
-            (Addr::Tcp { host, port }, true) => {
-                let stream = match info.connect_timeout {
-                    None => greenhub::net::TcpStream::connect((host.as_str(), *port))?,
-                    Some(t) => {
-                        let addrs =
-                            greenhub::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))?;
-                        first_ok(addrs, |addr| {
-                            greenhub::net::TcpStream::connect_timeout(&addr, t)
-                        })?
-                    }
-                };
-                stream.set_nodelay(true)?;
-                Ok(Stream::GreenTcp(stream))
-            }
-            (Addr::Unix(path), true) => Ok(Stream::GreenUnix(match info.connect_timeout {
-                None => greenhub::net::UnixStream::connect(path)?,
-                Some(t) => greenhub::net::UnixStream::connect_timeout(path, t)?,
-            })),
-            (Addr::Tcp { host, port }, false) => {
-                let stream = match info.connect_timeout {
-                    None => std::net::TcpStream::connect((host.as_str(), *port))?,
-                    Some(t) => {
-                        let addrs =
-                            std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), *port))?;
-                        first_ok(addrs.collect(), |addr| {
-                            std::net::TcpStream::connect_timeout(&addr, t)
-                        })?
-                    }
-                };
-                stream.set_nodelay(true)?;
-                Ok(Stream::StdTcp(stream))
-            }
-            (Addr::Unix(path), false) => Ok(Stream::StdUnix(
-                std::os::unix::net::UnixStream::connect(path)?,
-            )),
-        }
-    }
-
-    fn set_read_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::GreenTcp(s) => s.set_read_timeout(timeout),
-            Stream::GreenUnix(s) => s.set_read_timeout(timeout),
-            Stream::StdTcp(s) => s.set_read_timeout(timeout),
-            Stream::StdUnix(s) => s.set_read_timeout(timeout),
-        }
-    }
-
-    fn set_write_timeout(&self, timeout: Option<Duration>) -> io::Result<()> {
-        match self {
-            Stream::GreenTcp(s) => s.set_write_timeout(timeout),
-            Stream::GreenUnix(s) => s.set_write_timeout(timeout),
-            Stream::StdTcp(s) => s.set_write_timeout(timeout),
-            Stream::StdUnix(s) => s.set_write_timeout(timeout),
-        }
-    }
-
-    /// Parks until readable (cooperative sockets); a no-op for std sockets,
-    /// whose read blocks the thread anyway.
-    fn wait_readable(&self) -> io::Result<()> {
-        match self {
-            Stream::GreenTcp(s) => s.wait_readable(),
-            Stream::GreenUnix(s) => s.wait_readable(),
-            Stream::StdTcp(_) | Stream::StdUnix(_) => Ok(()),
-        }
-    }
-
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::GreenTcp(s) => s.read(buf),
-            Stream::GreenUnix(s) => s.read(buf),
-            Stream::StdTcp(s) => s.read(buf),
-            Stream::StdUnix(s) => s.read(buf),
-        }
-    }
-
-    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Stream::GreenTcp(s) => s.write_all(buf),
-            Stream::GreenUnix(s) => s.write_all(buf),
-            Stream::StdTcp(s) => s.write_all(buf),
-            Stream::StdUnix(s) => s.write_all(buf),
-        }
-    }
-}
-
-fn first_ok<S>(
-    addrs: Vec<std::net::SocketAddr>,
-    connect: impl Fn(std::net::SocketAddr) -> io::Result<S>,
-) -> io::Result<S> {
-    let mut last = io::Error::new(
-        io::ErrorKind::InvalidInput,
-        "the host resolved to no address",
-    );
-    for addr in addrs {
-        match connect(addr) {
-            Ok(stream) => return Ok(stream),
-            Err(err) => last = err,
-        }
-    }
-    Err(last)
-}
+/// The commands an atomic pipeline is wrapped in.
+static MULTI: LazyLock<Cmd> = LazyLock::new(|| cmd("MULTI"));
+static EXEC: LazyLock<Cmd> = LazyLock::new(|| cmd("EXEC"));
 
 /// A connection to one Redis server.
 #[derive(Debug)]
 pub struct Connection {
     stream: Stream,
-    /// Received bytes; `buf[start..end]` is not parsed yet.
-    buf: Vec<u8>,
-    start: usize,
-    end: usize,
+    /// Received bytes and the reply being parsed from them.
+    reader: Reader,
     /// The encoded request being sent; reused, so small requests allocate nothing.
     out: Vec<u8>,
-    limits: Limits,
+    /// What each command of the request being sent expects back; reused.
+    expect: Vec<Expect>,
     socket_timeout: Option<Duration>,
     /// The read timeout set on the socket now (to skip redundant setsockopts).
     read_timeout: Option<Duration>,
@@ -167,40 +62,92 @@ pub struct Connection {
     unread: usize,
     /// Why this connection must not be used again, if it must not.
     broken: Option<String>,
-    /// Set while subscribed, inside MULTI or with a WATCH: state the next
-    /// user must not inherit.
-    pub(crate) dirty: bool,
-    /// Inside MULTI or holding a WATCH; cleared by EXEC, DISCARD, UNWATCH.
-    in_transaction: bool,
+    /// The session as the commands sent so far left it (`session.rs`).
+    session: Session,
+    /// The session as the handshake left it; reusable only while equal.
+    baseline: Session,
+    /// Where out-of-band frames go (shared with the pool).
+    handlers: Rc<PushHandlers>,
+    /// Set up with `CLIENT TRACKING ON REDIRECT` this id (`Setup`).
+    tracking_redirect: Option<i64>,
     pub(crate) last_used: Instant,
 }
 
+/// What a pool adds to a connection's setup beyond its URL.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Setup {
+    /// The pool's push handlers.
+    pub(crate) handlers: Rc<PushHandlers>,
+    /// `CLIENT TRACKING ON REDIRECT id` at connect (client-side caching).
+    pub(crate) tracking_redirect: Option<i64>,
+}
+
+/// What one command sent expects back.
+#[derive(Clone, Copy, Debug)]
+struct Expect {
+    replies: Replies,
+    /// Its server-side blocking timeout, if it blocks (`ZERO`: forever).
+    blocking: Option<Duration>,
+}
+
+/// Why a connection cannot go back to the pool.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum NotReusable {
+    /// An I/O error, timeout or protocol error left it out of step.
+    Broken(String),
+    /// Replies are owed, or part of one is buffered: the next reader would
+    /// get someone else's answer.
+    RepliesOwed(usize),
+    /// Its session is not the baseline (a SELECT, MULTI, subscription, ...).
+    Session(String),
+    /// It was made in another context (another hub, or a plain thread).
+    OtherContext(String),
+}
+
+impl std::fmt::Display for NotReusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotReusable::Broken(why) => write!(f, "broken: {why}"),
+            NotReusable::RepliesOwed(n) => write!(f, "{n} replies not fully read"),
+            NotReusable::Session(what) => write!(f, "session state: {what}"),
+            NotReusable::OtherContext(what) => f.write_str(what),
+        }
+    }
+}
+
 impl Connection {
-    /// Connects and sets the connection up (AUTH, SELECT, CLIENT SETNAME).
+    /// Connects and sets the connection up as the URL asks (AUTH, HELLO 3,
+    /// SELECT, CLIENT SETNAME).
     pub fn open(info: &ConnectionInfo) -> Result<Connection> {
+        Connection::open_with(info, &Setup::default())
+    }
+
+    /// [`Connection::open`], plus what a pool adds.
+    pub(crate) fn open_with(info: &ConnectionInfo, setup: &Setup) -> Result<Connection> {
         let stream = Stream::connect(info).map_err(|err| connect_error(info, err))?;
         stream.set_write_timeout(info.socket_timeout)?;
         stream.set_read_timeout(info.socket_timeout)?;
         let mut conn = Connection {
             stream,
-            buf: vec![0; INITIAL_BUFFER],
-            start: 0,
-            end: 0,
+            reader: Reader::new(info.limits),
             out: Vec::with_capacity(INITIAL_REQUEST),
-            limits: info.limits,
+            expect: Vec::new(),
             socket_timeout: info.socket_timeout,
             read_timeout: info.socket_timeout,
             unread: 0,
             broken: None,
-            dirty: false,
-            in_transaction: false,
+            session: Session::new(),
+            baseline: Session::new(),
+            handlers: setup.handlers.clone(),
+            tracking_redirect: setup.tracking_redirect,
             last_used: Instant::now(),
         };
-        conn.handshake(info)?;
+        conn.handshake(info, setup)?;
         Ok(conn)
     }
 
-    fn handshake(&mut self, info: &ConnectionInfo) -> Result<()> {
+    /// Sets the session up as the URL asks; what it leaves is the baseline.
+    fn handshake(&mut self, info: &ConnectionInfo, setup: &Setup) -> Result<()> {
         if let Some(password) = &info.password {
             let mut auth = cmd("AUTH");
             if let Some(user) = &info.username {
@@ -209,24 +156,56 @@ impl Connection {
             auth.arg(password);
             self.req_command(&auth)?;
         }
+        if info.protocol == Protocol::Resp3 {
+            self.req_command(cmd("HELLO").arg(3))?;
+        }
         if info.db != 0 {
             self.req_command(cmd("SELECT").arg(info.db))?;
         }
         if let Some(name) = &info.client_name {
             self.req_command(cmd("CLIENT").arg("SETNAME").arg(name))?;
         }
+        if let Some(id) = setup.tracking_redirect {
+            self.req_command(
+                cmd("CLIENT")
+                    .arg("TRACKING")
+                    .arg("ON")
+                    .arg("REDIRECT")
+                    .arg(id),
+            )?;
+        }
+        // AUTH and SETNAME taint a session; here they are what it starts as.
+        self.session.tainted = None;
+        self.baseline = self.session.clone();
         Ok(())
     }
 
     /// Sets the parser's bounds (reply size and nesting) for this connection.
     pub fn set_limits(&mut self, limits: Limits) {
-        self.limits = limits;
+        self.reader.set_limits(limits);
     }
 
-    /// Whether the connection can serve another request: not broken, every
-    /// reply read, no subscription, transaction or WATCH left over.
+    /// Whether the connection can serve another user: not broken, every
+    /// reply read, and its session as the handshake left it (no SELECT of
+    /// another database, MULTI, WATCH, subscription, tracking or protocol
+    /// change left over).
     pub fn is_reusable(&self) -> bool {
-        self.broken.is_none() && self.unread == 0 && !self.dirty && !self.in_transaction
+        self.not_reusable().is_none()
+    }
+
+    /// Why the connection cannot serve another user, if it cannot.
+    pub(crate) fn not_reusable(&self) -> Option<NotReusable> {
+        if let Some(why) = self.other_context() {
+            return Some(NotReusable::OtherContext(why));
+        }
+        if let Some(why) = &self.broken {
+            return Some(NotReusable::Broken(why.clone()));
+        }
+        if self.unread > 0 || !self.reader.is_idle() {
+            return Some(NotReusable::RepliesOwed(self.unread));
+        }
+        let changed = self.session.changed_from(&self.baseline)?;
+        Some(NotReusable::Session(changed.to_string()))
     }
 
     /// Why the connection is broken, if it is.
@@ -234,141 +213,224 @@ impl Connection {
         self.broken.as_deref()
     }
 
-    /// Writes `packed` (one or more encoded commands) and counts `replies` as owed.
-    pub(crate) fn send(&mut self, packed: &[u8], replies: usize) -> Result<()> {
-        self.check()?;
-        self.unread += replies;
-        self.last_used = Instant::now();
-        let written = self.stream.write_all(packed);
-        written.map_err(|err| self.fail(err.into()))
+    /// The socket, in non-blocking mode, and the read side with whatever it
+    /// holds: for a reader that never waits (`cache.rs`).
+    pub(crate) fn into_nonblocking(self) -> Result<(Stream, Reader)> {
+        let stream = self.stream.into_nonblocking()?;
+        Ok((stream, self.reader))
     }
 
-    /// Reads the next reply; `blocking` extends the read deadline by a
-    /// blocking command's server-side timeout (`ZERO`: no deadline).
-    pub(crate) fn read_reply(&mut self, blocking: Option<Duration>) -> Result<Value> {
-        self.check()?;
-        let timeout = match (self.socket_timeout, blocking) {
-            (_, Some(Duration::ZERO)) => None,
-            (Some(socket), Some(server)) => Some(socket + server),
-            (socket, _) => socket,
-        };
-        if timeout != self.read_timeout {
-            self.stream
-                .set_read_timeout(timeout)
-                .map_err(|err| self.fail(err.into()))?;
-            self.read_timeout = timeout;
+    /// The redirect of the `CLIENT TRACKING` this connection was set up with.
+    pub(crate) fn tracking_redirect(&self) -> Option<i64> {
+        self.tracking_redirect
+    }
+
+    /// Gives back read-buffer memory a large reply took (for the pool).
+    pub(crate) fn trim_buffer(&mut self) {
+        self.reader.trim();
+    }
+
+    /// Notes `cmd` in the session and appends it to the request being built;
+    /// returns what it expects back.
+    fn add(&mut self, cmd: &Cmd) -> Expect {
+        // Inside MULTI a command is only queued: it answers QUEUED at once,
+        // and a blocking command does not block when EXEC runs it.
+        let queued = self.session.multi;
+        let replies = self.session.note_cmd(cmd);
+        cmd.encode(&mut self.out);
+        if queued {
+            Expect {
+                replies: Replies::One,
+                blocking: None,
+            }
+        } else {
+            Expect {
+                replies,
+                blocking: cmd.server_timeout(),
+            }
         }
-        let value = self.parse_reply().map_err(|err| self.fail(err))?;
+    }
+
+    /// Writes the request built in `out` and counts `replies` as owed.
+    fn send(&mut self, replies: usize) -> Result<()> {
+        let owed_before = self.unread;
+        self.unread += replies;
+        self.last_used = Instant::now();
+        if let Err(err) = self.stream.write_all(&self.out) {
+            let closed = matches!(
+                err.kind(),
+                io::ErrorKind::BrokenPipe | io::ErrorKind::ConnectionReset
+            );
+            // Nothing was owed, so whatever waits unread is no reply to a
+            // request: it is what the server said before it closed.
+            if closed && owed_before == 0 {
+                if let Some(said) = self.farewell() {
+                    self.broken = Some(said.to_string());
+                    return Err(Error::Server(said));
+                }
+            }
+            return Err(self.fail(unwinding_write(err.into())));
+        }
+        self.reader.wrote();
+        Ok(())
+    }
+
+    /// After a write failed because the server had closed the connection:
+    /// the error the server wrote before it closed, if one waits unread. A
+    /// server at `maxclients` accepts, writes `ERR max number of clients
+    /// reached` and closes; a first request that loses that race fails to
+    /// write, but the server's reason is still in the socket. The read does
+    /// not park first (nothing was written, so `wrote` was not called): the
+    /// peer has closed, so it returns at once with the bytes or end of file.
+    fn farewell(&mut self) -> Option<ServerError> {
+        match self.reader.next_frame(&mut self.stream) {
+            Ok(Value::Error(said)) => Some(said),
+            _ => None,
+        }
+    }
+
+    /// For a subscriber: sends `cmd` without counting a reply as owed (its
+    /// confirmations are read as messages).
+    pub(crate) fn send_unowed(&mut self, cmd: &Cmd) -> Result<()> {
+        self.check()?;
+        refuse(cmd)?;
+        self.out.clear();
+        self.add(cmd);
+        self.send(0)
+    }
+
+    /// Reads the reply `expect` describes.
+    fn read_reply(&mut self, expect: Expect) -> Result<Value> {
+        self.set_read_timeout(read_deadline(self.socket_timeout, expect.blocking))?;
+        let value = match expect.replies {
+            Replies::One => self.next_reply(false),
+            Replies::Confirmations(n) => self.confirmations(n),
+        };
+        let value = value.map_err(|err| self.fail(unwinding(err)))?;
         self.unread = self.unread.saturating_sub(1);
         self.last_used = Instant::now();
         Ok(value)
     }
 
-    fn parse_reply(&mut self) -> Result<Value> {
-        loop {
-            let need = match parse(&self.buf[self.start..self.end], &self.limits) {
-                Ok(Parsed::Complete(value, used)) => {
-                    self.start += used;
-                    if self.start == self.end {
-                        (self.start, self.end) = (0, 0);
-                    }
-                    return Ok(value);
-                }
-                Ok(Parsed::Incomplete(need)) => need,
-                Err(err) => return Err(Error::Protocol(err.0)),
-            };
-            if self.start == self.end {
-                // Nothing buffered: the request was just sent; wait before reading.
-                (self.start, self.end) = (0, 0);
-                self.stream.wait_readable()?;
-            }
-            self.make_room(need);
-            let n = self.stream.read(&mut self.buf[self.end..])?;
-            if n == 0 {
-                return Err(Error::Io(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    "the server closed the connection",
-                )));
-            }
-            self.end += n;
-        }
-    }
-
-    /// Makes space to read into: moves unparsed bytes to the front when the
-    /// tail is full, and grows the buffer when it is full or smaller than the
-    /// `need` the parser reported (relative to `start`).
-    fn make_room(&mut self, need: usize) {
-        if self.start > 0 && self.end == self.buf.len() {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        let wanted = (self.start + need).max(if self.end == self.buf.len() {
-            self.buf.len() * 2
-        } else {
-            0
-        });
-        if self.buf.len() < wanted {
-            self.buf.resize(wanted, 0);
-        }
-    }
-
-    /// For a subscriber: the next pushed message, or `Ok(None)` if `timeout`
-    /// passes before any byte of one arrives (then the connection is still in
-    /// step and stays usable; a timeout mid-message breaks it).
-    pub(crate) fn read_push(&mut self, timeout: Option<Duration>) -> Result<Option<Value>> {
-        self.check()?;
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         if timeout != self.read_timeout {
             self.stream
                 .set_read_timeout(timeout)
                 .map_err(|err| self.fail(err.into()))?;
             self.read_timeout = timeout;
         }
-        match self.parse_reply() {
-            Ok(value) => Ok(Some(value)),
-            Err(Error::Timeout(_)) if self.start == self.end => Ok(None),
+        Ok(())
+    }
+
+    /// The next frame that answers a command. Out-of-band frames (RESP3
+    /// pushes, RESP2 pub/sub messages) never answer one: they go to the push
+    /// handler. A subscription confirmation answers only a subscribe command
+    /// (`confirmation`).
+    fn next_reply(&mut self, confirmation: bool) -> Result<Value> {
+        loop {
+            let frame = self.reader.next_frame(&mut self.stream)?;
+            if out_of_band(&frame, &self.session, confirmation) {
+                self.route(frame);
+            } else {
+                return Ok(frame);
+            }
+        }
+    }
+
+    /// Hands an out-of-band frame to its handler (`push.rs`).
+    fn route(&mut self, frame: Value) {
+        self.handlers.deliver(frame);
+    }
+
+    /// Sets what receives pub/sub messages that arrive out of band on this
+    /// connection (a RESP3 connection that subscribed, or RESP2 messages
+    /// between the replies of a subscribed connection). A pooled connection
+    /// shares its pool's handler ([`Client::on_message`](crate::Client::on_message)).
+    /// Setting it here leaves the pool's handlers alone.
+    pub fn on_message(&mut self, handler: impl Fn(Message) + 'static) {
+        self.handlers = Rc::new(self.handlers.copy());
+        self.handlers.set_message(handler);
+    }
+
+    /// Sets what receives the keys of `invalidate` pushes (RESP3 with
+    /// `CLIENT TRACKING ON`): keys whose cached values are stale.
+    pub fn on_invalidate(&mut self, handler: impl Fn(Invalidated) + 'static) {
+        self.handlers = Rc::new(self.handlers.copy());
+        self.handlers.set_invalidate(handler);
+    }
+
+    /// The `n` confirmations of a subscribe command: the one itself when `n`
+    /// is 1, an array of them otherwise; or the error reply that refused it.
+    fn confirmations(&mut self, n: usize) -> Result<Value> {
+        let mut all = Vec::new();
+        while all.len() < n {
+            let frame = self.next_reply(true)?;
+            let items = frame_items(&frame);
+            match (first_word(items), items.get(2)) {
+                (Some(kind), Some(Value::Int(total))) if is_confirmation(kind) => {
+                    self.session.confirmed(kind, *total);
+                }
+                // Refused (an error, or QUEUED inside MULTI): no confirmations follow.
+                _ if all.is_empty() => return Ok(frame),
+                _ => {
+                    return Err(Error::Protocol(format!(
+                        "unexpected frame {frame:?} among subscription confirmations"
+                    )))
+                }
+            }
+            all.push(frame);
+        }
+        Ok(if n == 1 {
+            all.pop().expect("one confirmation")
+        } else {
+            Value::Array(all)
+        })
+    }
+
+    /// For a subscriber: the next frame of any kind, or `Ok(None)` if
+    /// `timeout` passes before any byte of one arrives (then the connection
+    /// is still in step and stays usable; a timeout mid-frame breaks it).
+    pub(crate) fn read_push(&mut self, timeout: Option<Duration>) -> Result<Option<Value>> {
+        self.check()?;
+        self.set_read_timeout(timeout)?;
+        match self.reader.next_frame(&mut self.stream) {
+            Ok(value) => {
+                if let Some(items) = pushed_items(&value) {
+                    if let (Some(kind), Some(Value::Int(total))) = (first_word(items), items.get(2))
+                    {
+                        if is_confirmation(kind) {
+                            self.session.confirmed(kind, *total);
+                        }
+                    }
+                }
+                Ok(Some(value))
+            }
+            Err(Error::Timeout(_)) if self.reader.is_idle() => Ok(None),
             Err(err) => Err(self.fail(err)),
         }
     }
 
-    /// Notes session state a command leaves behind. MULTI and WATCH last
-    /// until EXEC, DISCARD or UNWATCH; SELECT, SUBSCRIBE and MONITOR change
-    /// the session for good. Either way the next pool user must not inherit it.
-    fn track_session(&mut self, cmd: &Cmd) {
-        let Some(name) = cmd.arg_bytes().next() else {
-            return;
-        };
-        let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
-        if is(b"MULTI") || is(b"WATCH") {
-            self.in_transaction = true;
-        } else if is(b"EXEC") || is(b"DISCARD") || is(b"UNWATCH") {
-            self.in_transaction = false;
-        } else if [
-            &b"SELECT"[..],
-            b"SUBSCRIBE",
-            b"PSUBSCRIBE",
-            b"SSUBSCRIBE",
-            b"MONITOR",
-        ]
-        .into_iter()
-        .any(is)
-        {
-            self.dirty = true;
-        }
-    }
-
-    /// Called when a MULTI/EXEC sent as a pipeline has completed.
-    pub(crate) fn dirty_session_cleared(&mut self) {
-        self.in_transaction = false;
-    }
-
+    /// Whether it may run a command here: not broken, and made in this context.
     fn check(&self) -> Result<()> {
+        if let Some(why) = self.other_context() {
+            return Err(Error::Usage(why));
+        }
         match &self.broken {
             None => Ok(()),
             Some(why) => Err(Error::Usage(format!(
                 "this connection is broken and cannot be reused ({why})"
             ))),
         }
+    }
+
+    /// Why the caller's context is not this connection's, if it is not: a
+    /// std socket would block a hub's thread, a cooperative one cannot wait
+    /// outside its own hub.
+    fn other_context(&self) -> Option<String> {
+        let (made, here) = (self.stream.context(), Context::current());
+        (made != here).then(|| {
+            format!("this connection was made on {made} and cannot be used on {here}; open another")
+        })
     }
 
     /// Records a fatal error: the connection is unusable from now on.
@@ -380,6 +442,36 @@ impl Connection {
     }
 }
 
+/// An error reading a reply while the coroutine unwinds (a `Drop` that runs
+/// a command during a kill or a panic): the request was written, so the
+/// command may well have run, but a coroutine that unwinds cannot park to
+/// wait for its reply. Say so, rather than "cannot wait".
+fn unwinding(err: Error) -> Error {
+    unwinding_during(
+        "the command was sent and may have run on the server, but its reply cannot be read",
+        err,
+    )
+}
+
+/// The same for a write that had to wait: the commands written before it
+/// stopped may have run.
+fn unwinding_write(err: Error) -> Error {
+    unwinding_during(
+        "the request was cut short and the commands written before the cut may have run on the server",
+        err,
+    )
+}
+
+fn unwinding_during(what: &str, err: Error) -> Error {
+    if !std::thread::panicking() {
+        return err;
+    }
+    Error::Usage(format!(
+        "{what}: this coroutine is unwinding (killed or panicking), and an unwinding \
+         coroutine cannot wait ({err})"
+    ))
+}
+
 fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
     let kind = err.kind();
     let err = io::Error::new(kind, format!("cannot connect to {}: {err}", info.addr));
@@ -388,14 +480,12 @@ fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
 
 impl ConnectionLike for Connection {
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
-        self.track_session(cmd);
-        let mut out = std::mem::take(&mut self.out);
-        out.clear();
-        cmd.encode(&mut out);
-        let sent = self.send(&out, 1);
-        self.out = out;
-        sent?;
-        match self.read_reply(cmd.server_timeout())? {
+        self.check()?;
+        refuse(cmd)?;
+        self.out.clear();
+        let expect = self.add(cmd);
+        self.send(1)?;
+        match self.read_reply(expect)? {
             Value::Error(err) => {
                 // The server refuses the connection itself and closes it.
                 if err.message.starts_with("max number of clients reached") {
@@ -407,13 +497,27 @@ impl ConnectionLike for Connection {
         }
     }
 
-    fn req_packed(
-        &mut self,
-        packed: &[u8],
-        replies: usize,
-        blocking: Option<Duration>,
-    ) -> Result<Vec<Value>> {
-        self.send(packed, replies)?;
-        (0..replies).map(|_| self.read_reply(blocking)).collect()
+    fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
+        self.check()?;
+        cmds.iter().try_for_each(refuse)?;
+        self.out.clear();
+        let mut expect = std::mem::take(&mut self.expect);
+        expect.clear();
+        let (multi, exec) = match atomic {
+            true => (Some(&*MULTI), Some(&*EXEC)),
+            false => (None, None),
+        };
+        for cmd in multi.into_iter().chain(cmds).chain(exec) {
+            expect.push(self.add(cmd));
+        }
+        let result = self.send(expect.len()).and_then(|()| {
+            let mut replies = Vec::with_capacity(expect.len());
+            for &one in &expect {
+                replies.push(self.read_reply(one)?);
+            }
+            Ok(replies)
+        });
+        self.expect = expect;
+        result
     }
 }

@@ -113,13 +113,49 @@ impl Error {
     }
 
     pub(crate) fn type_error(expected: &'static str, got: impl fmt::Debug) -> Error {
-        let mut got = format!("{got:?}");
-        if got.len() > 80 {
-            got.truncate(77);
-            got.push_str("...");
+        Error::Type {
+            expected,
+            got: debug_prefix(&got, 80),
         }
-        Error::Type { expected, got }
     }
+}
+
+/// The first `max` bytes of `value`'s `Debug` form, with `...` if cut. The
+/// formatting stops as soon as the prefix is written, so a reply of 200,000
+/// elements or 1024 levels costs no more to describe than a short one.
+fn debug_prefix(value: &impl fmt::Debug, max: usize) -> String {
+    struct Capped {
+        text: String,
+        max: usize,
+        cut: bool,
+    }
+    impl fmt::Write for Capped {
+        fn write_str(&mut self, s: &str) -> fmt::Result {
+            let room = self.max - self.text.len();
+            if s.len() <= room {
+                self.text.push_str(s);
+                return Ok(());
+            }
+            let mut end = room;
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            self.text.push_str(&s[..end]);
+            self.cut = true;
+            // Stops the formatting: nothing more is wanted.
+            Err(fmt::Error)
+        }
+    }
+    let mut capped = Capped {
+        text: String::new(),
+        max: max - 3,
+        cut: false,
+    };
+    let _ = fmt::Write::write_fmt(&mut capped, format_args!("{value:?}"));
+    if capped.cut {
+        capped.text.push_str("...");
+    }
+    capped.text
 }
 
 impl fmt::Display for Error {

@@ -10,7 +10,7 @@
 //!    -> Client::req_command               client.rs          checks a connection out
 //!      -> Pool::get                       pool.rs            LIFO idle list, or connect
 //!        -> Connection::req_command       connection.rs      encode, write, read
-//!          -> resp::parse                 resp.rs            pure bytes -> Value
+//!          -> Decoder::decode             resp/decode.rs     pure bytes -> Value
 //!    <- FromValue                         types.rs           Value -> Option<(key, value)>
 //!    (the connection returns to the pool when the call ends, unless broken)
 //! ```
@@ -40,51 +40,70 @@
 //!
 //! | module | role |
 //! | --- | --- |
-//! | [`resp`] | RESP2/RESP3 parser and encoder; no I/O |
+//! | [`resp`] | RESP2/RESP3 resumable parser and encoder; no I/O |
 //! | `types.rs` | [`ToArg`], [`FromValue`]: Rust values in and out |
 //! | `cmd.rs` | [`Cmd`], [`ConnectionLike`], blocking-command timeouts |
 //! | `url.rs` | [`ConnectionInfo`] from `redis://` and `unix://` URLs |
-//! | `connection.rs` | [`Connection`]: socket, buffers, handshake |
+//! | `stream.rs` | the socket: cooperative in a hub, std's on a thread; [`Connection`]s stay in their context |
+//! | `reader.rs` | bytes to frames, with the one rule for reads on edge-triggered readiness |
+//! | `session.rs` | what each command sent does to the session; the baseline the pool checks |
+//! | `framing.rs` | which frame answers which command; commands refused up front |
+//! | `push.rs` | out-of-band frames (RESP3 pushes, pub/sub messages) to their handlers |
+//! | `connection.rs` | [`Connection`]: handshake, send, read each command's reply |
 //! | `pool.rs` | [`Pool`]: checkout, limits, discarding broken connections |
 //! | `client.rs` | [`Client`]: a pool plus commands |
-//! | `commands/` | typed methods, one trait per family |
+//! | `cache.rs` | client-side caching: [`Client::with_cache`], invalidated by the server |
+//! | `commands/` | typed methods, one trait per family (strings to streams) |
 //! | `pipeline.rs` | [`Pipeline`], MULTI/EXEC, [`transaction`] |
 //! | `pubsub.rs`, `script.rs` | [`PubSub`], [`Script`] |
 //! | [`cluster`] | [`ClusterClient`](cluster::ClusterClient): Redis Cluster, a pool per node |
 //!
 //! The design is explained in `docs/redis-client.md`.
 
+mod cache;
 mod client;
 pub mod cluster;
 mod cmd;
 pub mod commands;
 mod connection;
 mod error;
+mod framing;
 mod pipeline;
 mod pool;
 mod pubsub;
+mod push;
+mod reader;
 pub mod resp;
 mod script;
+mod session;
+mod stream;
 mod types;
 mod url;
 
+pub use cache::{CacheConfig, CacheStats};
 pub use client::{BoundCmd, Client};
-pub use cmd::{cmd, Cmd, ConnectionLike};
+pub use cmd::{cmd, read_deadline, Cmd, ConnectionLike, SERVER_TICK};
 pub use connection::Connection;
 pub use error::{Error, Result, ServerError};
 pub use pipeline::{pipe, transaction, Pipeline};
-pub use pool::{Pool, PoolConfig, PoolStats, PooledConnection, WhenFull};
+pub use pool::{Discards, Pool, PoolConfig, PoolStats, PooledConnection, WhenFull};
 pub use pubsub::{Message, PubSub};
+pub use push::Invalidated;
 pub use resp::Value;
 pub use script::{Invocation, Script};
 pub use types::{FromValue, ToArg};
-pub use url::{Addr, ConnectionInfo};
+pub use url::{Addr, ConnectionInfo, Protocol};
 
 /// Every command trait, for `use greenhub_redis::prelude::*`.
 pub mod prelude {
     pub use crate::commands::{
         HashCommands, KeyCommands, ListCommands, ServerCommands, SetCommands, SortedSetCommands,
-        StringCommands,
+        StreamCommands, StringCommands,
     };
     pub use crate::ConnectionLike;
 }
+
+// The README's examples, compiled (and run, unless marked `no_run`) as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

@@ -54,6 +54,19 @@ impl Pipeline {
         self
     }
 
+    /// Appends each item as one argument of the last command.
+    ///
+    /// # Panics
+    ///
+    /// Panics if no command was started.
+    pub fn args<A: ToArg>(&mut self, args: impl IntoIterator<Item = A>) -> &mut Pipeline {
+        self.cmds
+            .last_mut()
+            .expect("Pipeline::args before Pipeline::cmd")
+            .args(args);
+        self
+    }
+
     /// Adds a built command.
     pub fn add(&mut self, cmd: Cmd) -> &mut Pipeline {
         self.cmds.push(cmd);
@@ -77,29 +90,30 @@ impl Pipeline {
     }
 
     /// Runs the pipeline: one reply per command, error replies kept as
-    /// `Value::Error`. An aborted transaction is `Err(Error::ExecAborted)`.
+    /// `Value::Error`. An aborted transaction is `Err(Error::ExecAborted)`;
+    /// a transaction the server discarded because a command was refused
+    /// while queued (a wrong number of arguments, an unknown command) is that
+    /// command's own error, as redis-py reports it, not EXECABORT.
     pub fn query_values(&self, con: &mut impl ConnectionLike) -> Result<Vec<Value>> {
         if self.cmds.is_empty() {
             return Ok(Vec::new());
         }
-        let mut packed = Vec::new();
-        let blocking = self.cmds.iter().filter_map(Cmd::server_timeout).max();
-        if self.atomic {
-            cmd("MULTI").encode(&mut packed);
-        }
-        self.cmds.iter().for_each(|c| c.encode(&mut packed));
-        if self.atomic {
-            cmd("EXEC").encode(&mut packed);
-        }
-        let extra = if self.atomic { 2 } else { 0 };
-        let mut replies = con.req_packed(&packed, self.cmds.len() + extra, blocking)?;
+        let mut replies = con.req_pipeline(&self.cmds, self.atomic)?;
         if !self.atomic {
             return Ok(replies);
         }
-        match replies.pop() {
+        let exec = replies.pop();
+        match exec {
             Some(Value::Array(results)) => Ok(results),
             Some(Value::Nil) => Err(Error::ExecAborted),
-            Some(Value::Error(err)) => Err(Error::Server(err)),
+            Some(Value::Error(err)) => {
+                // MULTI's reply, then one QUEUED or error per command.
+                let queued = replies.into_iter().skip(1).find_map(|reply| match reply {
+                    Value::Error(err) => Some(err),
+                    _ => None,
+                });
+                Err(Error::Server(queued.unwrap_or(err)))
+            }
             other => Err(Error::Protocol(format!("unexpected EXEC reply {other:?}"))),
         }
     }
@@ -149,12 +163,10 @@ pub fn transaction<K: ToArg, T: FromValue>(
         }
         match pipeline.query_values(con) {
             Err(Error::ExecAborted) => {
-                con.dirty_session_cleared();
                 log::debug!("transaction aborted by a WATCH conflict; retrying");
                 continue;
             }
             result => {
-                con.dirty_session_cleared();
                 let values = result?;
                 if let Some(Value::Error(err)) =
                     values.iter().find(|v| matches!(v, Value::Error(_)))

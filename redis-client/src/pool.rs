@@ -22,8 +22,9 @@ use std::time::Duration;
 use greenhub::sync::{Semaphore, SemaphorePermit, WaitError};
 
 use crate::cmd::{cmd, Cmd, ConnectionLike};
-use crate::connection::Connection;
+use crate::connection::{Connection, NotReusable, Setup};
 use crate::error::{Error, Result};
+use crate::push::PushHandlers;
 use crate::resp::Value;
 use crate::url::ConnectionInfo;
 
@@ -47,6 +48,30 @@ pub struct PoolConfig {
     pub when_full: WhenFull,
     /// A connection idle longer than this is checked with PING before reuse.
     pub health_check_interval: Option<Duration>,
+    /// Connections kept open even when nobody uses them (at most
+    /// `max_connections`): opened by [`Pool::fill`], or by the first
+    /// checkout, and topped up by a checkout after connections were closed.
+    /// A server that accepts many clients can otherwise use up its file
+    /// descriptors and leave none for Redis.
+    pub min_idle: usize,
+}
+
+/// Why connections were closed instead of pooled, counted over the pool's
+/// life (the closed ones are `created - in_use - available`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Discards {
+    /// An I/O error, timeout or protocol error had left them out of step.
+    pub broken: usize,
+    /// A reply was owed, or part of one buffered (a kill or timeout mid-read).
+    pub replies_owed: usize,
+    /// Their session was not the URL's (SELECT, MULTI, WATCH, SUBSCRIBE, ...).
+    pub session: usize,
+    /// They were made in another context: on a plain thread and checked out
+    /// in a hub, or in one hub and checked out in another hub or on a thread.
+    pub other_context: usize,
+    /// They failed the health check's PING.
+    pub unhealthy: usize,
 }
 
 /// The article's three figures.
@@ -74,8 +99,12 @@ struct Inner {
     idle: RefCell<Vec<Connection>>,
     created: Cell<usize>,
     in_use: Cell<usize>,
+    discards: Cell<Discards>,
     /// One permit per checked-out connection, when there is a limit.
     permits: Option<Semaphore>,
+    /// What each new connection gets beyond the URL: the push handlers
+    /// (shared with every connection), client tracking's redirect.
+    setup: RefCell<Setup>,
 }
 
 impl Pool {
@@ -89,6 +118,8 @@ impl Pool {
                 idle: RefCell::new(Vec::new()),
                 created: Cell::new(0),
                 in_use: Cell::new(0),
+                discards: Cell::new(Discards::default()),
+                setup: RefCell::new(Setup::default()),
                 permits,
             }),
         }
@@ -103,24 +134,41 @@ impl Pool {
         }
     }
 
+    /// Why connections were closed instead of pooled.
+    pub fn discards(&self) -> Discards {
+        self.inner.discards.get()
+    }
+
     /// The connection settings.
     pub fn info(&self) -> &ConnectionInfo {
         &self.inner.info
     }
 
-    /// Takes an idle connection or opens a new one.
+    /// Takes an idle connection or opens a new one. An idle connection made
+    /// in another context than the caller's (a plain thread, another hub) is
+    /// closed and counted, never handed out.
     pub fn get(&self) -> Result<PooledConnection> {
+        if self.open_connections() < self.min_idle() {
+            self.fill()?;
+        }
         let permit = self.acquire_permit()?;
-        let idle = self.inner.idle.borrow_mut().pop();
-        let conn = match idle {
-            Some(conn) if self.healthy(&conn) => Some(conn),
-            Some(mut conn) => self.ping(&mut conn).then_some(conn),
-            None => None,
+        let conn = loop {
+            let Some(mut conn) = self.inner.idle.borrow_mut().pop() else {
+                break None;
+            };
+            if let Some(why) = self.not_reusable(&conn) {
+                self.discard(&why);
+                log::debug!("closing a pooled connection instead of using it: {why}");
+                continue;
+            }
+            if self.healthy(&conn) || self.ping(&mut conn) {
+                break Some(conn);
+            }
         };
         let conn = match conn {
             Some(conn) => conn,
             None => {
-                let conn = Connection::open(&self.inner.info)?;
+                let conn = self.open()?;
                 self.inner.created.set(self.inner.created.get() + 1);
                 conn
             }
@@ -131,6 +179,75 @@ impl Pool {
             pool: self.clone(),
             _permit: permit,
         })
+    }
+
+    /// Opens connections until `min_idle` are open (idle or in use), in the
+    /// caller's context; returns how many it opened. A server calls it at
+    /// start, before it accepts clients, to have its Redis connections
+    /// before its descriptors are spent.
+    pub fn fill(&self) -> Result<usize> {
+        let mut opened = 0;
+        while self.open_connections() < self.min_idle() {
+            let conn = self.open()?;
+            self.inner.created.set(self.inner.created.get() + 1);
+            self.inner.idle.borrow_mut().push(conn);
+            opened += 1;
+        }
+        Ok(opened)
+    }
+
+    /// A new connection, set up for this pool.
+    fn open(&self) -> Result<Connection> {
+        let setup = self.inner.setup.borrow().clone();
+        Connection::open_with(&self.inner.info, &setup)
+    }
+
+    /// Sets up every new connection with `CLIENT TRACKING ON REDIRECT id`;
+    /// idle ones that redirect elsewhere are closed at their next checkout.
+    pub(crate) fn set_tracking_redirect(&self, id: i64) {
+        self.inner.setup.borrow_mut().tracking_redirect = Some(id);
+    }
+
+    /// The handlers every connection of this pool hands out-of-band frames to.
+    pub(crate) fn handlers(&self) -> Rc<PushHandlers> {
+        self.inner.setup.borrow().handlers.clone()
+    }
+
+    /// Idle plus in use.
+    fn open_connections(&self) -> usize {
+        self.inner.idle.borrow().len() + self.inner.in_use.get()
+    }
+
+    /// `min_idle`, within `max_connections`.
+    fn min_idle(&self) -> usize {
+        let config = &self.inner.config;
+        config
+            .min_idle
+            .min(config.max_connections.unwrap_or(usize::MAX))
+    }
+
+    /// Why `conn` cannot serve this pool's next user, if it cannot: its own
+    /// reasons, or a tracking redirect the pool no longer uses.
+    fn not_reusable(&self, conn: &Connection) -> Option<NotReusable> {
+        if let Some(why) = conn.not_reusable() {
+            return Some(why);
+        }
+        let redirect = self.inner.setup.borrow().tracking_redirect;
+        (conn.tracking_redirect() != redirect).then(|| {
+            NotReusable::Session("its client tracking redirects to an old listener".into())
+        })
+    }
+
+    /// Counts a connection closed for `why`.
+    fn discard(&self, why: &NotReusable) {
+        let mut discards = self.inner.discards.get();
+        match why {
+            NotReusable::Broken(_) => discards.broken += 1,
+            NotReusable::RepliesOwed(_) => discards.replies_owed += 1,
+            NotReusable::Session(_) => discards.session += 1,
+            NotReusable::OtherContext(_) => discards.other_context += 1,
+        }
+        self.inner.discards.set(discards);
     }
 
     fn acquire_permit(&self) -> Result<Option<SemaphorePermit>> {
@@ -161,20 +278,24 @@ impl Pool {
         let ok = conn.req_command(&cmd("PING")).is_ok();
         if !ok {
             log::debug!("discarding a pooled connection that failed its health check");
+            let mut discards = self.inner.discards.get();
+            discards.unhealthy += 1;
+            self.inner.discards.set(discards);
         }
         ok
     }
 
-    fn put_back(&self, conn: Connection) {
+    fn put_back(&self, mut conn: Connection) {
         self.inner.in_use.set(self.inner.in_use.get() - 1);
-        if conn.is_reusable() {
-            self.inner.idle.borrow_mut().push(conn);
-        } else {
-            log::debug!(
-                "closing a connection instead of pooling it: {}",
-                conn.broken()
-                    .unwrap_or("its reply was not fully read or it holds session state")
-            );
+        match self.not_reusable(&conn) {
+            None => {
+                conn.trim_buffer();
+                self.inner.idle.borrow_mut().push(conn);
+            }
+            Some(why) => {
+                self.discard(&why);
+                log::debug!("closing a connection instead of pooling it: {why}");
+            }
         }
     }
 }
@@ -233,12 +354,7 @@ impl ConnectionLike for PooledConnection {
         (**self).req_command(cmd)
     }
 
-    fn req_packed(
-        &mut self,
-        packed: &[u8],
-        replies: usize,
-        blocking: Option<Duration>,
-    ) -> Result<Vec<Value>> {
-        (**self).req_packed(packed, replies, blocking)
+    fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
+        (**self).req_pipeline(cmds, atomic)
     }
 }

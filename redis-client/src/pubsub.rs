@@ -43,9 +43,9 @@ pub struct PubSub {
 
 impl PubSub {
     pub(crate) fn open(info: &ConnectionInfo) -> Result<PubSub> {
-        let mut conn = Connection::open(info)?;
-        conn.dirty = true;
-        Ok(PubSub { conn })
+        Ok(PubSub {
+            conn: Connection::open(info)?,
+        })
     }
 
     /// SUBSCRIBE to channels.
@@ -69,10 +69,8 @@ impl PubSub {
     }
 
     fn send(&mut self, cmd: &Cmd) -> Result<()> {
-        let mut packed = Vec::new();
-        cmd.encode(&mut packed);
         // Replies to (un)subscribe come back as messages, not as replies owed.
-        self.conn.send(&packed, 0)
+        self.conn.send_unowed(cmd)
     }
 
     /// The next message of any kind, waiting at most `timeout` (`None`:
@@ -97,7 +95,8 @@ impl PubSub {
     }
 }
 
-fn message(value: Value) -> Result<Message> {
+/// A pub/sub frame (RESP3 push or RESP2 array) as a [`Message`].
+pub(crate) fn message(value: Value) -> Result<Message> {
     let parts = match value {
         Value::Array(parts) | Value::Push(parts) => parts,
         Value::Error(err) => return Err(Error::Server(err)),

@@ -3,8 +3,9 @@
 //! `redis://[[user]:password@]host[:port][/db][?option=value...]` for TCP and
 //! `unix:///path/to/redis.sock[?db=N&password=...]` for a Unix socket.
 //! Options: `db`, `username`, `password`, `client_name`, `connect_timeout`,
-//! `socket_timeout` (seconds, fractions allowed), `max_reply_bytes`. The password is kept out of
-//! `Debug` and every message.
+//! `socket_timeout` (seconds, fractions allowed), `max_reply_bytes`,
+//! `protocol` (`2`, the default, or `3`: RESP3 after `HELLO 3`). The password
+//! is kept out of `Debug` and every message.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -37,6 +38,17 @@ impl fmt::Display for Addr {
     }
 }
 
+/// The RESP version a connection speaks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Protocol {
+    /// RESP2, what every server speaks on connect.
+    #[default]
+    Resp2,
+    /// RESP3, asked for with `HELLO 3` on connect: maps, sets, doubles,
+    /// booleans, and out-of-band pushes (pub/sub messages, invalidations).
+    Resp3,
+}
+
 /// Everything needed to open and set up a connection.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionInfo {
@@ -57,6 +69,8 @@ pub struct ConnectionInfo {
     /// What the parser accepts: the largest reply (`max_reply_bytes` in the
     /// URL; 512 MiB by default) and the deepest nesting.
     pub limits: Limits,
+    /// The protocol (`protocol=3` in the URL for RESP3).
+    pub protocol: Protocol,
 }
 
 impl fmt::Debug for ConnectionInfo {
@@ -70,6 +84,7 @@ impl fmt::Debug for ConnectionInfo {
             .field("connect_timeout", &self.connect_timeout)
             .field("socket_timeout", &self.socket_timeout)
             .field("limits", &self.limits)
+            .field("protocol", &self.protocol)
             .finish()
     }
 }
@@ -96,6 +111,7 @@ impl ConnectionInfo {
             connect_timeout: None,
             socket_timeout: None,
             limits: Limits::default(),
+            protocol: Protocol::Resp2,
         };
         match scheme {
             "redis" => info.parse_tcp(rest)?,
@@ -128,6 +144,17 @@ impl ConnectionInfo {
                             "max_reply_bytes must be a number of bytes, not {value:?}"
                         ))
                     })?
+                }
+                "protocol" => {
+                    info.protocol = match value.as_str() {
+                        "2" => Protocol::Resp2,
+                        "3" => Protocol::Resp3,
+                        _ => {
+                            return Err(Error::Config(format!(
+                                "protocol must be 2 or 3, not {value:?}"
+                            )))
+                        }
+                    }
                 }
                 other => return Err(Error::Config(format!("unknown URL option {other:?}"))),
             }
@@ -251,6 +278,10 @@ mod tests {
         assert_eq!(info.db, 3);
         assert_eq!(info.socket_timeout, Some(Duration::from_millis(500)));
         assert_eq!(info.client_name.as_deref(), Some("w1"));
+        assert_eq!(info.protocol, Protocol::Resp2);
+        let resp3 = ConnectionInfo::from_url("redis://localhost?protocol=3").unwrap();
+        assert_eq!(resp3.protocol, Protocol::Resp3);
+        assert!(ConnectionInfo::from_url("redis://localhost?protocol=4").is_err());
         let unix = ConnectionInfo::from_url("unix:///tmp/redis.sock?db=4").unwrap();
         assert_eq!(
             (unix.addr, unix.db),

@@ -253,3 +253,99 @@ fn nesting_within_the_limit_parses_on_a_small_coroutine_stack() {
     });
     assert!(parsed);
 }
+
+/// Regression: a `+` or `-` line with a non-UTF-8 byte was a protocol error
+/// that dropped the connection; Redis echoes user bytes into both.
+#[test]
+fn non_utf8_bytes_in_status_and_error_lines_are_accepted() {
+    assert_eq!(
+        parse(b"+caf\xe9\r\n", &limits()),
+        Ok(Parsed::Complete(Value::Bulk(b"caf\xe9".to_vec()), 7)),
+        "a status that is not UTF-8 keeps its bytes"
+    );
+    let line = b"-ERR unknown subcommand '\xff'. Try\r\n";
+    let Ok(Parsed::Complete(Value::Error(err), used)) = parse(line, &limits()) else {
+        panic!("an error line that is not UTF-8 was refused");
+    };
+    assert_eq!(used, line.len());
+    assert_eq!(err.code, "ERR");
+    assert!(
+        err.message.starts_with("unknown subcommand '\u{fffd}'"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_bad_type_byte_is_reported_before_its_line_ends() {
+    for bad in [&b"?"[..], b"?partial line", b"*2\r\n:1\r\n@"] {
+        assert!(
+            parse(bad, &limits()).is_err(),
+            "{:?} waited for more",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn a_bare_lf_inside_a_line_is_refused() {
+    for bad in [
+        &b"+OK\nmore\r\n"[..],
+        b"-ERR a\nb\r\n",
+        b":1\n\r\n",
+        b"+OK\n",
+    ] {
+        assert!(
+            parse(bad, &limits()).is_err(),
+            "{:?} was accepted",
+            String::from_utf8_lossy(bad)
+        );
+    }
+}
+
+#[test]
+fn encode_value_keeps_the_sign_of_nan_and_writes_a_multiline_error_as_a_blob_error() {
+    let mut out = Vec::new();
+    encode_value(&mut out, &Value::Double(-f64::NAN));
+    assert_eq!(out, b",-nan\r\n");
+    match parse(&out, &limits()) {
+        Ok(Parsed::Complete(Value::Double(d), 7)) => assert!(d.is_nan() && d.is_sign_negative()),
+        other => panic!("{other:?}"),
+    }
+    let err = Value::Error(ServerError {
+        code: "ERR".into(),
+        message: "line one\r\nline two".into(),
+    });
+    let bytes = encoded(&err);
+    assert_eq!(bytes, b"!22\r\nERR line one\r\nline two\r\n");
+    assert_eq!(
+        parse(&bytes, &limits()),
+        Ok(Parsed::Complete(err, bytes.len()))
+    );
+}
+
+#[test]
+fn nesting_up_to_1024_levels_parses_and_encodes_without_recursion() {
+    let reply = "*1\r\n".repeat(1024) + ":1\r\n";
+    let parsed = greenhub::run(move || {
+        // A small coroutine stack: the parser and encoder keep the nesting on
+        // the heap. (Dropping uses `dismantle`: the drop glue recurses.)
+        greenhub::Builder::new()
+            .stack_size(32 * 1024)
+            .spawn(move || {
+                let Ok(Parsed::Complete(value, used)) = parse(reply.as_bytes(), &limits()) else {
+                    return false;
+                };
+                let mut again = Vec::new();
+                encode_value(&mut again, &value);
+                greenhub_redis::resp::dismantle(value);
+                used == reply.len() && again == reply.as_bytes()
+            })
+            .unwrap()
+            .join()
+            .unwrap()
+    });
+    assert!(parsed);
+    let deeper = "*1\r\n".repeat(1025) + ":1\r\n";
+    let err = parse(deeper.as_bytes(), &limits()).unwrap_err();
+    assert!(err.0.contains("nested deeper than 1024"), "{err}");
+}

@@ -4,7 +4,7 @@
 //! Run it with `cargo run -p greenhub --example 04_timeouts`. It prints:
 //!
 //! ```text
-//! a read from a silent peer, cut after 20 ms: Err(deadline elapsed)
+//! a read from a silent peer, cut after 20 ms: Err(greenhub::timeout elapsed)
 //! the read inside saw: TimedOut
 //! nested: the inner 10 ms scope elapsed, the outer 1 s one did not
 //! a socket read timeout of 15 ms: TimedOut (read timed out)

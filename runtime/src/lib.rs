@@ -39,12 +39,20 @@
 //!
 //! | layer | folder / file | role |
 //! | --- | --- | --- |
-//! | API | `run.rs`, `spawn.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `net/`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`net`], [`sync`], [`Group`], [`stats`], [`dump`] |
+//! | API | `run.rs`, `spawn.rs`, `join_error.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `local.rs`, `net/`, `process.rs`, `select.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`io::Async`], [`local!`], [`net`], [`process`], [`select`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`] |
 //! | context | `context.rs` | the one thread-local, read once per public call to find the hub |
 //! | hub | `hub/` | the loop, the park protocol (`hub/park.rs`), the blocking monitor |
-//! | sources | `sources/` | the reactor (cached readiness), timers, wait queues, the cross-thread inbox, helper lanes |
+//! | sources | `sources/` | the reactor (cached readiness), timers, wait queues, the cross-thread inbox, helper lanes, signal subscriptions |
 //! | sched | `sched/` | task ids with their hub's id and a generation, run queues, the park token |
-//! | sys | `sys/` | stacks, the context switch, the overflow handler: all the `unsafe` |
+//! | sys | `sys/` | stacks, the context switch, the overflow and signal handlers, `run`'s borrowing `main`: all the `unsafe` |
+//!
+//! # Beyond TCP: the embedder's toolkit
+//!
+//! [`net::UdpSocket`] and conversions from and to std's sockets and raw fds
+//! (`from_std`, `into_std`, `FromRawFd`, `IntoRawFd`); [`io::Async`] for any
+//! other fd (pipes, eventfd, a TTY); [`signal::wait`] for Unix signals;
+//! [`process::Command`] for child processes whose pipes and exit park;
+//! [`select::Select`] to wait on several of these at once.
 //!
 //! The concepts are explained in `docs/architecture.md`.
 
@@ -52,11 +60,17 @@ mod context;
 mod debug;
 mod group;
 mod hub;
+pub mod io;
+mod join_error;
+mod local;
 pub mod net;
 mod panic;
+pub mod process;
 mod remote;
 mod run;
 mod sched;
+pub mod select;
+pub mod signal;
 mod sources;
 mod spawn;
 mod stats;
@@ -67,12 +81,18 @@ mod timer;
 mod unblock;
 
 pub use debug::{dump, CoroutineInfo, Dump};
-pub use group::{wait_all, wait_any, Group, Pool};
-pub use remote::{handle, Handle, HubClosed};
+pub use group::{wait_all, wait_any, Group, Imap, ImapUnordered, Pool};
+pub use local::LocalKey;
+pub use remote::{handle, Handle, HubClosed, RemoteJoinHandle};
 pub use run::{default_max_helpers, run, HubBuilder};
 pub use sched::HubId;
-pub use spawn::{spawn, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
+pub use spawn::{spawn, spawn_later, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
 pub use stats::{current, current_name, hub_id, stats, Current, CurrentName, Stats};
 pub use timeout::{timeout, Elapsed};
 pub use timer::{sleep, yield_now};
 pub use unblock::unblock;
+
+// The README's examples, compiled (and run, unless marked `no_run`) as doctests.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;

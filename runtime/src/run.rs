@@ -15,6 +15,26 @@ use crate::hub::Hub;
 /// options; `run` uses the defaults (and the `GREENHUB_MAX_BLOCKING_MS`
 /// environment variable, see [`HubBuilder::max_blocking_time`]).
 ///
+/// `main` may borrow from the caller, since `run` returns only once `main`
+/// is gone (coroutines it spawns must still own what they use):
+///
+/// ```
+/// let names = vec!["ann", "bob"];
+/// let longest = greenhub::run(|| names.iter().map(|n| n.len()).max());
+/// assert_eq!(longest, Some(3));
+/// assert_eq!(names.len(), 2, "still the caller's");
+/// ```
+///
+/// A coroutine that `main` spawns may outlive `main`'s borrows (it is
+/// killed only after `main` returns), so it cannot capture them:
+///
+/// ```compile_fail
+/// let name = String::from("ann");
+/// greenhub::run(|| {
+///     greenhub::spawn(|| name.len()); // error: `name` does not live long enough
+/// });
+/// ```
+///
 /// # Panics
 ///
 /// Panics when called inside a running hub, when the poller cannot be created
@@ -28,10 +48,10 @@ use crate::hub::Hub;
 /// });
 /// assert_eq!(answer, 42);
 /// ```
-pub fn run<F, T>(main: F) -> T
+pub fn run<'a, F, T>(main: F) -> T
 where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
+    F: FnOnce() -> T + 'a,
+    T: 'a,
 {
     HubBuilder::new().run(main)
 }
@@ -91,25 +111,37 @@ impl HubBuilder {
     }
 
     /// Starts the hub on this thread and runs `main`; see [`run`].
-    pub fn run<F, T>(self, main: F) -> T
+    pub fn run<'a, F, T>(self, main: F) -> T
     where
-        F: FnOnce() -> T + 'static,
-        T: 'static,
+        F: FnOnce() -> T + 'a,
+        T: 'a,
     {
         assert!(
             !crate::context::installed(),
             "greenhub::run called inside a running hub"
         );
         crate::panic::install_hook();
-        let hub = Hub::new(self.max_blocking_time, self.max_helpers)
-            .unwrap_or_else(|err| panic!("greenhub::run: cannot create the hub's poller: {err}"));
-        let hub = Rc::new(hub);
-        let _installed = crate::context::install(hub.clone());
-        let handle = crate::Builder::new()
-            .name("main")
-            .spawn(main)
-            .unwrap_or_else(|err| panic!("greenhub::run: cannot spawn main: {err}"));
-        hub.run_loop(handle.key());
-        handle.into_outcome()
+        let mut value: Option<T> = None;
+        let slot = &mut value;
+        // `main` borrows from the caller; `scoped` lets it run as a
+        // coroutine and aborts if it could outlive this call (sys/scoped.rs).
+        let body: Box<dyn FnOnce() + '_> = Box::new(move || *slot = Some(main()));
+        crate::sys::scoped::scoped(body, |body| {
+            let hub = Hub::new(self.max_blocking_time, self.max_helpers).unwrap_or_else(|err| {
+                panic!("greenhub::run: cannot create the hub's poller: {err}")
+            });
+            let hub = Rc::new(hub);
+            let _installed = crate::context::install(hub.clone());
+            let handle = crate::Builder::new()
+                .name("main")
+                .spawn(move || body.call())
+                .unwrap_or_else(|err| panic!("greenhub::run: cannot spawn main: {err}"));
+            hub.run_loop(handle.key());
+            handle.into_outcome();
+            // Dropping `hub` here (the last strong reference once the
+            // context is uninstalled) drops any coroutine left, before
+            // `scoped` checks that `main`'s closure is gone.
+        });
+        value.expect("main returned a value")
     }
 }

@@ -21,6 +21,7 @@ use std::rc::Rc;
 use std::time::Instant;
 
 use crate::hub::park::{KillSignal, Outcome};
+pub use crate::join_error::JoinError;
 use crate::sched::{HubId, Key};
 use crate::sync::queue::Queue;
 
@@ -31,34 +32,6 @@ use crate::sync::queue::Queue;
 /// Stacks are reserved with `MAP_NORESERVE`: untouched pages cost address
 /// space only, so generous is cheap.
 pub const DEFAULT_STACK_SIZE: usize = 128 * 1024;
-
-/// Why [`JoinHandle::join`] returned no value.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum JoinError {
-    /// The coroutine panicked; the panic message.
-    Panicked(String),
-    /// The coroutine was killed (gevent's `GreenletExit`); from `wait`, the
-    /// waiting coroutine is itself unwinding and may not park.
-    Killed,
-    /// An enclosing [`timeout`](crate::timeout()) elapsed while waiting; the
-    /// coroutine goes on.
-    TimedOut,
-    /// Nothing could ever finish the coroutine; the message names who waits.
-    Deadlock(String),
-}
-
-impl fmt::Display for JoinError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            JoinError::Panicked(message) => write!(f, "coroutine panicked: {message}"),
-            JoinError::Killed => f.write_str("coroutine was killed"),
-            JoinError::TimedOut => f.write_str("timed out waiting for the coroutine"),
-            JoinError::Deadlock(message) => f.write_str(message),
-        }
-    }
-}
-
-impl std::error::Error for JoinError {}
 
 /// How a coroutine ended, kept until someone joins it.
 enum Ending<T> {
@@ -186,12 +159,57 @@ impl<T> JoinHandle<T> {
     /// [`JoinError::Killed`]. Does nothing if the coroutine has finished,
     /// or if its hub is not this thread's running hub (a handle kept from an
     /// earlier `run`: that coroutine was killed when its hub shut down).
+    ///
+    /// The unwinding is Rust's: a destructor that panics during it is a
+    /// panic while unwinding, and aborts the process.
     pub fn kill(&self) {
         crate::context::with(|hub| {
             if hub.id == self.hub {
                 hub.sched.kill(self.key);
             }
         });
+    }
+
+    /// Runs `f` when the coroutine ends (gevent's `link`), with how it
+    /// ended: `Ok(&value)`, or the [`JoinError`] `join` would return. At
+    /// once if it has ended already.
+    ///
+    /// `f` runs on the finished coroutine's own stack, after its closure
+    /// has returned and before anyone joining it is woken, so a link sees
+    /// the end first (a [`Group`](crate::Group) forgets its members this
+    /// way). The value is borrowed while `f` runs: keep `f` short, and do
+    /// not `join` the handle from inside it. A panic in `f` is reported and
+    /// stops only `f`.
+    ///
+    /// ```
+    /// use std::cell::RefCell;
+    /// use std::rc::Rc;
+    /// greenhub::run(|| {
+    ///     let seen = Rc::new(RefCell::new(Vec::new()));
+    ///     let worker = greenhub::spawn(|| 6 * 7);
+    ///     let log = seen.clone();
+    ///     worker.link(move |ended| log.borrow_mut().push(format!("{ended:?}")));
+    ///     assert_eq!(worker.join().unwrap(), 42);
+    ///     assert_eq!(*seen.borrow(), ["Ok(42)"]);
+    /// });
+    /// ```
+    pub fn link(&self, f: impl FnOnce(Result<&T, JoinError>) + 'static)
+    where
+        T: 'static,
+    {
+        let state = self.state.clone();
+        let run = move || {
+            let ending = state.ending.borrow();
+            let view = match &*ending {
+                Some(Ending::Returned(value)) => Ok(value),
+                Some(Ending::Panicked(payload)) => {
+                    Err(JoinError::Panicked(crate::hub::panic_message(&**payload)))
+                }
+                Some(Ending::Killed) | None => Err(JoinError::Killed),
+            };
+            f(view);
+        };
+        self.state.link(Box::new(run));
     }
 
     /// Whether the coroutine has ended (returned, panicked or been killed).
@@ -329,6 +347,35 @@ where
         .unwrap_or_else(|err| panic!("greenhub::spawn: {err}"))
 }
 
+/// Spawns `f` to start after `delay` (gevent's `spawn_later`): the
+/// coroutine exists at once (it can be joined or killed) and sleeps first.
+/// Killed before `delay` passes, it never runs `f`.
+///
+/// # Panics
+///
+/// As [`spawn`].
+///
+/// ```
+/// use std::time::Duration;
+/// greenhub::run(|| {
+///     let reminder = greenhub::spawn_later(Duration::from_millis(5), || "later");
+///     let never = greenhub::spawn_later(Duration::from_secs(60), || unreachable!());
+///     never.kill();
+///     assert_eq!(reminder.join().unwrap(), "later");
+///     assert_eq!(never.join(), Err(greenhub::JoinError::Killed));
+/// });
+/// ```
+pub fn spawn_later<F, T>(delay: std::time::Duration, f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + 'static,
+    T: 'static,
+{
+    spawn(move || {
+        crate::timer::sleep(delay);
+        f()
+    })
+}
+
 /// The first and last frame of every coroutine. Everything that can run user
 /// code (the closure, its drop when killed before starting, the links) runs
 /// inside `catch_unwind`, so a kill signal or a panic never escapes it and
@@ -348,6 +395,16 @@ where
                 Some(f())
             }
         }));
+        // Coroutine-local values end with the coroutine, dropped here on
+        // its own stack (a destructor may still log its name).
+        let locals = crate::context::with(|hub| {
+            hub.sched
+                .with_current(|task| std::mem::take(&mut task.locals))
+        })
+        .flatten();
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) {
+            drop(payload); // reported by the panic hook
+        }
         let ending = match outcome {
             Ok(Some(value)) => Ending::Returned(value),
             Ok(None) => Ending::Killed,

@@ -141,7 +141,15 @@ impl fmt::Display for CurrentName {
 
 /// The id of this thread's running hub, or `None` outside `run`. Every hub
 /// gets a new id, so a value kept from one `run` tells whether the hub now
-/// running is the same one.
+/// running is the same one (a pooled socket uses it to know it is being used
+/// in another hub).
+///
+/// ```
+/// let first = greenhub::run(|| greenhub::hub_id().unwrap());
+/// let second = greenhub::run(|| greenhub::hub_id().unwrap());
+/// assert_ne!(first, second);
+/// assert_eq!(greenhub::hub_id(), None, "outside any hub");
+/// ```
 pub fn hub_id() -> Option<HubId> {
     crate::context::with(|hub| hub.id)
 }

@@ -22,7 +22,7 @@ pub struct Elapsed(());
 
 impl fmt::Display for Elapsed {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("deadline elapsed")
+        f.write_str("greenhub::timeout elapsed")
     }
 }
 
@@ -30,7 +30,7 @@ impl std::error::Error for Elapsed {}
 
 impl From<Elapsed> for std::io::Error {
     fn from(_: Elapsed) -> Self {
-        std::io::Error::new(std::io::ErrorKind::TimedOut, "deadline elapsed")
+        std::io::Error::new(std::io::ErrorKind::TimedOut, "greenhub::timeout elapsed")
     }
 }
 

@@ -8,10 +8,11 @@
 //! [`HubBuilder::max_helpers`](crate::HubBuilder::max_helpers) threads; name
 //! resolution has a lane of its own) and parks. The helper runs it, stores
 //! the result and posts the waiter to the hub's inbox, which wakes the hub;
-//! the hub then wakes the coroutine like any other wake source. While a job
-//! is pending the hub cannot be deadlocked. If the park ends first (a
-//! `timeout`, a kill), the token retires the waiter, so the late completion
-//! wakes nothing. See `docs/architecture.md`, "Helper threads".
+//! the hub then wakes the coroutine like any other wake source. While a
+//! coroutine waits for its job the hub cannot be deadlocked. If the park
+//! ends first (a `timeout`, a kill), the token retires the waiter, so the
+//! late completion wakes nothing, and the abandoned job no longer counts
+//! against a deadlock report. See `docs/architecture.md`, "Helper threads".
 
 use std::io;
 use std::panic::{self, AssertUnwindSafe};
@@ -76,7 +77,6 @@ where
         *result.lock().unwrap_or_else(PoisonError::into_inner) = Some(value);
         inbox.complete(waiter);
     }))?;
-    hub.pending_unblock.set(hub.pending_unblock.get() + 1);
     // Only the completion can end this park with `Notified` (nothing else
     // holds the waiter), and the helper fills the slot before it posts.
     outcome_to_io(hub.park_with(token, WaitOn::Unblock, None), "unblock")?;

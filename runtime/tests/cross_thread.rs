@@ -43,15 +43,21 @@ fn another_thread_spawns_work_onto_the_hub_and_sends_it_values() {
 fn a_live_handle_is_not_a_deadlock_and_a_dropped_one_is_noticed() {
     greenhub::run(|| {
         let (tx, rx) = remote_channel::<u8>();
+        let (parked_tx, parked) = std::sync::mpsc::channel();
         let sender = std::thread::spawn(move || {
+            // Send only once main is parked in recv (a hand-off, not a
+            // guess), and a little later still, so the hub has gone idle.
+            parked.recv().unwrap();
             std::thread::sleep(Duration::from_millis(30));
             tx.send(1).unwrap();
             // tx drops here: the receiver then sees Closed.
         });
+        // Spawned coroutines first run when main parks: this one says so.
+        greenhub::spawn(move || parked_tx.send(()).unwrap());
         assert_eq!(
             rx.recv(),
             Ok(1),
-            "main parked 30 ms with only another thread to wake it"
+            "main parked with only another thread to wake it"
         );
         assert_eq!(rx.recv(), Err(ChannelError::Closed));
         sender.join().unwrap();

@@ -19,6 +19,15 @@ fn every_example_prints_what_its_header_promises() {
             "05_chat_server",
             include_str!("../examples/05_chat_server.rs"),
         ),
+        ("06_udp_echo", include_str!("../examples/06_udp_echo.rs")),
+        (
+            "07_graceful_shutdown",
+            include_str!("../examples/07_graceful_shutdown.rs"),
+        ),
+        (
+            "08_select_loop",
+            include_str!("../examples/08_select_loop.rs"),
+        ),
     ] {
         assert_eq!(run_example(name, None), promised_output(source), "{name}");
     }

@@ -4,7 +4,7 @@ use std::cell::Cell;
 use std::rc::Rc;
 use std::time::Duration;
 
-use greenhub::sync::WaitError;
+use greenhub::sync::{Event, WaitError};
 use greenhub::{wait_all, wait_any, Group, Pool};
 
 #[test]
@@ -67,15 +67,27 @@ fn a_group_joins_and_kills_all_its_members() {
 #[test]
 fn wait_any_returns_the_first_to_finish_and_wait_all_waits_for_every_one() {
     greenhub::run(|| {
-        let handles: Vec<_> = [30u64, 5, 60]
-            .into_iter()
-            .map(|ms| greenhub::spawn(move || greenhub::sleep(Duration::from_millis(ms))))
-            .collect();
+        // Only the middle one can finish on its own: the others wait for
+        // `release`, so no stall of the machine can let them finish first.
+        let release = Event::new();
+        let held = |release: &Event| {
+            let release = release.clone();
+            greenhub::spawn(move || {
+                release.wait().unwrap();
+                greenhub::sleep(Duration::from_millis(1));
+            })
+        };
+        let handles = [
+            held(&release),
+            greenhub::spawn(|| greenhub::sleep(Duration::from_millis(5))),
+            held(&release),
+        ];
         assert_eq!(wait_any(&handles, None), Ok(1));
         assert_eq!(
             wait_all(&handles, Some(Duration::from_millis(1))),
             Err(WaitError::TimedOut)
         );
+        release.set();
         wait_all(&handles, None).unwrap();
         assert!(handles.iter().all(|h| h.is_finished()));
         let forever = [greenhub::spawn(|| {

@@ -3,35 +3,46 @@
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use greenhub::net::{TcpListener, TcpStream};
 
 #[test]
 fn a_blocking_call_on_a_helper_thread_leaves_cron_ticking() {
     let (ticks_during_call, value) = greenhub::run(|| {
-        let ticks = Rc::new(Cell::new(0u32));
+        let ticks = Arc::new(AtomicU32::new(0));
         let counter = ticks.clone();
         let cron = greenhub::Builder::new()
             .name("cron")
             .spawn(move || loop {
                 greenhub::sleep(Duration::from_millis(2));
-                counter.set(counter.get() + 1);
+                counter.fetch_add(1, Ordering::SeqCst);
             })
             .unwrap();
-        let before = ticks.get();
-        let value = greenhub::unblock(|| {
-            std::thread::sleep(Duration::from_millis(100));
+        let before = ticks.load(Ordering::SeqCst);
+        let seen = ticks.clone();
+        // The helper blocks its thread until cron has ticked three times (a
+        // condition, not a fixed time); if the hub were blocked too, cron
+        // could not tick and the call would give up after a minute.
+        let value = greenhub::unblock(move || {
+            let start = Instant::now();
+            while seen.load(Ordering::SeqCst) < before + 3
+                && start.elapsed() < Duration::from_secs(60)
+            {
+                std::thread::sleep(Duration::from_millis(1));
+            }
             42
         })
         .unwrap();
         cron.kill();
-        (ticks.get() - before, value)
+        (ticks.load(Ordering::SeqCst) - before, value)
     });
     assert_eq!(value, 42);
     assert!(
-        ticks_during_call > 0,
-        "cron never ran while the helper thread blocked"
+        ticks_during_call >= 3,
+        "cron did not keep ticking while the helper thread blocked"
     );
 }
 

@@ -23,7 +23,8 @@ fn a_coroutine_parked_on_a_read_unwinds_when_killed() {
             let _ = quiet.read(&mut [0u8; 8]);
             unreachable!("a killed read does not return");
         });
-        greenhub::sleep(Duration::from_millis(5));
+        // yield_now runs the reader first, up to its park on the read.
+        greenhub::yield_now();
         assert_eq!(greenhub::stats().parked_io, 1);
         reader.kill();
         assert_eq!(reader.join(), Err(JoinError::Killed));
@@ -53,7 +54,8 @@ fn a_coroutine_parked_in_sleep_or_join_unwinds_when_killed() {
             let forever = greenhub::spawn(|| greenhub::sleep(Duration::from_secs(3600)));
             let _ = forever.join();
         });
-        greenhub::sleep(Duration::from_millis(5));
+        // Both run up to their parks before main continues.
+        greenhub::yield_now();
         sleeper.kill();
         joiner.kill();
         assert_eq!(sleeper.join(), Err(JoinError::Killed));

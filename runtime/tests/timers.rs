@@ -2,22 +2,29 @@
 
 mod util;
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use greenhub::sync::Event;
 use util::SLACK;
 
 #[test]
 fn sleepers_wake_in_deadline_order_not_spawn_order() {
     let order = greenhub::run(|| {
         let order = Rc::new(RefCell::new(Vec::new()));
-        let handles: Vec<_> = [30u64, 10, 20, 0]
+        // Every deadline counts from one instant, 100 ms apart: a sleeper
+        // that starts late (the thread was descheduled) still sleeps to its
+        // own deadline, so only a stall of 100 ms before these four have
+        // even started could reorder them.
+        let start = Instant::now();
+        let handles: Vec<_> = [300u64, 100, 200, 0]
             .into_iter()
             .map(|ms| {
                 let order = order.clone();
                 greenhub::spawn(move || {
-                    greenhub::sleep(Duration::from_millis(ms));
+                    let deadline = start + Duration::from_millis(ms);
+                    greenhub::sleep(deadline.saturating_duration_since(Instant::now()));
                     order.borrow_mut().push(ms);
                 })
             })
@@ -25,7 +32,7 @@ fn sleepers_wake_in_deadline_order_not_spawn_order() {
         handles.into_iter().for_each(|h| h.join().unwrap());
         order.take()
     });
-    assert_eq!(order, [0, 10, 20, 30]);
+    assert_eq!(order, [0, 100, 200, 300]);
 }
 
 #[test]
@@ -48,23 +55,39 @@ fn a_sleep_is_never_early_and_only_loosely_late() {
 #[test]
 fn ten_thousand_coroutines_sleeping_at_once_all_wake() {
     let (woken, stats_while_parked, stats_after) = greenhub::run(|| {
-        let woken = Rc::new(RefCell::new(0usize));
+        let (asleep, woken) = (Rc::new(Cell::new(0usize)), Rc::new(Cell::new(0usize)));
+        let gate = Event::new();
+        let nap = Rc::new(Cell::new(Duration::ZERO));
+        let started = Instant::now();
         let handles: Vec<_> = (0..10_000u64)
             .map(|i| {
-                let woken = woken.clone();
+                let (asleep, woken) = (asleep.clone(), woken.clone());
+                let (gate, nap) = (gate.clone(), nap.clone());
                 greenhub::spawn(move || {
-                    greenhub::sleep(Duration::from_millis(200 + i % 50));
-                    *woken.borrow_mut() += 1;
+                    gate.wait().unwrap();
+                    asleep.set(asleep.get() + 1);
+                    greenhub::sleep(nap.get() + Duration::from_millis(i % 50));
+                    woken.set(woken.get() + 1);
                 })
             })
             .collect();
         // yield_now queues main behind every fresh spawn: when it returns,
-        // all 10,000 have run up to their sleep.
+        // all 10,000 wait at the gate, where nothing but `set` wakes them.
         greenhub::yield_now();
+        assert_eq!(greenhub::stats().parked_other, 10_000);
+        // The naps start at the gate. Bringing everyone from the gate to
+        // sleep costs less than bringing them to the gate did, so a nap twice
+        // that long, plus SLACK for a stall, cannot end before the last one
+        // has fallen asleep, however slow the machine is today.
+        nap.set(started.elapsed() * 2 + SLACK);
+        gate.set();
+        while asleep.get() < 10_000 {
+            greenhub::yield_now();
+        }
         let while_parked = greenhub::stats();
+        assert_eq!(woken.get(), 0, "a nap ended before all had fallen asleep");
         handles.into_iter().for_each(|h| h.join().unwrap());
-        let woken = *woken.borrow();
-        (woken, while_parked, greenhub::stats())
+        (woken.get(), while_parked, greenhub::stats())
     });
     assert_eq!(woken, 10_000);
     assert_eq!(stats_while_parked.parked_timer, 10_000);

@@ -12,7 +12,7 @@ mod cluster;
 pub use cluster::{NodeInfo, RedisCluster, Reshard, CLUSTER_TIMEOUT, NODE_TIMEOUT_MS};
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::{Shutdown, SocketAddr, TcpListener};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -21,6 +21,27 @@ use std::time::{Duration, Instant};
 
 /// How long a server may take to answer its first PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How long [`wait_until`] polls a condition before the test fails: far
+/// more than any machine needs, however busy, so that running out means the
+/// condition was never going to hold.
+pub const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `condition` every 5 ms until it holds, and panics, naming `what`,
+/// if it still does not after [`PATIENCE`]. This is how a test waits for
+/// "the other side is ready" instead of sleeping a fixed time. It sleeps with
+/// `greenhub::sleep`, so inside a coroutine the hub goes on running the
+/// coroutines the test waits for, and on a plain thread it blocks.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !condition() {
+        assert!(
+            start.elapsed() < PATIENCE,
+            "still not {what} after {PATIENCE:?}"
+        );
+        greenhub::sleep(Duration::from_millis(5));
+    }
+}
 
 /// A private `redis-server` process, killed when dropped.
 #[derive(Debug)]
@@ -166,18 +187,68 @@ impl RedisServer {
 
     /// Runs one command over a plain std socket, returning the raw reply
     /// bytes (for setting up and checking state independently of the client).
+    /// It blocks the calling thread, a hub's too, until the server has
+    /// answered and let go of the connection.
     pub fn raw_command(&self, args: &[&str]) -> Vec<u8> {
         let mut conn = UnixStream::connect(self.socket_path()).expect("connect to the test server");
-        conn.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        conn.set_read_timeout(Some(PATIENCE)).unwrap();
         let mut request = format!("*{}\r\n", args.len());
         for arg in args {
             request.push_str(&format!("${}\r\n{arg}\r\n", arg.len()));
         }
         conn.write_all(request.as_bytes()).unwrap();
-        let mut reply = vec![0u8; 64 * 1024];
-        let n = conn.read(&mut reply).unwrap();
-        reply.truncate(n);
+        // Read until the reply is complete: one read may return part of it.
+        let mut reply = Vec::new();
+        let mut chunk = [0u8; 16 * 1024];
+        while reply_len(&reply).is_none() {
+            let n = conn.read(&mut chunk).expect("the test server's reply");
+            assert!(n > 0, "the test server closed the connection mid-reply");
+            reply.extend_from_slice(&chunk[..n]);
+        }
+        hang_up(conn);
         reply
+    }
+
+    /// How many clients the server holds in a blocking command such as
+    /// BRPOP (`blocked_clients` in `INFO clients`): the server's own word
+    /// that a request has arrived and is waiting.
+    pub fn blocked_clients(&self) -> usize {
+        let info = self.raw_command(&["INFO", "clients"]);
+        String::from_utf8_lossy(&info)
+            .lines()
+            .find_map(|line| line.strip_prefix("blocked_clients:"))
+            .and_then(|n| n.trim().parse().ok())
+            .expect("INFO clients reports blocked_clients")
+    }
+}
+
+/// The length of the first complete RESP2 reply in `buf`, or `None` while
+/// it is incomplete.
+fn reply_len(buf: &[u8]) -> Option<usize> {
+    let line_end = buf.windows(2).position(|w| w == b"\r\n")?;
+    let after_line = line_end + 2;
+    let number = || -> i64 {
+        std::str::from_utf8(&buf[1..line_end])
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .expect("a RESP length")
+    };
+    match buf[0] {
+        b'$' => match number() {
+            n if n < 0 => Some(after_line),
+            n => {
+                let end = after_line + n as usize + 2;
+                (buf.len() >= end).then_some(end)
+            }
+        },
+        b'*' => {
+            let mut at = after_line;
+            for _ in 0..number().max(0) {
+                at += reply_len(&buf[at..])?;
+            }
+            Some(at)
+        }
+        _ => Some(after_line),
     }
 }
 
@@ -204,6 +275,7 @@ fn wait_for_pong(socket: &Path, child: &mut Child) -> bool {
                 && conn.read_exact(&mut reply).is_ok()
                 && (&reply == b"+PONG\r\n" || reply.starts_with(b"-NOAUTH"))
             {
+                hang_up(conn);
                 return true;
             }
         }
@@ -215,6 +287,67 @@ fn wait_for_pong(socket: &Path, child: &mut Child) -> bool {
             "redis-server did not answer PING within {START_TIMEOUT:?}"
         );
         std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Closes a connection to the server and returns once the server has let go
+/// of it: the server reads end of file, frees the client and closes its
+/// side, which reads here as end of file. A test that counts the server's
+/// clients (maxclients, CLIENT KILL) then finds none of the harness's left.
+fn hang_up(mut conn: UnixStream) {
+    let _ = conn.shutdown(Shutdown::Write);
+    let _ = conn.set_read_timeout(Some(PATIENCE));
+    let mut rest = [0u8; 256];
+    while matches!(conn.read(&mut rest), Ok(n) if n > 0) {}
+}
+
+/// Starts a private server and runs `body` in a hub with a client for it;
+/// `options` is appended to the URL (`"?socket_timeout=5"`, or `""`).
+pub fn with_client(options: &str, body: impl FnOnce(greenhub_redis::Client) + 'static) {
+    let server = RedisServer::start();
+    let url = server.url() + options;
+    greenhub::run(move || body(greenhub_redis::Client::open(&url).unwrap()));
+}
+
+/// The process's peak resident memory (`VmHWM`), in bytes.
+pub fn peak_rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("a VmHWM line");
+    kib * 1024
+}
+
+/// A small deterministic random number generator (xorshift64*), so that a
+/// test's "random" inputs are the same on every run and a failure can be
+/// replayed from its seed.
+#[derive(Clone, Debug)]
+pub struct Rng(u64);
+
+impl Rng {
+    /// A generator from `seed` (any value; zero is remapped).
+    pub fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n` (`n > 0`).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n as u64) as usize
+    }
+
+    /// `len` random bytes.
+    pub fn bytes(&mut self, len: usize) -> Vec<u8> {
+        (0..len).map(|_| self.next_u64() as u8).collect()
     }
 }
 

@@ -439,10 +439,7 @@ fn send_commands(conn: &mut PooledConnection, cmds: &[Cmd]) -> Result<Vec<Value>
             Err(err) => Err(err),
         };
     }
-    let mut packed = Vec::new();
-    cmds.iter().for_each(|c| c.encode(&mut packed));
-    let blocking = cmds.iter().filter_map(Cmd::server_timeout).max();
-    conn.req_packed(&packed, cmds.len(), blocking)
+    conn.req_pipeline(cmds, false)
 }
 
 /// The coroutines of a round; any still running when the round is

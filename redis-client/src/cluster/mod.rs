@@ -61,7 +61,7 @@ pub use topology::NodeAddr;
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use builder::Config;
 use nodes::Nodes;
@@ -229,24 +229,11 @@ impl ConnectionLike for ClusterClient {
         }
     }
 
-    /// Runs a pipeline (or a MULTI ... EXEC) built by [`Pipeline`](crate::Pipeline):
-    /// each node gets its share at once, replies come back in order (see
-    /// `docs/cluster.md`, "Pipelines").
-    fn req_packed(
-        &mut self,
-        packed: &[u8],
-        replies: usize,
-        _blocking: Option<Duration>,
-    ) -> Result<Vec<Value>> {
-        let cmds = pipeline::decode(packed)?;
-        let values = pipeline::run_packed(&self.shared, cmds)?;
-        if values.len() != replies {
-            return Err(Error::Usage(format!(
-                "a pipeline of {replies} replies came back with {}",
-                values.len()
-            )));
-        }
-        Ok(values)
+    /// Runs a pipeline (or, `atomic`, a MULTI ... EXEC) built by
+    /// [`Pipeline`](crate::Pipeline): each node gets its share at once,
+    /// replies come back in order (see `docs/cluster.md`, "Pipelines").
+    fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
+        pipeline::run(&self.shared, cmds, atomic)
     }
 }
 

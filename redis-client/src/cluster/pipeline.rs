@@ -11,7 +11,7 @@
 //! - MGET, MSET, DEL, EXISTS, UNLINK and TOUCH across slots become one unit
 //!   per slot, combined back into one reply; DBSIZE, KEYS, FLUSHDB, ... one
 //!   unit per master.
-//! - MULTI ... EXEC ([`run_packed`] with `Pipeline::atomic`) is one unit:
+//! - MULTI ... EXEC ([`run`] with `atomic`, from `Pipeline::atomic`) is one unit:
 //!   all its keys must share a slot (else CROSSSLOT, nothing sent), and a
 //!   MOVED or ASK sends the whole transaction again, ASKING first.
 //!
@@ -24,9 +24,9 @@ use std::rc::Rc;
 use super::dispatch::{Target, Unit};
 use super::routing::{combine, split, Combine, Route};
 use super::Shared;
-use crate::cmd::Cmd;
+use crate::cmd::{cmd, Cmd};
 use crate::error::{Error, Result, ServerError};
-use crate::resp::{parse, Limits, Parsed, Value};
+use crate::resp::Value;
 
 /// Where one of the caller's commands finds its reply.
 #[derive(Debug)]
@@ -155,18 +155,18 @@ impl Batch {
     }
 }
 
-/// Runs what `Pipeline` packed: a MULTI ... EXEC as one transaction, or
-/// plain commands; one reply per command sent (MULTI's and EXEC's too).
-pub(crate) fn run_packed(shared: &Rc<Shared>, cmds: Vec<Cmd>) -> Result<Vec<Value>> {
-    let is = |c: Option<&Cmd>, word: &[u8]| {
-        c.and_then(|c| c.arg_bytes().next())
-            .is_some_and(|name| name.eq_ignore_ascii_case(word))
-    };
-    if cmds.len() >= 2 && is(cmds.first(), b"MULTI") && is(cmds.last(), b"EXEC") {
-        return atomic(shared, cmds);
+/// Runs a pipeline: with `atomic`, the commands wrapped in MULTI and EXEC
+/// as one transaction; one reply per command sent (MULTI's and EXEC's too).
+pub(crate) fn run(shared: &Rc<Shared>, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
+    if atomic {
+        let mut wrapped = Vec::with_capacity(cmds.len() + 2);
+        wrapped.push(cmd("MULTI"));
+        wrapped.extend(cmds.iter().cloned());
+        wrapped.push(cmd("EXEC"));
+        return self::atomic(shared, wrapped);
     }
     let mut batch = Batch::default();
-    for command in &cmds {
+    for command in cmds {
         batch.add(shared, command, true)?;
     }
     batch.run(shared)
@@ -239,55 +239,4 @@ fn cross_slot_transaction(a: &Cmd, b: &Cmd) -> Error {
             describe(b)
         ),
     })
-}
-
-/// The commands `Pipeline` encoded, parsed back (RESP arrays of bulk
-/// strings). The single-server `ConnectionLike::req_packed` takes the
-/// pipeline already encoded; a cluster must look at each command to route it.
-pub(crate) fn decode(mut packed: &[u8]) -> Result<Vec<Cmd>> {
-    let limits = Limits::default();
-    let mut cmds = Vec::new();
-    while !packed.is_empty() {
-        let bad = || Error::Usage("a pipeline that is not a list of RESP commands".into());
-        match parse(packed, &limits) {
-            Ok(Parsed::Complete(Value::Array(args), used)) => {
-                let mut command = Cmd::default();
-                for arg in args {
-                    match arg {
-                        Value::Bulk(bytes) => command.arg(bytes),
-                        _ => return Err(bad()),
-                    };
-                }
-                if command.arg_bytes().len() == 0 {
-                    return Err(bad());
-                }
-                cmds.push(command);
-                packed = &packed[used..];
-            }
-            _ => return Err(bad()),
-        }
-    }
-    Ok(cmds)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::cmd::cmd;
-
-    #[test]
-    fn a_packed_pipeline_decodes_to_its_commands() {
-        let mut packed = Vec::new();
-        cmd("SET").arg("k").arg(b"v\r\n").encode(&mut packed);
-        cmd("GET").arg("k").encode(&mut packed);
-        let cmds = decode(&packed).unwrap();
-        assert_eq!(cmds.len(), 2);
-        assert_eq!(cmds[0], {
-            let mut set = cmd("SET");
-            set.arg("k").arg(b"v\r\n");
-            set
-        });
-        assert!(decode(b"*1\r\n$3\r\nGE").is_err());
-        assert!(decode(b"+OK\r\n").is_err());
-    }
 }

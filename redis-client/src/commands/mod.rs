@@ -10,6 +10,7 @@ mod lists;
 mod server;
 mod sets;
 mod sorted_sets;
+mod streams;
 mod strings;
 
 pub use hashes::HashCommands;
@@ -18,6 +19,9 @@ pub use lists::{Direction, ListCommands};
 pub use server::ServerCommands;
 pub use sets::SetCommands;
 pub use sorted_sets::SortedSetCommands;
+pub use streams::{
+    AutoClaim, PendingEntry, PendingSummary, ReadOptions, StreamCommands, StreamEntry, StreamRead,
+};
 pub use strings::{Expiry, SetOptions, StringCommands};
 
 use crate::cmd::{Cmd, ConnectionLike};

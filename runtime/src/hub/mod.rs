@@ -79,8 +79,10 @@ pub(crate) struct Hub {
     /// Helper threads for `unblock`, and the lane for name resolution.
     pub(crate) helpers: Lane,
     pub(crate) resolver: Lane,
-    /// Jobs sent to helper threads whose completion has not come back yet.
-    pub(crate) pending_unblock: Cell<usize>,
+    /// Coroutines parked on a helper-thread job. A job whose park was cut
+    /// (a `timeout`, a kill) no longer counts: its completion can wake
+    /// nobody, so it must not hold off a deadlock report.
+    pub(crate) parked_unblock: Cell<usize>,
     /// Coroutines parked on another thread's wake (a remote channel).
     pub(crate) parked_remote: Cell<usize>,
     /// Stacks of finished coroutines, and the regions all stacks live in.
@@ -121,7 +123,7 @@ impl Hub {
             inbox,
             helpers: Lane::new("helper", max_helpers),
             resolver: Lane::new("resolver", RESOLVER_THREADS),
-            pending_unblock: Cell::new(0),
+            parked_unblock: Cell::new(0),
             parked_remote: Cell::new(0),
             stacks: RefCell::new(StackPool::new()),
             monitor: max_blocking_time.map(Monitor::start).transpose()?,
@@ -162,6 +164,7 @@ impl Hub {
             killed: false,
             parked_until: None,
             scopes: Vec::new(),
+            locals: Vec::new(),
             last_run: self.clock.get(),
             guard,
             stack_base,
@@ -242,11 +245,11 @@ impl Hub {
     }
 
     /// Whether anything but a timer can still wake a coroutine: a parked
-    /// socket, a helper-thread job, a remote channel's receiver, or another
-    /// thread holding a `Handle`.
+    /// socket, a coroutine waiting for its helper-thread job, a remote
+    /// channel's receiver, or another thread holding a `Handle`.
     fn wakeable(&self) -> bool {
         self.reactor.waiting() > 0
-            || self.pending_unblock.get() > 0
+            || self.parked_unblock.get() > 0
             || self.parked_remote.get() > 0
             || self.inbox.handles.load(Ordering::SeqCst) > 0
     }
@@ -275,7 +278,6 @@ impl Hub {
         drop(wakes);
         if let Some(posts) = posts {
             for waiter in posts.finished_jobs {
-                self.pending_unblock.set(self.pending_unblock.get() - 1);
                 self.sched.wake(waiter, Wake::Notified { from: 0 });
             }
             for waiter in posts.wakes {

@@ -11,6 +11,10 @@
 //!    if there is a deadline, with the timer queue, then suspends to the hub.
 //!    A socket side that is ready already (the reactor's cached readiness)
 //!    ends the park at once with `Notified`, without suspending.
+//!    [`WaitOn::Any`] (`select`) registers the one waiter with several
+//!    sources, queues and socket sides alike; it is still one park, so
+//!    step 3's rule (the first wake wins) holds across all of them, and
+//!    [`Hub::park_any`] tells the caller which queue's hand-off it holds.
 //! 3. Whoever fires first makes it ready through `Sched::wake`: the socket's
 //!    readiness, the queue's `notify_one`, the timer, a `kill`, or the hub's
 //!    deadlock report. The wake moves the task out of `Parked`, so every
@@ -48,12 +52,26 @@ pub(crate) enum WaitOn<'a> {
     Queue(&'a WaitQueue),
     /// Several wait queues at once (`wait_any`); any one wakes the coroutine.
     Queues(&'a [&'a WaitQueue]),
+    /// Any mix of queues and socket sides (`select`); any one wakes the
+    /// coroutine, and [`Hub::park_any`] says which queue did.
+    Any(&'a [Source<'a>]),
     /// Only the deadline: `sleep`.
     Deadline,
     /// A job on a helper thread, which holds the waiter: `unblock`.
     Unblock,
     /// Another OS thread, which holds the waiter: a remote channel.
     Remote,
+}
+
+/// One wake source of a [`WaitOn::Any`] park.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Source<'a> {
+    /// A wait queue; its wake says which source it was.
+    Queue(&'a WaitQueue),
+    /// Readiness of a registered fd in one direction; a readiness wake does
+    /// not say which fd (the reactor's wakes carry no tag), so the caller
+    /// re-checks its sockets.
+    Io(&'a Reactor, Key, Direction),
 }
 
 /// How a park ended, as its caller sees it.
@@ -81,7 +99,16 @@ enum Registered<'a> {
     Io(&'a Reactor, Key, Direction),
     Queue(&'a WaitQueue, Entry),
     Queues(Vec<(&'a WaitQueue, Entry)>),
+    Unblock,
+    /// `WaitOn::Any`'s registrations; a queue's tag is its source index
+    /// plus one, so no queue's tag is 0, the tag of every readiness wake.
+    Any(Vec<AnyEntry<'a>>),
     Remote,
+}
+
+enum AnyEntry<'a> {
+    Queue(&'a WaitQueue, Entry, usize),
+    Io(&'a Reactor, Key, Direction),
 }
 
 impl Hub {
@@ -101,6 +128,33 @@ impl Hub {
         on: WaitOn<'_>,
         deadline: Option<Instant>,
     ) -> Outcome {
+        self.park_inner(token, on, deadline).0
+    }
+
+    /// Parks on several `sources` at once (`select`), and says which one
+    /// woke the coroutine when a queue did (its index in `sources`): that
+    /// queue's hand-off (an item, a slot) is now the caller's, to take or
+    /// pass on. `None` for a readiness wake, a deadline or a refusal.
+    pub(crate) fn park_any(
+        &self,
+        sources: &[Source<'_>],
+        deadline: Option<Instant>,
+    ) -> (Outcome, Option<usize>) {
+        let (outcome, from) = match self.sched.token() {
+            Ok(token) => self.park_inner(token, WaitOn::Any(sources), deadline),
+            Err(refused) => (refuse(refused), 0),
+        };
+        (outcome, from.checked_sub(1))
+    }
+
+    /// The park itself; also returns the tag of the wake (0 unless a queue
+    /// of `Queues` or `Any` woke it).
+    fn park_inner(
+        &self,
+        token: ParkToken<'_>,
+        on: WaitOn<'_>,
+        deadline: Option<Instant>,
+    ) -> (Outcome, usize) {
         let me = token.waiter();
         let scope = self
             .sched
@@ -109,13 +163,13 @@ impl Hub {
         let effective = min_deadline(deadline, scope);
         if let Some(due) = effective {
             if due <= Instant::now() {
-                return self.expire(due, scope);
+                return (self.expire(due, scope), 0);
             }
         }
         let (registered, parked_on) = match on {
             WaitOn::Io(reactor, key, dir) => {
                 if !reactor.add_waiter(key, dir, me) {
-                    return Outcome::Notified; // ready already, or gone: retry
+                    return (Outcome::Notified, 0); // ready already, or gone: retry
                 }
                 let fd = reactor.fd(key).unwrap_or(-1);
                 let write = dir == Direction::Write;
@@ -137,8 +191,41 @@ impl Hub {
                 let label = queues.first().map_or("wait", |q| q.label);
                 (Registered::Queues(entries), ParkedOn::Queue(label))
             }
+            WaitOn::Any(sources) => {
+                let mut entries = Vec::with_capacity(sources.len());
+                for (index, source) in sources.iter().enumerate() {
+                    match *source {
+                        Source::Queue(queue) => {
+                            let tag = index + 1;
+                            entries.push(AnyEntry::Queue(queue, queue.push(me, tag), tag));
+                        }
+                        Source::Io(reactor, key, dir) => {
+                            if !reactor.add_waiter(key, dir, me) {
+                                // Ready already: take back what was
+                                // registered (nothing can have fired yet).
+                                for entry in entries {
+                                    match entry {
+                                        AnyEntry::Queue(queue, entry, _) => {
+                                            queue.remove(entry);
+                                        }
+                                        AnyEntry::Io(reactor, key, dir) => {
+                                            reactor.remove_waiter(key, dir, me);
+                                        }
+                                    }
+                                }
+                                return (Outcome::Notified, 0);
+                            }
+                            entries.push(AnyEntry::Io(reactor, key, dir));
+                        }
+                    }
+                }
+                (Registered::Any(entries), ParkedOn::Queue("select"))
+            }
             WaitOn::Deadline => (Registered::Nothing, ParkedOn::Sleep),
-            WaitOn::Unblock => (Registered::Nothing, ParkedOn::Unblock),
+            WaitOn::Unblock => {
+                self.parked_unblock.set(self.parked_unblock.get() + 1);
+                (Registered::Unblock, ParkedOn::Unblock)
+            }
             WaitOn::Remote => {
                 self.parked_remote.set(self.parked_remote.get() + 1);
                 (Registered::Remote, ParkedOn::Remote)
@@ -157,6 +244,10 @@ impl Hub {
             .with_current(|task| (task.wake.take(), task.killed))
             .expect("a resumed coroutine exists");
         let wake = wake.unwrap_or(Wake::Notified { from: 0 });
+        let from = match wake {
+            Wake::Notified { from } => from,
+            _ => 0,
+        };
         if let Some(timer) = timer {
             if wake != Wake::Timer {
                 self.timers.borrow_mut().cancel(timer);
@@ -175,6 +266,17 @@ impl Hub {
                     self.leave_queue(queue, entry, tag, &wake, killed);
                 }
             }
+            Registered::Unblock => self.parked_unblock.set(self.parked_unblock.get() - 1),
+            Registered::Any(entries) => {
+                for entry in entries {
+                    match entry {
+                        AnyEntry::Queue(queue, entry, tag) => {
+                            self.leave_queue(queue, entry, tag, &wake, killed);
+                        }
+                        AnyEntry::Io(reactor, key, dir) => reactor.remove_waiter(key, dir, me),
+                    }
+                }
+            }
             Registered::Remote => self.parked_remote.set(self.parked_remote.get() - 1),
         }
         let outcome = match wake {
@@ -186,11 +288,11 @@ impl Hub {
         drop(token);
         if killed {
             if std::thread::panicking() {
-                return Outcome::Refused;
+                return (Outcome::Refused, 0);
             }
             kill_unwind();
         }
-        outcome
+        (outcome, from)
     }
 
     /// Puts the running coroutine at the back of the run queue and suspends

@@ -1,5 +1,5 @@
-//! Cooperative sockets: `std::net`'s types, but a blocking call parks the
-//! coroutine instead of the thread.
+//! Cooperative sockets: `std::net`'s types (TCP, UDP and Unix), but a
+//! blocking call parks the coroutine instead of the thread.
 //!
 //! Each type wraps a non-blocking mio socket in `Registered`
 //! (`registered.rs`), which registers it with its hub's reactor once and runs
@@ -13,13 +13,16 @@
 //! See `docs/architecture.md`, "Readiness".
 
 mod addr;
-mod registered;
+mod convert;
+pub(crate) mod registered;
 mod stream;
 mod tcp;
+mod udp;
 mod unix;
 
 pub use addr::ToSocketAddrs;
 pub use tcp::{TcpListener, TcpStream};
+pub use udp::UdpSocket;
 pub use unix::{UnixListener, UnixStream};
 
 use std::io;

@@ -21,9 +21,11 @@
 use std::fmt;
 use std::io;
 use std::marker::PhantomData;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
+
+use mio::unix::SourceFd;
 
 use crate::hub::park::WaitOn;
 use crate::sched::Key;
@@ -31,34 +33,177 @@ use crate::sources::reactor::{Direction, Reactor, Readiness};
 
 use super::{outcome_to_io, outside_hub};
 
-/// A mio source registered with a hub; deregistered on drop.
-/// Not `Send`: its token belongs to its hub's thread.
-pub(crate) struct Registered<S: mio::event::Source> {
+/// A file descriptor registered with a hub, and what owns it.
+///
+/// The registration is by fd (mio's `SourceFd`), so anything with a file
+/// descriptor can be registered (`io::Async` registers pipes and eventfds
+/// this way), and [`into_inner`](Self::into_inner) can hand the owner back
+/// after deregistering. Not `Send`: its token belongs to its hub's thread.
+pub(crate) struct Registered<S: AsRawFd> {
+    /// Deregisters on drop. Declared before `source`, so it drops first,
+    /// while the fd is still open.
+    registration: Registration,
     source: S,
+}
+
+/// The token of one registered fd and the reactor it is registered with.
+pub(crate) struct Registration {
+    fd: RawFd,
     token: Key,
     reactor: Rc<Reactor>,
     _not_send: PhantomData<*const ()>,
 }
 
-impl<S: mio::event::Source + AsRawFd> Registered<S> {
-    /// Registers `source` with this thread's hub, for read and write
-    /// readiness, edge-triggered.
-    pub(crate) fn new(mut source: S) -> io::Result<Self> {
-        let reactor = crate::context::with(|hub| hub.reactor.clone()).ok_or_else(outside_hub)?;
-        let fd = source.as_raw_fd();
-        let token = reactor.register(&mut source, fd)?;
-        Ok(Registered {
-            source,
-            token,
-            reactor,
-            _not_send: PhantomData,
-        })
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.reactor.deregister(&mut SourceFd(&self.fd), self.token);
     }
 }
 
-impl<S: mio::event::Source> Registered<S> {
+impl Registration {
+    /// The shape itself; `drained` says whether a result emptied (or
+    /// filled) the kernel buffer.
+    pub(crate) fn io_until<R>(
+        &self,
+        dir: Direction,
+        deadline: Deadline,
+        what: &'static str,
+        drained: impl Fn(&R) -> bool,
+        mut op: impl FnMut() -> io::Result<R>,
+    ) -> io::Result<R> {
+        if crate::context::with(|hub| hub.id) != Some(self.reactor.hub) {
+            return Err(wrong_hub(what));
+        }
+        // A timeout counts from the first park, as std's does from the call.
+        let mut deadline = deadline;
+        loop {
+            let tick = match self.reactor.readiness(self.token, dir) {
+                Readiness::Ready(tick) => tick,
+                Readiness::NotReady => {
+                    let at = deadline.start(Instant::now());
+                    deadline = Deadline::At(at);
+                    self.wait_until(dir, at, what)?;
+                    continue;
+                }
+                Readiness::Gone => return Err(wrong_hub(what)),
+            };
+            match op() {
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
+                    self.reactor.clear(self.token, dir, tick);
+                }
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Ok(value) => {
+                    if drained(&value) {
+                        self.reactor.clear(self.token, dir, tick);
+                    }
+                    return Ok(value);
+                }
+                Err(err) => return Err(err),
+            }
+        }
+    }
+
+    /// Parks until `dir` may be ready, or returns at once if the reactor
+    /// says it may be ready already (`deadline` bounds the wait).
+    pub(crate) fn wait_until(
+        &self,
+        dir: Direction,
+        deadline: Option<Instant>,
+        what: &'static str,
+    ) -> io::Result<()> {
+        let outcome = crate::context::with(|hub| {
+            if hub.id != self.reactor.hub {
+                return Err(wrong_hub(what));
+            }
+            Ok(hub.park(WaitOn::Io(&self.reactor, self.token, dir), deadline))
+        })
+        .ok_or_else(outside_hub)??;
+        outcome_to_io(outcome, what)
+    }
+
+    /// Parks until `dir` is ready *now*, as the kernel says (a `poll(2)`
+    /// probe), not merely "an edge was seen and not used up": a cached
+    /// readiness the probe finds stale is cleared with its tick, and the
+    /// wait parks for the next edge. For waits whose caller does its own
+    /// system call (`io::Async::readable`), which the reactor never sees
+    /// fail with `WouldBlock`.
+    pub(crate) fn wait_ready(
+        &self,
+        dir: Direction,
+        deadline: Deadline,
+        what: &'static str,
+    ) -> io::Result<()> {
+        let write = dir == Direction::Write;
+        self.io_until(
+            dir,
+            deadline,
+            what,
+            |_| false,
+            || {
+                if crate::sys::os::ready_now(self.fd, write)? {
+                    Ok(())
+                } else {
+                    Err(io::ErrorKind::WouldBlock.into())
+                }
+            },
+        )
+    }
+}
+
+impl Registration {
+    pub(crate) fn reactor(&self) -> &Reactor {
+        &self.reactor
+    }
+
+    pub(crate) fn token(&self) -> Key {
+        self.token
+    }
+
+    pub(crate) fn fd(&self) -> RawFd {
+        self.fd
+    }
+}
+
+impl<S: AsRawFd> Registered<S> {
+    /// Registers `source` (already non-blocking) with this thread's hub, for
+    /// read and write readiness, edge-triggered.
+    pub(crate) fn new(source: S) -> io::Result<Self> {
+        let reactor = crate::context::with(|hub| hub.reactor.clone()).ok_or_else(outside_hub)?;
+        let fd = source.as_raw_fd();
+        let token = reactor.register(&mut SourceFd(&fd), fd)?;
+        Ok(Registered {
+            registration: Registration {
+                fd,
+                token,
+                reactor,
+                _not_send: PhantomData,
+            },
+            source,
+        })
+    }
+
+    /// Deregisters and gives the owner back (for `into_std`, `into_raw_fd`,
+    /// `into_inner`).
+    pub(crate) fn into_inner(self) -> S {
+        let Registered {
+            registration,
+            source,
+        } = self;
+        drop(registration);
+        source
+    }
+
     pub(crate) fn get(&self) -> &S {
         &self.source
+    }
+
+    pub(crate) fn get_mut(&mut self) -> &mut S {
+        &mut self.source
+    }
+
+    /// The reactor, token and fd, for `select` and `io::Async`'s probes.
+    pub(crate) fn registration(&self) -> &Registration {
+        &self.registration
     }
 
     /// Runs `op` until it does not return `WouldBlock`, parking on `dir`
@@ -101,36 +246,26 @@ impl<S: mio::event::Source> Registered<S> {
         drained: impl Fn(&R) -> bool,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> io::Result<R> {
-        if crate::context::with(|hub| hub.id) != Some(self.reactor.hub) {
-            return Err(wrong_hub(what));
-        }
-        // A timeout counts from the first park, as std's does from the call.
-        let mut deadline = deadline;
-        loop {
-            let tick = match self.reactor.readiness(self.token, dir) {
-                Readiness::Ready(tick) => tick,
-                Readiness::NotReady => {
-                    let at = deadline.start(Instant::now());
-                    deadline = Deadline::At(at);
-                    self.wait_until(dir, at, what)?;
-                    continue;
-                }
-                Readiness::Gone => return Err(wrong_hub(what)),
-            };
-            match op(&self.source) {
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => {
-                    self.reactor.clear(self.token, dir, tick);
-                }
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Ok(value) => {
-                    if drained(&value) {
-                        self.reactor.clear(self.token, dir, tick);
-                    }
-                    return Ok(value);
-                }
-                Err(err) => return Err(err),
-            }
-        }
+        let source = &self.source;
+        self.registration
+            .io_until(dir, deadline, what, drained, || op(source))
+    }
+
+    /// [`io_until`](Self::io_until) with the owner borrowed mutably, for
+    /// types whose `Read` or `Write` needs `&mut` (a child's pipes).
+    pub(crate) fn io_until_mut<R>(
+        &mut self,
+        dir: Direction,
+        deadline: Deadline,
+        what: &'static str,
+        drained: impl Fn(&R) -> bool,
+        mut op: impl FnMut(&mut S) -> io::Result<R>,
+    ) -> io::Result<R> {
+        let Registered {
+            registration,
+            source,
+        } = self;
+        registration.io_until(dir, deadline, what, drained, || op(source))
     }
 
     /// Parks until `dir` may be ready, or returns at once if the reactor
@@ -141,14 +276,7 @@ impl<S: mio::event::Source> Registered<S> {
         deadline: Option<Instant>,
         what: &'static str,
     ) -> io::Result<()> {
-        let outcome = crate::context::with(|hub| {
-            if hub.id != self.reactor.hub {
-                return Err(wrong_hub(what));
-            }
-            Ok(hub.park(WaitOn::Io(&self.reactor, self.token, dir), deadline))
-        })
-        .ok_or_else(outside_hub)??;
-        outcome_to_io(outcome, what)
+        self.registration.wait_until(dir, deadline, what)
     }
 }
 
@@ -173,20 +301,23 @@ impl Deadline {
     }
 }
 
-impl<S: mio::event::Source> Drop for Registered<S> {
-    fn drop(&mut self) {
-        self.reactor.deregister(&mut self.source, self.token);
+impl fmt::Debug for Registration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Registration")
+            .field("fd", &self.fd)
+            .field("hub", &self.reactor.hub)
+            .finish()
     }
 }
 
-impl<S: mio::event::Source + fmt::Debug> fmt::Debug for Registered<S> {
+impl<S: AsRawFd + fmt::Debug> fmt::Debug for Registered<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.source.fmt(f)
     }
 }
 
 /// The error of a socket used outside the hub it was made on.
-fn wrong_hub(what: &str) -> io::Error {
+pub(crate) fn wrong_hub(what: &str) -> io::Error {
     io::Error::other(format!(
         "{what}: this socket belongs to another hub (one that has shut down); \
          a socket works only inside the hub it was created on"

@@ -11,16 +11,13 @@ use crate::sources::reactor::Direction;
 
 /// A registered stream socket with std-like read and write timeouts.
 #[derive(Debug)]
-pub(crate) struct Stream<S: mio::event::Source> {
+pub(crate) struct Stream<S: std::os::fd::AsRawFd> {
     pub(crate) reg: Registered<S>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
 }
 
-impl<S: mio::event::Source + std::os::fd::AsRawFd> Stream<S>
-where
-    for<'a> &'a S: Read + Write,
-{
+impl<S: std::os::fd::AsRawFd> Stream<S> {
     pub(crate) fn new(source: S) -> io::Result<Self> {
         Ok(Stream {
             reg: Registered::new(source)?,
@@ -29,6 +26,16 @@ where
         })
     }
 
+    /// Deregisters the socket and returns it.
+    pub(crate) fn into_source(self) -> S {
+        self.reg.into_inner()
+    }
+}
+
+impl<S: std::os::fd::AsRawFd> Stream<S>
+where
+    for<'a> &'a S: Read + Write,
+{
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let asked = buf.len();
         self.reg.io_bytes(
@@ -101,7 +108,7 @@ where
 }
 
 /// As in std, a zero timeout is an error rather than "never wait".
-fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
+pub(crate) fn check_timeout(timeout: Option<Duration>) -> io::Result<Option<Duration>> {
     match timeout {
         Some(t) if t.is_zero() => Err(io::Error::new(
             io::ErrorKind::InvalidInput,

@@ -3,7 +3,6 @@
 use std::fmt;
 use std::io;
 use std::net::{Shutdown, SocketAddr};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use super::addr::{each_addr, ToSocketAddrs};
@@ -108,15 +107,24 @@ impl TcpStream {
 impl_stream_common!(TcpStream);
 impl_read_write!(TcpStream);
 
-impl AsRawFd for TcpStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.reg.get().as_raw_fd()
+impl TcpStream {
+    pub(super) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            inner: Stream::new(stream)?,
+        })
     }
-}
 
-impl AsFd for TcpStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.reg.get().as_fd()
+    pub(super) fn into_mio(self) -> mio::net::TcpStream {
+        self.inner.into_source()
+    }
+
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.inner.reg.registration()
+    }
+
+    pub(super) fn mio(&self) -> &mio::net::TcpStream {
+        self.inner.reg.get()
     }
 }
 
@@ -144,6 +152,29 @@ impl TcpListener {
         })
     }
 
+    /// Like [`bind`](Self::bind), with `SO_REUSEPORT` set before binding:
+    /// several listeners (in this process, on other hubs or threads, or in
+    /// other processes of the same user) may bind the same address, and the
+    /// kernel spreads incoming connections over them. The way to run one
+    /// hub per core behind one port.
+    ///
+    /// ```
+    /// use greenhub::net::TcpListener;
+    /// greenhub::run(|| {
+    ///     let first = TcpListener::bind_reuseport("127.0.0.1:0").unwrap();
+    ///     let addr = first.local_addr().unwrap();
+    ///     let second = TcpListener::bind_reuseport(addr).unwrap();
+    ///     assert_eq!(second.local_addr().unwrap(), addr);
+    ///     assert!(TcpListener::bind(addr).is_err(), "a plain bind is refused");
+    /// });
+    /// ```
+    pub fn bind_reuseport(addr: impl ToSocketAddrs) -> io::Result<TcpListener> {
+        each_addr(addr, |addr| {
+            let listener = crate::sys::os::reuseport_listener(addr, super::LISTEN_BACKLOG)?;
+            TcpListener::from_mio(mio::net::TcpListener::from_std(listener))
+        })
+    }
+
     /// Parks until a connection arrives; returns it and the peer's address.
     pub fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
         let (stream, addr) = self
@@ -163,9 +194,24 @@ impl TcpListener {
     }
 }
 
-impl AsRawFd for TcpListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.reg.get().as_raw_fd()
+impl TcpListener {
+    pub(super) fn from_mio(listener: mio::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            reg: Registered::new(listener)?,
+        })
+    }
+
+    pub(super) fn into_mio(self) -> mio::net::TcpListener {
+        self.reg.into_inner()
+    }
+
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.reg.registration()
+    }
+
+    pub(super) fn mio(&self) -> &mio::net::TcpListener {
+        self.reg.get()
     }
 }
 

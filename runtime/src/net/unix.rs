@@ -5,7 +5,6 @@
 use std::fmt;
 use std::io;
 use std::net::Shutdown;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -105,15 +104,24 @@ impl UnixStream {
 impl_stream_common!(UnixStream);
 impl_read_write!(UnixStream);
 
-impl AsRawFd for UnixStream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.inner.reg.get().as_raw_fd()
+impl UnixStream {
+    pub(super) fn from_mio(stream: mio::net::UnixStream) -> io::Result<UnixStream> {
+        Ok(UnixStream {
+            inner: Stream::new(stream)?,
+        })
     }
-}
 
-impl AsFd for UnixStream {
-    fn as_fd(&self) -> BorrowedFd<'_> {
-        self.inner.reg.get().as_fd()
+    pub(super) fn into_mio(self) -> mio::net::UnixStream {
+        self.inner.into_source()
+    }
+
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.inner.reg.registration()
+    }
+
+    pub(super) fn mio(&self) -> &mio::net::UnixStream {
+        self.inner.reg.get()
     }
 }
 
@@ -157,9 +165,24 @@ impl UnixListener {
     }
 }
 
-impl AsRawFd for UnixListener {
-    fn as_raw_fd(&self) -> RawFd {
-        self.reg.get().as_raw_fd()
+impl UnixListener {
+    pub(super) fn from_mio(listener: mio::net::UnixListener) -> io::Result<UnixListener> {
+        Ok(UnixListener {
+            reg: Registered::new(listener)?,
+        })
+    }
+
+    pub(super) fn into_mio(self) -> mio::net::UnixListener {
+        self.reg.into_inner()
+    }
+
+    /// The registration, for `select`'s readiness arms.
+    pub(crate) fn registration(&self) -> &super::registered::Registration {
+        self.reg.registration()
+    }
+
+    pub(super) fn mio(&self) -> &mio::net::UnixListener {
+        self.reg.get()
     }
 }
 

@@ -108,6 +108,10 @@ pub(crate) struct Task {
     pub(crate) scopes: Vec<Scope>,
     /// When the hub last resumed it (the hub's coarse clock), for `dump()`.
     pub(crate) last_run: Instant,
+    /// Coroutine-local values (`greenhub::local!`), keyed by the address of
+    /// their `static` key; filled on first use by the coroutine itself and
+    /// emptied by its trampoline when it ends, on its own stack.
+    pub(crate) locals: Vec<(usize, Rc<dyn std::any::Any>)>,
     /// Its stack's guard band (lowest address) and base (highest), for the
     /// overflow report and `dump()`'s resident-stack figure.
     pub(crate) guard: usize,

@@ -81,12 +81,18 @@ impl Inbox {
         self.post(|posts| posts.wakes.push(waiter));
     }
 
-    /// Queues a closure to spawn; false once the hub has shut down.
+    /// Queues a closure to spawn; false once the hub has shut down. The
+    /// check and the post happen under the lock `close` takes, so a job is
+    /// either refused or taken (and dropped) by `close`, never left behind.
     pub(crate) fn spawn(&self, job: RemoteJob) -> bool {
-        if !self.is_open() {
-            return false;
+        {
+            let mut posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
+            if !self.open.load(Ordering::SeqCst) {
+                return false;
+            }
+            posts.spawns.push(job);
         }
-        self.post(|posts| posts.spawns.push(job));
+        self.wake();
         true
     }
 
@@ -101,10 +107,11 @@ impl Inbox {
         self.open.load(Ordering::SeqCst)
     }
 
-    /// Refuses further posts and returns the ones not taken.
+    /// Refuses further spawns and returns the posts not taken.
     pub(crate) fn close(&self) -> Posts {
+        let mut posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
         self.open.store(false, Ordering::SeqCst);
-        self.take()
+        std::mem::take(&mut *posts)
     }
 }
 

@@ -57,15 +57,22 @@ pub enum ChannelError {
 impl fmt::Display for ChannelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ChannelError::Closed => f.write_str("channel closed"),
-            ChannelError::Full => f.write_str("channel full"),
-            ChannelError::Empty => f.write_str("channel empty"),
-            ChannelError::Wait(err) => err.fmt(f),
+            ChannelError::Closed => f.write_str("greenhub channel: closed"),
+            ChannelError::Full => f.write_str("greenhub channel: full"),
+            ChannelError::Empty => f.write_str("greenhub channel: empty"),
+            ChannelError::Wait(_) => f.write_str("greenhub channel: the wait failed"),
         }
     }
 }
 
-impl std::error::Error for ChannelError {}
+impl std::error::Error for ChannelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ChannelError::Wait(err) => Some(err),
+            _ => None,
+        }
+    }
+}
 
 /// A send that did not happen, with the value it was given.
 #[derive(Debug, PartialEq, Eq)]
@@ -214,6 +221,87 @@ impl<T> Channel<T> {
         Iter {
             channel: self.clone(),
         }
+    }
+
+    /// Whether a receive would complete now (a value, or `Closed`) without
+    /// parking; `woken`: this caller was handed a value by a send (it
+    /// parked on `recv_queue` and that queue woke it), so other waiters'
+    /// claims do not stand in its way. For `select`.
+    pub(crate) fn recv_ready(&self, woken: bool) -> bool {
+        let inner = &self.inner;
+        let items = inner.items.borrow().len();
+        if inner.closed.get() && items == 0 {
+            return true;
+        }
+        if woken {
+            return items > 0;
+        }
+        items.saturating_sub(inner.receivers.outstanding()) > 0 && inner.receivers.is_empty()
+    }
+
+    /// Whether a send would complete now (queued, or `Closed`) without
+    /// parking; `woken` as for [`recv_ready`](Self::recv_ready).
+    pub(crate) fn send_ready(&self, woken: bool) -> bool {
+        let inner = &self.inner;
+        let Some(cap) = inner.capacity else {
+            return true;
+        };
+        if inner.closed.get() {
+            return true;
+        }
+        let items = inner.items.borrow().len();
+        if woken {
+            return items < cap;
+        }
+        items + inner.senders.outstanding() < cap && inner.senders.is_empty()
+    }
+
+    /// The queue receivers park on.
+    pub(crate) fn recv_queue(&self) -> &Queue {
+        &self.inner.receivers
+    }
+
+    /// The queue senders park on.
+    pub(crate) fn send_queue(&self) -> &Queue {
+        &self.inner.senders
+    }
+
+    /// The channel's identity, to check that a `select` arm is completed on
+    /// the channel it was made for.
+    pub(crate) fn id(&self) -> *const () {
+        Rc::as_ptr(&self.inner).cast()
+    }
+
+    /// The receive a `select` chose: takes a value even if others wait
+    /// (`recv_ready` said this caller may); parks only if the caller
+    /// parked in between and lost the value.
+    pub(crate) fn recv_selected(&self) -> Result<T, ChannelError> {
+        if !self.inner.items.borrow().is_empty() {
+            return Ok(self.pop());
+        }
+        if self.inner.closed.get() {
+            return Err(ChannelError::Closed);
+        }
+        self.recv()
+    }
+
+    /// The send a `select` chose, like [`recv_selected`](Self::recv_selected).
+    pub(crate) fn send_selected(&self, value: T) -> Result<(), SendError<T>> {
+        if self.inner.closed.get() {
+            return Err(SendError {
+                value,
+                reason: ChannelError::Closed,
+            });
+        }
+        let room = self
+            .inner
+            .capacity
+            .is_none_or(|cap| self.inner.items.borrow().len() < cap);
+        if room {
+            self.push(value);
+            return Ok(());
+        }
+        self.send(value)
     }
 
     fn push(&self, value: T) {

@@ -60,6 +60,11 @@ impl Event {
         self.inner.set.get()
     }
 
+    /// The queue its waiters park on (`select`).
+    pub(crate) fn queue(&self) -> &Queue {
+        &self.inner.waiters
+    }
+
     /// Parks until the flag is set.
     pub fn wait(&self) -> Result<(), WaitError> {
         wait_while(&self.inner.waiters, None, || !self.is_set())

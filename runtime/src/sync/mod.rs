@@ -1,7 +1,9 @@
 //! Synchronisation between coroutines of one hub, gevent's toolkit: an
 //! [`Event`], a one-shot [`AsyncResult`], a [`Channel`] (gevent's `Queue`), a
-//! [`Semaphore`], a [`Mutex`] and a [`WaitGroup`], plus [`remote_channel`]
-//! for values sent from other OS threads.
+//! [`Semaphore`], a [`Mutex`], a re-entrant [`RLock`], an [`RwLock`] and a
+//! [`WaitGroup`]; [`broadcast`] (every receiver gets every value) and
+//! [`watch`] (the latest value, and a wait for the next change); plus
+//! [`remote_channel`] for values sent from other OS threads.
 //!
 //! Each primitive parks on a `WaitQueue` through the same `park` as sockets
 //! and timers: no busy waiting, no polling. So every wait honours enclosing
@@ -13,22 +15,29 @@
 //! unwinding. See `docs/architecture.md`, "Wait queues".
 
 mod async_result;
+mod broadcast;
 mod channel;
 mod event;
 mod mutex;
 pub(crate) mod queue;
 mod remote;
+mod rlock;
+mod rwlock;
 mod semaphore;
 mod wait_group;
+mod watch;
 
 pub use async_result::AsyncResult;
+pub use broadcast::{broadcast, BroadcastError, BroadcastReceiver, BroadcastSender};
 pub use channel::{Channel, ChannelError, Iter, SendError};
 pub use event::Event;
 pub use mutex::{Mutex, MutexGuard};
 pub use remote::{remote_channel, RemoteReceiver, RemoteSender};
+pub use rlock::{RLock, RLockGuard};
+pub use rwlock::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 pub use semaphore::{Semaphore, SemaphorePermit};
-
 pub use wait_group::WaitGroup;
+pub use watch::{watch, WatchReceiver, WatchSender};
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -49,11 +58,11 @@ pub enum WaitError {
 impl fmt::Display for WaitError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            WaitError::TimedOut => f.write_str("timed out"),
-            WaitError::Deadlock(message) => f.write_str(message),
-            WaitError::CannotWait => {
-                f.write_str("cannot wait here: not in a coroutine, or unwinding")
-            }
+            WaitError::TimedOut => f.write_str("greenhub: the wait timed out"),
+            WaitError::Deadlock(message) => write!(f, "greenhub: {message}"),
+            WaitError::CannotWait => f.write_str(
+                "greenhub: cannot wait here: not in a coroutine, or the coroutine is unwinding",
+            ),
         }
     }
 }

@@ -44,6 +44,11 @@ impl Queue {
         crate::context::with(|hub| while self.inner.notify_one(&hub.sched) {});
     }
 
+    /// The queue itself, for a park on several sources (`select`).
+    pub(crate) fn raw(&self) -> &WaitQueue {
+        &self.inner
+    }
+
     /// Woken waiters that have not run yet.
     pub(crate) fn outstanding(&self) -> usize {
         self.inner.outstanding()

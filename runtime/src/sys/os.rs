@@ -1,8 +1,11 @@
 //! The few system calls mio does not wrap: the page size, a listener's
-//! backlog, and which stack pages are resident (for `dump()`).
+//! backlog, which stack pages are resident (for `dump()`), a listener with
+//! `SO_REUSEPORT`, an fd's `O_NONBLOCK` flag, and a `poll(2)` probe of one
+//! fd's readiness (for waits that must not trust a cached edge).
 
 use std::io;
-use std::os::fd::RawFd;
+use std::net::SocketAddr;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::OnceLock;
 
 /// The size of a memory page.
@@ -38,4 +41,177 @@ pub(crate) fn resident_bytes(low: usize, high: usize) -> usize {
         return 0;
     }
     resident.iter().filter(|&&b| b & 1 != 0).count() * page
+}
+
+/// `Ok(())` for a system call's zero, the OS error for its -1.
+fn check(rc: libc::c_int) -> io::Result<()> {
+    if rc < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(())
+    }
+}
+
+/// A listening TCP socket bound to `addr` with `SO_REUSEADDR` and
+/// `SO_REUSEPORT` set before `bind` (std and mio set options only after),
+/// non-blocking, close-on-exec, listening with `backlog`. Several such
+/// sockets, in one process or several, share the port, and the kernel
+/// spreads incoming connections over them.
+pub(crate) fn reuseport_listener(
+    addr: SocketAddr,
+    backlog: libc::c_int,
+) -> io::Result<std::net::TcpListener> {
+    let domain = match addr {
+        SocketAddr::V4(_) => libc::AF_INET,
+        SocketAddr::V6(_) => libc::AF_INET6,
+    };
+    let kind = libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC;
+    // SAFETY: socket(2) takes three ints and returns a new fd or -1.
+    let fd = unsafe { libc::socket(domain, kind, 0) };
+    check(fd)?;
+    // SAFETY: `fd` was just created by socket(2) and nothing else owns it.
+    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
+    let on: libc::c_int = 1;
+    for option in [libc::SO_REUSEADDR, libc::SO_REUSEPORT] {
+        // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from `&on`,
+        // which lives for the call; `fd` is open (owned by `socket`).
+        check(unsafe {
+            libc::setsockopt(
+                fd,
+                libc::SOL_SOCKET,
+                option,
+                (&on as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        })?;
+    }
+    match addr {
+        SocketAddr::V4(v4) => {
+            let raw = libc::sockaddr_in {
+                sin_family: libc::AF_INET as libc::sa_family_t,
+                sin_port: v4.port().to_be(),
+                sin_addr: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(v4.ip().octets()),
+                },
+                sin_zero: [0; 8],
+            };
+            // SAFETY: bind reads a `sockaddr_in` of exactly the length
+            // given, from a value that lives for the call.
+            check(unsafe {
+                libc::bind(
+                    fd,
+                    (&raw as *const libc::sockaddr_in).cast(),
+                    std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+                )
+            })?;
+        }
+        SocketAddr::V6(v6) => {
+            let raw = libc::sockaddr_in6 {
+                sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                sin6_port: v6.port().to_be(),
+                sin6_flowinfo: v6.flowinfo(),
+                sin6_addr: libc::in6_addr {
+                    s6_addr: v6.ip().octets(),
+                },
+                sin6_scope_id: v6.scope_id(),
+            };
+            // SAFETY: as above, for a `sockaddr_in6`.
+            check(unsafe {
+                libc::bind(
+                    fd,
+                    (&raw as *const libc::sockaddr_in6).cast(),
+                    std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+                )
+            })?;
+        }
+    }
+    listen(fd, backlog)?;
+    Ok(std::net::TcpListener::from(socket))
+}
+
+/// Sets or clears `O_NONBLOCK` on `fd`; returns whether it was set before.
+///
+/// A raw fd, like [`ready_now`]: fcntl on a closed fd fails with `EBADF`
+/// and touches no memory.
+pub(crate) fn set_nonblocking(raw: RawFd, on: bool) -> io::Result<bool> {
+    // SAFETY: fcntl(F_GETFL) reads an fd's flags and touches no memory.
+    let flags = unsafe { libc::fcntl(raw, libc::F_GETFL) };
+    check(flags)?;
+    let was = flags & libc::O_NONBLOCK != 0;
+    let wanted = if on {
+        flags | libc::O_NONBLOCK
+    } else {
+        flags & !libc::O_NONBLOCK
+    };
+    if wanted != flags {
+        // SAFETY: fcntl(F_SETFL) with an int argument on an open fd.
+        check(unsafe { libc::fcntl(raw, libc::F_SETFL, wanted) })?;
+    }
+    Ok(was)
+}
+
+/// Asks the kernel, without waiting, whether `fd` is ready now: readable
+/// (or hung up, or in error) for `write == false`, writable for `true`.
+/// Level-triggered, so it answers for the state, not for an edge.
+///
+/// It takes a raw fd because poll(2) on any number is memory-safe: an fd
+/// closed meanwhile reports `POLLNVAL`, which counts as ready, so the
+/// caller's next operation sees the error.
+pub(crate) fn ready_now(fd: RawFd, write: bool) -> io::Result<bool> {
+    let events = if write { libc::POLLOUT } else { libc::POLLIN };
+    let mut probe = libc::pollfd {
+        fd,
+        events,
+        revents: 0,
+    };
+    loop {
+        // SAFETY: poll(2) reads and writes one `pollfd` we own, and a zero
+        // timeout never blocks.
+        let rc = unsafe { libc::poll(&mut probe, 1, 0) };
+        if rc >= 0 {
+            return Ok(rc > 0 && probe.revents != 0);
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+}
+
+/// A pidfd for the child `pid` (Linux 5.3 and later): readable once the
+/// child has exited, so its exit can be waited for with the reactor. An
+/// unreaped child's pid cannot be reused, so there is no race with exit.
+pub(crate) fn pidfd_open(pid: u32) -> io::Result<OwnedFd> {
+    let pid = libc::pid_t::try_from(pid)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "pid out of range"))?;
+    // SAFETY: the pidfd_open system call takes a pid and flags (0) and
+    // returns a new fd or -1; it touches no memory of ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let fd = RawFd::try_from(fd).map_err(|_| io::Error::other("pidfd out of range"))?;
+    // SAFETY: the kernel just created `fd` for us and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Blocks until the child `pid` has exited, without reaping it (`waitid`
+/// with `WNOWAIT`), so that `std::process::Child::try_wait` can then reap it
+/// and read its status. For a helper thread, on kernels without pidfds.
+pub(crate) fn wait_exited(pid: u32) -> io::Result<()> {
+    let id = libc::id_t::from(pid);
+    loop {
+        // SAFETY: siginfo_t is plain data that waitid fills in; zeroes are
+        // a valid value for it.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes one siginfo_t into `info`, which we own.
+        let rc = unsafe { libc::waitid(libc::P_PID, id, &mut info, libc::WEXITED | libc::WNOWAIT) };
+        if rc == 0 {
+            return Ok(());
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
 }

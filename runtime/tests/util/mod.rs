@@ -5,10 +5,13 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::Duration;
 
-/// The one timing tolerance: how late a timer may fire on a busy CI machine
-/// before a test calls it wrong. Tests assert order and completion, and use
-/// this only as a loose upper bound.
-pub const SLACK: Duration = Duration::from_millis(250);
+/// The one timing tolerance: how late a timer may fire, or how long the
+/// hub's thread may go without the CPU, on a busy machine before a test calls
+/// it wrong. Tests assert order and completion, and use this only as a loose
+/// upper bound. With every core busy and the suite running (what
+/// `scripts/stress-tests.sh` does), a 5 ms sleep was seen to end 0.3 s late;
+/// a second leaves room for worse.
+pub const SLACK: Duration = Duration::from_secs(1);
 
 /// Sets a flag when dropped: proves a coroutine's stack was unwound.
 pub struct DropFlag(pub Rc<RefCell<Vec<&'static str>>>, pub &'static str);

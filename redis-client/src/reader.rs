@@ -1,0 +1,176 @@
+//! The read side of a connection: bytes from the socket to whole RESP frames.
+//!
+//! `connection.rs` asks for the next frame; [`Reader`] hands the decoder
+//! (`resp/decode.rs`) whatever is buffered and reads more only when it says
+//! "incomplete". The decoder keeps a partial reply between reads, so each
+//! byte is parsed once and the buffer only ever holds the start of one
+//! unfinished line: its size follows the reads, not the replies.
+//!
+//! Reads obey one rule, because readiness is edge-triggered: a read tries
+//! the socket first, and parks only on `WouldBlock`. The one exception is the
+//! first read right after a write, with nothing buffered or held: the reply
+//! to that write cannot be in the kernel yet, its arrival is an edge still to
+//! come, and parking at once saves a read that would only say `WouldBlock`.
+//! Every other read (the second reply of a pipeline, a pub/sub message that
+//! came while the subscriber was busy) may find bytes whose edge was
+//! announced while nobody waited, so it must try. See
+//! `docs/readiness-and-edge-triggering.md`.
+
+use std::io;
+
+use crate::error::{Error, Result};
+use crate::resp::{Decoded, Decoder, Limits, Value};
+use crate::stream::Stream;
+
+/// The read buffer's first size: most replies are a few bytes (BRPOP's nil
+/// is 5), and 10,000 parked connections with 16 KiB each would be 160 MiB.
+/// A read that fills the buffer doubles it, since more is likely waiting.
+const INITIAL_BUFFER: usize = 256;
+/// The read buffer's largest size: 64 KiB per read system call covers a
+/// large reply in few calls, and the buffer must also hold the start of one
+/// unfinished line, which the decoder bounds at 64 KiB (`MAX_LINE`).
+const MAX_BUFFER: usize = 128 * 1024;
+
+/// Received bytes and the reply being parsed from them.
+#[derive(Debug)]
+pub(crate) struct Reader {
+    /// `buf[start..end]` is not consumed by the decoder yet (at most the
+    /// start of an unfinished line). Between `INITIAL_BUFFER` and
+    /// `MAX_BUFFER` long; trimmed back by [`Reader::trim`].
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+    /// The reply being parsed, kept between reads.
+    decoder: Decoder,
+    /// Set by [`Reader::wrote`], cleared by the next read: only then may a
+    /// read park before trying.
+    park_first: bool,
+}
+
+impl Reader {
+    pub(crate) fn new(limits: Limits) -> Reader {
+        Reader {
+            buf: vec![0; INITIAL_BUFFER],
+            start: 0,
+            end: 0,
+            decoder: Decoder::new(limits),
+            park_first: false,
+        }
+    }
+
+    pub(crate) fn set_limits(&mut self, limits: Limits) {
+        self.decoder.set_limits(limits);
+    }
+
+    /// Called after each successful write of a request.
+    pub(crate) fn wrote(&mut self) {
+        self.park_first = true;
+    }
+
+    /// Whether no byte of a frame is buffered or held: the stream is at a
+    /// frame boundary.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.start == self.end && self.decoder.is_idle()
+    }
+
+    /// The next whole frame, reading as needed.
+    pub(crate) fn next_frame(&mut self, stream: &mut Stream) -> Result<Value> {
+        loop {
+            match self.decoder.decode(&self.buf[self.start..self.end]) {
+                Ok(Decoded::Complete { value, used }) => {
+                    self.start += used;
+                    if self.start == self.end {
+                        (self.start, self.end) = (0, 0);
+                    }
+                    return Ok(value);
+                }
+                Ok(Decoded::Incomplete { used, .. }) => self.start += used,
+                Err(err) => return Err(Error::Protocol(err.0)),
+            }
+            self.fill(stream)?;
+        }
+    }
+
+    /// The next whole frame if the bytes for it have arrived, without
+    /// waiting: for a socket in non-blocking mode (the cache's invalidation
+    /// listener), `Ok(None)` when a read says `WouldBlock`.
+    pub(crate) fn poll_frame(&mut self, stream: &mut Stream) -> Result<Option<Value>> {
+        loop {
+            match self.decoder.decode(&self.buf[self.start..self.end]) {
+                Ok(Decoded::Complete { value, used }) => {
+                    self.start += used;
+                    if self.start == self.end {
+                        (self.start, self.end) = (0, 0);
+                    }
+                    return Ok(Some(value));
+                }
+                Ok(Decoded::Incomplete { used, .. }) => self.start += used,
+                Err(err) => return Err(Error::Protocol(err.0)),
+            }
+            self.make_room();
+            match stream.read(&mut self.buf[self.end..]) {
+                Ok(0) => return Err(closed()),
+                Ok(n) => self.grew(n),
+                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+                Err(err) => return Err(Error::Io(err)),
+            }
+        }
+    }
+
+    /// Reads once into the buffer's free space, making some first.
+    fn fill(&mut self, stream: &mut Stream) -> Result<()> {
+        self.make_room();
+        let park_first = std::mem::take(&mut self.park_first);
+        if park_first && self.end == 0 && self.decoder.is_idle() {
+            stream.wait_readable()?;
+        }
+        let n = stream.read(&mut self.buf[self.end..])?;
+        if n == 0 {
+            return Err(closed());
+        }
+        self.grew(n);
+        Ok(())
+    }
+
+    /// Notes `n` bytes read at `end`.
+    fn grew(&mut self, n: usize) {
+        self.end += n;
+        if self.end == self.buf.len() && self.buf.len() < MAX_BUFFER {
+            // The read filled the space it had: more is likely waiting.
+            self.buf.resize(self.buf.len() * 2, 0);
+        }
+    }
+
+    /// Makes free space at the end of the buffer.
+    fn make_room(&mut self) {
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        } else if self.end == self.buf.len() {
+            // What is left is the start of one unfinished line: move it to
+            // the front, and grow if it fills the buffer alone.
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+            if self.end == self.buf.len() && self.buf.len() < MAX_BUFFER {
+                self.buf.resize(self.buf.len() * 2, 0);
+            }
+        }
+    }
+
+    /// Gives back the memory a large reply made the buffer take, if nothing
+    /// is buffered (the pool calls it when the connection goes idle).
+    pub(crate) fn trim(&mut self) {
+        if self.buf.len() > INITIAL_BUFFER && self.start == self.end {
+            self.buf = vec![0; INITIAL_BUFFER];
+            (self.start, self.end) = (0, 0);
+        }
+    }
+}
+
+fn closed() -> Error {
+    Error::Io(io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        "the server closed the connection",
+    ))
+}

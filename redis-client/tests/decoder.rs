@@ -1,0 +1,181 @@
+//! The resumable parser fed the way a socket feeds it: read by read, each
+//! call given only what the last one left (the start of an unfinished line)
+//! plus the new bytes. A reply is parsed once, however it was split; memory
+//! follows the bytes received, never a length the server announced.
+
+use greenhub_redis::resp::{encode_value, Decoded, Decoder, Limits, Value};
+
+/// Feeds `stream` to a fresh decoder in reads of `chunk` bytes, as the
+/// connection does; returns the values and the bytes handed to `decode` in
+/// all (the work done).
+fn feed(stream: &[u8], chunk: usize, limits: Limits) -> (Vec<Value>, usize) {
+    let mut decoder = Decoder::new(limits);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut fed = 0;
+    let mut handed = 0;
+    let mut values = Vec::new();
+    loop {
+        handed += pending.len();
+        match decoder.decode(&pending).unwrap() {
+            Decoded::Complete { value, used } => {
+                pending.drain(..used);
+                values.push(value);
+                continue;
+            }
+            Decoded::Incomplete { used, need } => {
+                assert!(need > 0);
+                pending.drain(..used);
+            }
+        }
+        if fed == stream.len() {
+            assert!(decoder.is_idle() && pending.is_empty(), "left over");
+            return (values, handed);
+        }
+        let end = (fed + chunk).min(stream.len());
+        pending.extend_from_slice(&stream[fed..end]);
+        fed = end;
+    }
+}
+
+fn encoded(values: &[Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    values.iter().for_each(|v| encode_value(&mut out, v));
+    out
+}
+
+#[test]
+fn replies_fed_in_reads_of_every_size_come_out_the_same() {
+    let values = vec![
+        Value::Int(1),
+        Value::Bulk(b"a\r\nb".to_vec()),
+        Value::Array(vec![Value::Status("OK".into()), Value::Nil, Value::Int(-7)]),
+        Value::Map(vec![(Value::Bulk(b"k".to_vec()), Value::Double(1.5))]),
+        Value::Bulk(vec![b'x'; 1000]),
+        Value::Array(vec![]),
+    ];
+    let stream = encoded(&values);
+    for chunk in 1..=stream.len() {
+        assert_eq!(
+            feed(&stream, chunk, Limits::default()).0,
+            values,
+            "reads of {chunk}"
+        );
+    }
+}
+
+#[test]
+fn a_large_aggregate_arriving_in_many_reads_is_parsed_once() {
+    // LRANGE of 200,000 elements, as the server sends it, in 4 KiB reads.
+    let items: Vec<Value> = (0..200_000)
+        .map(|i| Value::Bulk(format!("element-{i}").into_bytes()))
+        .collect();
+    let stream = encoded(&[Value::Array(items.clone())]);
+    let (values, handed) = feed(&stream, 4096, Limits::default());
+    assert_eq!(values, [Value::Array(items)]);
+    // Each call is handed the new read plus at most the start of one line:
+    // the work is linear in the reply, not quadratic.
+    assert!(
+        handed < stream.len() * 2,
+        "{handed} bytes handed to decode for a reply of {}",
+        stream.len()
+    );
+}
+
+#[test]
+fn a_long_line_arriving_byte_by_byte_completes_when_its_crlf_arrives() {
+    let line = Value::Status("s".repeat(50_000));
+    let stream = encoded(std::slice::from_ref(&line));
+    let mut decoder = Decoder::new(Limits::default());
+    let mut pending = Vec::new();
+    for (i, &byte) in stream.iter().enumerate() {
+        pending.push(byte);
+        match decoder.decode(&pending).unwrap() {
+            Decoded::Complete { value, used } => {
+                assert_eq!((i, used), (stream.len() - 1, stream.len()));
+                assert_eq!(value, line);
+                return;
+            }
+            Decoded::Incomplete { used, .. } => assert_eq!(used, 0),
+        }
+    }
+    panic!("never completed");
+}
+
+#[test]
+fn an_announced_half_gigabyte_takes_memory_only_for_the_bytes_that_arrived() {
+    let mut decoder = Decoder::new(Limits::default());
+    let mut header = b"$536870000\r\n".to_vec();
+    header.extend_from_slice(&[b'x'; 100]);
+    assert_eq!(
+        decoder.decode(&header).unwrap(),
+        Decoded::Incomplete {
+            used: header.len(),
+            need: 536_870_000 - 100 + 2
+        }
+    );
+    assert!(decoder.held_bytes() <= 100, "{} held", decoder.held_bytes());
+    let megabyte = vec![b'y'; 1 << 20];
+    decoder.decode(&megabyte).unwrap();
+    assert!(
+        decoder.held_bytes() <= 2 << 20,
+        "{} held after 1 MiB arrived",
+        decoder.held_bytes()
+    );
+}
+
+#[test]
+fn an_announced_count_of_a_billion_elements_allocates_nothing_for_them() {
+    let mut decoder = Decoder::new(Limits {
+        max_bulk: usize::MAX,
+        max_depth: 8,
+    });
+    let got = decoder.decode(b"*1000000000\r\n:1\r\n").unwrap();
+    assert_eq!(got, Decoded::Incomplete { used: 17, need: 1 });
+    assert!(decoder.held_bytes() < 64 * 1024, "{}", decoder.held_bytes());
+}
+
+#[test]
+fn max_reply_bytes_bounds_the_whole_reply_not_just_one_bulk() {
+    // Two bulks of 600 KiB each fit a 1 MiB bound alone, not together.
+    let half = Value::Bulk(vec![b'z'; 600 * 1024]);
+    let stream = encoded(&[Value::Array(vec![half.clone(), half])]);
+    let limits = Limits {
+        max_bulk: 1 << 20,
+        max_depth: 8,
+    };
+    let err = Decoder::new(limits).decode(&stream).unwrap_err();
+    assert!(err.0.contains("reply size limit of 1048576"), "{err}");
+    // Fed in small reads, the reply is refused before it is all buffered.
+    let mut decoder = Decoder::new(limits);
+    let mut refused_at = None;
+    for (i, piece) in stream.chunks(64 * 1024).enumerate() {
+        if decoder.decode(piece).is_err() {
+            refused_at = Some(i);
+            break;
+        }
+    }
+    assert!(refused_at.is_some(), "accepted a reply over the bound");
+    // Many small elements count too.
+    let many = Value::Array(vec![Value::Int(1); 300_000]);
+    let err = Decoder::new(limits).decode(&encoded(&[many])).unwrap_err();
+    assert!(err.0.contains("reply size limit"), "{err}");
+}
+
+#[test]
+fn the_decoder_is_idle_again_after_a_protocol_error() {
+    let mut decoder = Decoder::new(Limits::default());
+    assert!(matches!(
+        decoder.decode(b"*2\r\n:1\r\n").unwrap(),
+        Decoded::Incomplete { .. }
+    ));
+    assert!(!decoder.is_idle());
+    assert!(decoder.decode(b"?").is_err());
+    assert!(decoder.is_idle());
+    assert_eq!(
+        decoder.decode(b":5\r\n").unwrap(),
+        Decoded::Complete {
+            value: Value::Int(5),
+            used: 4
+        }
+    );
+}
