@@ -12,7 +12,7 @@ use greenhub_redis::cluster::{key_slot, ClusterClient};
 use greenhub_redis::commands::{Direction, Expiry, SetOptions};
 use greenhub_redis::prelude::*;
 use greenhub_redis::{cmd, Error, Script};
-use greenhub_tests::RedisCluster;
+use greenhub_tests::{wait_until, RedisCluster};
 
 fn on_cluster(body: impl FnOnce(ClusterClient) + 'static) {
     let cluster = RedisCluster::start();
@@ -145,13 +145,12 @@ fn a_blocking_pop_waits_on_the_master_of_its_key_until_another_coroutine_pushes(
     on_cluster(|r| {
         let waiter = {
             let mut r = r.clone();
-            greenhub::spawn(move || r.brpop(&["jobs"], 5.0))
+            // No timeout: the push below ends it.
+            greenhub::spawn(move || r.brpop(&["jobs"], 0.0))
         };
         let mut pusher = r.clone();
-        // The pop is parked on its own connection: wait until it is.
-        while r.stats().total.in_use == 0 {
-            greenhub::sleep(Duration::from_millis(1));
-        }
+        // The pop holds a connection of its own: wait until it does.
+        wait_until("the BRPOP has a connection", || r.stats().total.in_use == 1);
         pusher.lpush("jobs", &["job-1"]).unwrap();
         assert_eq!(
             waiter.join().unwrap().unwrap(),

@@ -14,23 +14,10 @@ use std::time::{Duration, Instant};
 use greenhub_redis::cluster::{key_slot, ClusterClient};
 use greenhub_redis::prelude::*;
 use greenhub_redis::{pipe, Error};
-use greenhub_tests::RedisCluster;
+use greenhub_tests::{wait_until, RedisCluster};
 
 /// Coroutines in each load test.
 const WORKERS: usize = 1000;
-
-/// Polls `done` every few milliseconds from a coroutine, up to a generous
-/// cap: a condition, never a fixed wait.
-fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !done() {
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "gave up waiting until {what}"
-        );
-        greenhub::sleep(Duration::from_millis(5));
-    }
-}
 
 /// Runs a blocking harness call on a helper thread while the hub goes on.
 fn harness<T: Send + 'static>(

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use greenhub_redis::cluster::{key_slot, ClusterClient};
 use greenhub_redis::prelude::*;
-use greenhub_tests::RedisCluster;
+use greenhub_tests::{wait_until, RedisCluster};
 
 /// A slot being moved by hand from one master to another.
 struct Migration {
@@ -126,12 +126,9 @@ fn a_moved_reply_updates_the_slot_and_the_command_is_resent_to_the_named_master(
         );
         // The background refresh the MOVED started brings the rest of the
         // map; wait for it (a condition, not a time).
-        let mut polls = 0;
-        while port_of(client.master_of_slot(99)) != masters[1] {
-            greenhub::sleep(Duration::from_millis(10));
-            polls += 1;
-            assert!(polls < 3000, "the slot map was never refreshed");
-        }
+        wait_until("the slot map is refreshed", || {
+            port_of(client.master_of_slot(99)) == masters[1]
+        });
         assert!(client.stats().map_loads >= 2);
     });
 }
@@ -217,8 +214,12 @@ fn a_multi_key_command_waits_out_a_migration_that_ends_within_its_retry_time() {
     let finisher = {
         let cluster = cluster.clone();
         std::thread::spawn(move || {
-            // Ends the migration while the MGET below is retrying.
-            std::thread::sleep(Duration::from_millis(100));
+            // Ends the migration once the MGET below has been told TRYAGAIN.
+            wait_until("the source has answered TRYAGAIN", || {
+                cluster
+                    .cli(migration.source, &["INFO", "errorstats"])
+                    .contains("errorstat_TRYAGAIN")
+            });
             migration.migrate_key(&cluster, "{w}b");
             migration.finish(&cluster);
         })
@@ -237,19 +238,17 @@ fn a_blocked_brpop_whose_slot_moves_is_resent_to_the_new_master_and_gets_the_pus
         let client = ClusterClient::open(&urls).unwrap();
         let waiter = {
             let mut client = client.clone();
-            greenhub::spawn(move || client.brpop(&["{blocked}list"], 20.0))
+            // Far longer than the test's steps; what is left of it is what
+            // the client resends after the MOVED.
+            greenhub::spawn(move || client.brpop(&["{blocked}list"], 60.0))
         };
         let migration = Migration::start(&mover, "{blocked}list");
         // Wait (polling the server) until the BRPOP is blocked there.
-        let mut polls = 0;
-        while !mover
-            .cli(migration.source, &["CLIENT", "LIST"])
-            .contains("cmd=brpop")
-        {
-            greenhub::sleep(Duration::from_millis(5));
-            polls += 1;
-            assert!(polls < 2000, "the BRPOP never blocked on its master");
-        }
+        wait_until("the BRPOP is blocked on its master", || {
+            mover
+                .cli(migration.source, &["CLIENT", "LIST"])
+                .contains("cmd=brpop")
+        });
         // The list is empty, so the slot moves with nothing to migrate. The
         // source tells the blocked client MOVED on its next cron tick.
         let finish = {
