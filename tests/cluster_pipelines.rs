@@ -10,7 +10,7 @@ use std::sync::Arc;
 use greenhub_redis::cluster::{key_slot, ClusterClient};
 use greenhub_redis::prelude::*;
 use greenhub_redis::{cmd, pipe, Value};
-use greenhub_tests::RedisCluster;
+use greenhub_tests::{wait_until, RedisCluster};
 
 fn on_cluster(body: impl FnOnce(ClusterClient) + 'static) {
     let cluster = RedisCluster::start();
@@ -292,5 +292,67 @@ fn a_watch_transaction_runs_on_its_slots_master_and_retries_when_a_watched_key_c
         let mut r = r;
         let value: i64 = cmd("GET").arg("{acct:1}:balance").query(&mut r).unwrap();
         assert_eq!(value, 111);
+    });
+}
+
+#[test]
+fn a_caller_killed_mid_pipeline_takes_its_node_coroutines_with_it_and_no_half_read_connection_is_pooled(
+) {
+    let cluster = Arc::new(RedisCluster::start());
+    let urls = cluster.urls();
+    greenhub::run(move || {
+        let mut r = ClusterClient::open(&urls).unwrap();
+        r.ping().unwrap();
+        // One list per master, each a BLPOP that waits forever.
+        let mut lists: Vec<(String, u16)> = Vec::new();
+        for key in (0..).map(|i| format!("forever:{i}")) {
+            let master = r.master_of_slot(key_slot(key.as_bytes())).unwrap().port;
+            if lists.iter().all(|(_, m)| *m != master) {
+                lists.push((key, master));
+            }
+            if lists.len() == 3 {
+                break;
+            }
+        }
+        let caller = {
+            let mut r = r.clone();
+            let lists = lists.clone();
+            greenhub::spawn(move || {
+                let mut pipeline = pipe();
+                for (list, _) in &lists {
+                    pipeline.cmd("BLPOP").arg(list).arg(0);
+                }
+                pipeline.query_values(&mut r)
+            })
+        };
+        let blocked = |port: u16| {
+            let info = cluster.cli(port, &["INFO", "clients"]);
+            info.lines()
+                .find_map(|l| l.strip_prefix("blocked_clients:"))
+                .and_then(|n| n.trim().parse::<usize>().ok())
+                .unwrap_or(0)
+        };
+        wait_until("a BLPOP is blocked on every master", || {
+            lists.iter().all(|(_, port)| blocked(*port) == 1)
+        });
+        let before = r.stats().total;
+        assert_eq!(before.in_use, 3, "a connection per master");
+        caller.kill();
+        assert!(caller.join().is_err(), "killed");
+        wait_until("every node coroutine has let its connection go", || {
+            r.stats().total.in_use == 0
+        });
+        assert_eq!(
+            r.stats().total.available,
+            before.available,
+            "the three half-read connections were closed, not pooled"
+        );
+        // The servers saw the connections close: a push now is not taken by
+        // a ghost BLPOP.
+        wait_until("the servers dropped the blocked clients", || {
+            lists.iter().all(|(_, port)| blocked(*port) == 0)
+        });
+        r.rpush(&lists[0].0, &["kept"]).unwrap();
+        assert_eq!(r.lrange::<String>(&lists[0].0, 0, -1).unwrap(), ["kept"]);
     });
 }

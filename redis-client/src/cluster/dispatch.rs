@@ -12,7 +12,7 @@
 //!                 else the slot map (the master of its slot, or any master)
 //!   group         units by node, in the caller's order
 //!   send          one pooled connection per node, all its units in one
-//!                 write; several nodes at once, one coroutine each
+//!                 write; several nodes at once, one coroutine each (send.rs)
 //!   judge         per unit, the first cluster error among its replies:
 //!                   MOVED  -> patch the map, resend there, refresh soon
 //!                   ASK    -> resend there after ASKING (map unchanged)
@@ -32,16 +32,16 @@
 //! See `docs/cluster.md`, "Redirections" and "Failover".
 
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use super::nodes::NodePool;
-use super::redirect::{duplicate, judge, Backoff, Verdict};
+use super::redirect::{duplicate, judge, shorten_blocking, Backoff, Shortened, Verdict};
 use super::refresh::Hint;
+use super::send::{send_all, Sent};
 use super::topology::NodeAddr;
 use super::Shared;
-use crate::cmd::{cmd, Cmd, ConnectionLike};
+use crate::cmd::{cmd, Cmd};
 use crate::error::{Error, Result};
-use crate::pool::PooledConnection;
 use crate::resp::Value;
 
 /// Commands that go to one node together.
@@ -89,15 +89,6 @@ struct Judged {
     stale: bool,
 }
 
-/// What happened to one node's share of a round.
-#[derive(Debug)]
-enum Sent {
-    /// No connection: nothing reached the node.
-    NotSent(Error),
-    /// Written; the replies, or why they were not all read.
-    Sent(Result<Vec<Value>>),
-}
-
 impl Shared {
     /// Runs `units` to completion: one result per unit, its replies in
     /// command order (error replies kept as values), or a connection-level
@@ -130,7 +121,11 @@ impl Shared {
         loop {
             let seen = self.generation();
             let (groups, unserved) = self.group(&mut work);
-            let sent = self.send_all(&groups, &work);
+            let batches = groups
+                .iter()
+                .map(|(_, node, members)| (node.clone(), batch(&work, members)))
+                .collect();
+            let sent = send_all(batches);
             let mut pause = unserved;
             let mut refresh = unserved;
             let mut avoid = Vec::new();
@@ -229,59 +224,6 @@ impl Shared {
             }
             Target::Node(addr) => Some(addr.clone()),
         }
-    }
-
-    /// Sends every group: the first in the calling coroutine, the others
-    /// each in a coroutine of its own, so that nodes work at once.
-    fn send_all(
-        &self,
-        groups: &[(NodeAddr, NodePool, Vec<usize>)],
-        work: &[Progress],
-    ) -> Vec<Sent> {
-        let batches: Vec<(NodePool, Vec<Cmd>)> = groups
-            .iter()
-            .map(|(_, node, members)| (node.clone(), batch(work, members)))
-            .collect();
-        if batches.len() < 2 || greenhub::current().is_none() {
-            return batches
-                .into_iter()
-                .map(|(node, cmds)| send_to(&node, &cmds))
-                .collect();
-        }
-        let mut batches = batches.into_iter();
-        let (first_node, first_cmds) = batches.next().expect("two or more");
-        let mut children = Children(
-            batches
-                .map(|(node, cmds)| {
-                    let spawned = greenhub::Builder::new()
-                        .name("cluster-pipeline")
-                        .spawn(move || send_to(&node, &cmds));
-                    Some(spawned.map_err(|err| {
-                        Error::Usage(format!(
-                            "cannot start a coroutine for a cluster node: {err}"
-                        ))
-                    }))
-                })
-                .collect(),
-        );
-        let mut sent = vec![send_to(&first_node, &first_cmds)];
-        for child in &mut children.0 {
-            // Wait while the handle stays in `children` (a kill of the
-            // caller here kills the child too), then take its value.
-            if let Some(Ok(handle)) = child {
-                let _ = handle.wait();
-            }
-            sent.push(match child.take().expect("taken once") {
-                Ok(handle) => match handle.join() {
-                    Ok(sent) => sent,
-                    Err(err) => Sent::Sent(Err(Error::Usage(format!(
-                        "the coroutine sending to a cluster node ended: {err}"
-                    )))),
-                },
-                Err(err) => Sent::NotSent(err),
-            });
-        }
-        sent
     }
 
     /// Judges one node's replies (see the module's table).
@@ -419,117 +361,4 @@ fn batch(work: &[Progress], members: &[usize]) -> Vec<Cmd> {
         cmds.extend(work[m].unit.cmds.iter().cloned());
     }
     cmds
-}
-
-/// One node's share of a round, on one pooled connection.
-fn send_to(node: &NodePool, cmds: &[Cmd]) -> Sent {
-    match node.pool.get() {
-        Ok(mut conn) => Sent::Sent(send_commands(&mut conn, cmds)),
-        Err(err) => Sent::NotSent(err),
-    }
-}
-
-/// Writes `cmds` in one go and reads one reply each, error replies kept as
-/// values. The one place the cluster client talks to a connection.
-fn send_commands(conn: &mut PooledConnection, cmds: &[Cmd]) -> Result<Vec<Value>> {
-    if let [only] = cmds {
-        return match conn.req_command(only) {
-            Ok(value) => Ok(vec![value]),
-            Err(Error::Server(err)) => Ok(vec![Value::Error(err)]),
-            Err(err) => Err(err),
-        };
-    }
-    conn.req_pipeline(cmds, false)
-}
-
-/// The coroutines of a round; any still running when the round is
-/// abandoned (the caller killed, or its timeout fired) are killed too, so
-/// none goes on writing for a caller that is gone.
-struct Children(Vec<Option<Result<greenhub::JoinHandle<Sent>>>>);
-
-impl Drop for Children {
-    fn drop(&mut self) {
-        for child in self.0.iter().flatten().flatten() {
-            child.kill();
-        }
-    }
-}
-
-/// A blocking command resent after a redirection, with what is left of
-/// its timeout.
-enum Shortened {
-    NotBlocking,
-    Remaining(Cmd),
-    Expired,
-}
-
-/// BLPOP, BRPOP, BZPOPMIN, BZPOPMAX, BLMOVE and BRPOPLPUSH carry their
-/// timeout (seconds) last, BLMPOP and BZMPOP first: the part of it not yet
-/// spent, so a redirected call still ends when the caller expects. Zero
-/// (wait forever) stays zero.
-fn shorten_blocking(original: &Cmd, elapsed: Duration) -> Shortened {
-    let args: Vec<&[u8]> = original.arg_bytes().collect();
-    let name = args[0].to_ascii_uppercase();
-    let at = match name.as_slice() {
-        b"BLPOP" | b"BRPOP" | b"BZPOPMIN" | b"BZPOPMAX" | b"BLMOVE" | b"BRPOPLPUSH" => {
-            args.len() - 1
-        }
-        b"BLMPOP" | b"BZMPOP" => 1,
-        _ => return Shortened::NotBlocking,
-    };
-    let Some(seconds) = args
-        .get(at)
-        .and_then(|a| std::str::from_utf8(a).ok())
-        .and_then(|a| a.parse::<f64>().ok())
-    else {
-        return Shortened::NotBlocking;
-    };
-    if seconds <= 0.0 {
-        return Shortened::NotBlocking;
-    }
-    let left = seconds - elapsed.as_secs_f64();
-    // Redis's timeouts have millisecond resolution.
-    if left < 0.001 {
-        return Shortened::Expired;
-    }
-    let mut shorter = cmd(&String::from_utf8_lossy(args[0]));
-    for (i, arg) in args.iter().enumerate().skip(1) {
-        if i == at {
-            shorter.arg(format!("{left:.3}"));
-        } else {
-            shorter.arg(*arg);
-        }
-    }
-    Shortened::Remaining(shorter)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_redirected_blocking_command_keeps_only_what_is_left_of_its_timeout() {
-        let mut brpop = cmd("BRPOP");
-        brpop.arg("a").arg("b").arg(2);
-        let Shortened::Remaining(shorter) = shorten_blocking(&brpop, Duration::from_millis(500))
-        else {
-            panic!("still blocking");
-        };
-        let args: Vec<&[u8]> = shorter.arg_bytes().collect();
-        assert_eq!(args, [&b"BRPOP"[..], b"a", b"b", b"1.500"]);
-        assert!(matches!(
-            shorten_blocking(&brpop, Duration::from_secs(3)),
-            Shortened::Expired
-        ));
-        let mut forever = cmd("BLPOP");
-        forever.arg("a").arg(0);
-        assert!(matches!(
-            shorten_blocking(&forever, Duration::from_secs(3)),
-            Shortened::NotBlocking
-        ));
-        assert!(matches!(
-            shorten_blocking(cmd("GET").arg("a"), Duration::ZERO),
-            Shortened::NotBlocking
-        ));
-    }
 }

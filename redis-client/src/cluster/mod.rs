@@ -9,11 +9,13 @@
 //!    -> ClusterClient::req_command          mod.rs         one command = a batch of one
 //!      -> Shared::plan                      routing.rs     keys (keys.rs) -> slots (slots.rs)
 //!                                                          -> Slot / AnyMaster / AllMasters / Split
+//!                                                          (split.rs cuts and recombines)
 //!      -> Batch::add                        pipeline.rs    commands -> units, how replies come back
 //!      -> Shared::execute                   dispatch.rs    rounds: resolve on the slot map
 //!                                                          (topology.rs), group by node, send,
 //!                                                          judge MOVED / ASK / TRYAGAIN (redirect.rs)
-//!        -> Pool::get, req_command          nodes.rs       one pool per node
+//!        -> send_all                        send.rs        a coroutine per node, one write each
+//!        -> Pool::get, req_pipeline         nodes.rs       one pool per node
 //!        -> Shared::refresh                 refresh.rs     one CLUSTER SHARDS load at a time
 //!    <- Batch::run                          pipeline.rs    replies in the caller's order
 //! ```
@@ -46,7 +48,9 @@ mod pipeline;
 mod redirect;
 mod refresh;
 mod routing;
+mod send;
 mod slots;
+mod split;
 mod topology;
 mod transaction;
 

@@ -22,7 +22,8 @@
 use std::rc::Rc;
 
 use super::dispatch::{Target, Unit};
-use super::routing::{combine, split, Combine, Route};
+use super::routing::Route;
+use super::split::{combine, split, Combine};
 use super::Shared;
 use crate::cmd::{cmd, Cmd};
 use crate::error::{Error, Result, ServerError};

@@ -12,6 +12,8 @@
 //! | `MASTERDOWN`, `READONLY` | a replica without its master, or a write that reached a replica | waits, refreshes, resends |
 //!
 //! None of these replies means the command ran, so resending is always safe.
+//! A blocking command resent after a redirection gets what is left of its
+//! timeout ([`shorten_blocking`]), so it still ends when the caller expects.
 //! Every wait is bounded by the call's deadline (`ClusterBuilder::retry_timeout`).
 //! See `docs/cluster.md`, "Redirections".
 
@@ -19,6 +21,7 @@ use std::hash::{BuildHasher, RandomState};
 use std::time::{Duration, Instant};
 
 use super::topology::NodeAddr;
+use crate::cmd::{cmd, Cmd};
 use crate::error::{Error, ServerError};
 
 /// The first pause after a refused attempt. A TRYAGAIN lasts as long as one
@@ -129,6 +132,54 @@ pub(crate) fn duplicate(err: &Error) -> Error {
     }
 }
 
+/// A blocking command resent after a redirection, with what is left of
+/// its timeout.
+pub(crate) enum Shortened {
+    NotBlocking,
+    Remaining(Cmd),
+    Expired,
+}
+
+/// BLPOP, BRPOP, BZPOPMIN, BZPOPMAX, BLMOVE and BRPOPLPUSH carry their
+/// timeout (seconds) last, BLMPOP and BZMPOP first: the part of it not yet
+/// spent, so a redirected call still ends when the caller expects. Zero
+/// (wait forever) stays zero.
+pub(crate) fn shorten_blocking(original: &Cmd, elapsed: Duration) -> Shortened {
+    let args: Vec<&[u8]> = original.arg_bytes().collect();
+    let name = args[0].to_ascii_uppercase();
+    let at = match name.as_slice() {
+        b"BLPOP" | b"BRPOP" | b"BZPOPMIN" | b"BZPOPMAX" | b"BLMOVE" | b"BRPOPLPUSH" => {
+            args.len() - 1
+        }
+        b"BLMPOP" | b"BZMPOP" => 1,
+        _ => return Shortened::NotBlocking,
+    };
+    let Some(seconds) = args
+        .get(at)
+        .and_then(|a| std::str::from_utf8(a).ok())
+        .and_then(|a| a.parse::<f64>().ok())
+    else {
+        return Shortened::NotBlocking;
+    };
+    if seconds <= 0.0 {
+        return Shortened::NotBlocking;
+    }
+    let left = seconds - elapsed.as_secs_f64();
+    // Redis's timeouts have millisecond resolution.
+    if left < 0.001 {
+        return Shortened::Expired;
+    }
+    let mut shorter = cmd(&String::from_utf8_lossy(args[0]));
+    for (i, arg) in args.iter().enumerate().skip(1) {
+        if i == at {
+            shorter.arg(format!("{left:.3}"));
+        } else {
+            shorter.arg(*arg);
+        }
+    }
+    Shortened::Remaining(shorter)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -206,5 +257,31 @@ mod tests {
         }
         assert!(pauses >= 1, "a 5 ms first pause fits in 200 ms");
         assert!(!Backoff::new(Instant::now()).pause());
+    }
+
+    #[test]
+    fn a_redirected_blocking_command_keeps_only_what_is_left_of_its_timeout() {
+        let mut brpop = cmd("BRPOP");
+        brpop.arg("a").arg("b").arg(2);
+        let Shortened::Remaining(shorter) = shorten_blocking(&brpop, Duration::from_millis(500))
+        else {
+            panic!("still blocking");
+        };
+        let args: Vec<&[u8]> = shorter.arg_bytes().collect();
+        assert_eq!(args, [&b"BRPOP"[..], b"a", b"b", b"1.500"]);
+        assert!(matches!(
+            shorten_blocking(&brpop, Duration::from_secs(3)),
+            Shortened::Expired
+        ));
+        let mut forever = cmd("BLPOP");
+        forever.arg("a").arg(0);
+        assert!(matches!(
+            shorten_blocking(&forever, Duration::from_secs(3)),
+            Shortened::NotBlocking
+        ));
+        assert!(matches!(
+            shorten_blocking(cmd("GET").arg("a"), Duration::ZERO),
+            Shortened::NotBlocking
+        ));
     }
 }
