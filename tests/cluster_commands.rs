@@ -11,7 +11,7 @@ use std::time::Duration;
 use greenhub_redis::cluster::{key_slot, ClusterClient};
 use greenhub_redis::commands::{Direction, Expiry, SetOptions};
 use greenhub_redis::prelude::*;
-use greenhub_redis::{cmd, Error, Script};
+use greenhub_redis::{cmd, Error, Script, Value};
 use greenhub_tests::{wait_until, RedisCluster};
 
 fn on_cluster(body: impl FnOnce(ClusterClient) + 'static) {
@@ -392,4 +392,71 @@ fn a_cluster_client_works_on_a_plain_thread_too() {
     }
     let values: Vec<Option<String>> = r.mget(&keys).unwrap();
     assert_eq!(values, keys.iter().cloned().map(Some).collect::<Vec<_>>());
+}
+
+#[test]
+fn scan_match_walks_every_master_and_a_plain_scan_is_refused() {
+    on_cluster(|mut r| {
+        let keys: HashSet<String> = spread_keys("scan:", 200).into_iter().collect();
+        for key in &keys {
+            r.set(key, 1).unwrap();
+        }
+        r.set("other", 1).unwrap();
+        let found: HashSet<String> = r
+            .scan_match::<String>("scan:*")
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(
+            found, keys,
+            "every master's keys, and only the matching ones"
+        );
+        let err = cmd("SCAN").arg(0).query::<Value>(&mut r).unwrap_err();
+        assert!(err.to_string().contains("scan_match"), "{err}");
+    });
+}
+
+#[test]
+fn with_read_from_replicas_reads_go_to_replicas_and_writes_to_masters() {
+    let cluster = RedisCluster::start();
+    let urls = cluster.urls();
+    greenhub::run(move || {
+        let mut r = ClusterClient::builder(&urls)
+            .read_from_replicas(true)
+            .build()
+            .unwrap();
+        let keys = spread_keys("replicated:", 30);
+        for key in &keys {
+            // WAIT 1 after the write, on its connection: the replica has it.
+            let (_, replicas): ((), i64) = greenhub_redis::pipe()
+                .cmd("SET")
+                .arg(key)
+                .arg(key)
+                .cmd("WAIT")
+                .arg(1)
+                .arg(5000)
+                .query(&mut r)
+                .unwrap();
+            assert_eq!(replicas, 1);
+        }
+        for key in &keys {
+            assert_eq!(&r.get::<String>(key).unwrap(), key);
+        }
+        let values: Vec<Option<String>> = r.mget(&keys).unwrap();
+        assert!(values
+            .iter()
+            .zip(&keys)
+            .all(|(v, k)| v.as_deref() == Some(k.as_str())));
+        let stats = r.stats();
+        let replicas: Vec<_> = stats.nodes.iter().filter(|n| !n.master).collect();
+        assert_eq!(replicas.len(), 3, "every replica served reads: {stats:?}");
+        for replica in replicas {
+            assert!(replica.pool.created >= 1);
+            assert_eq!(
+                replica.pool.available, replica.pool.created,
+                "READWRITE put each replica connection back as it came: {replica:?}"
+            );
+        }
+        // A write is never sent to a replica.
+        assert_eq!(r.incr("counter").unwrap(), 1);
+    });
 }

@@ -43,6 +43,7 @@ pub(crate) struct Config {
     pub(crate) retry_timeout: Duration,
     pub(crate) refresh_interval: Option<Duration>,
     pub(crate) max_redirects: usize,
+    pub(crate) read_from_replicas: bool,
 }
 
 /// Settings for a [`ClusterClient`].
@@ -63,6 +64,7 @@ pub struct ClusterBuilder {
     max_redirects: usize,
     pool: PoolConfig,
     connect_timeout: Option<Duration>,
+    read_from_replicas: bool,
 }
 
 impl ClusterBuilder {
@@ -74,6 +76,7 @@ impl ClusterBuilder {
             max_redirects: DEFAULT_MAX_REDIRECTS,
             pool: PoolConfig::default(),
             connect_timeout: None,
+            read_from_replicas: false,
         }
     }
 
@@ -108,6 +111,16 @@ impl ClusterBuilder {
     /// `connect_timeout` ([`DEFAULT_CONNECT_TIMEOUT`] when neither says).
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
+        self
+    }
+
+    /// Sends reads (commands that only read, each on one slot) to the
+    /// slot's replicas in turn, between `READONLY` and `READWRITE`, and
+    /// writes to its master. A replica lags its master by a little: a read
+    /// may not see a write just made (`WAIT` bounds that). A replica that
+    /// fails or redirects sends that read to the master. Off by default.
+    pub fn read_from_replicas(mut self, on: bool) -> Self {
+        self.read_from_replicas = on;
         self
     }
 
@@ -153,12 +166,14 @@ impl ClusterBuilder {
                     retry_timeout: self.retry_timeout,
                     refresh_interval: self.refresh_interval,
                     max_redirects: self.max_redirects,
+                    read_from_replicas: self.read_from_replicas,
                 },
                 topology: RefCell::new(Topology::empty()),
                 nodes: Nodes::new(template, self.pool),
                 refresh: Default::default(),
                 learned: RefCell::new(HashMap::new()),
                 next_master: Cell::new(0),
+                next_replica: Cell::new(0),
             }),
         })
     }

@@ -76,6 +76,11 @@ struct Progress {
     outcome: Option<Result<Vec<Value>>>,
     /// What the last attempt got, for when the deadline passes.
     last: Option<Result<Vec<Value>>>,
+    /// A read that may go to a replica (`read_from_replicas`); cleared by
+    /// any trouble, so that the next attempt asks the master.
+    replica_ok: bool,
+    /// This round sends it to a replica, between READONLY and READWRITE.
+    via_replica: bool,
 }
 
 /// What judging one node's replies found.
@@ -106,6 +111,10 @@ impl Shared {
         let mut work: Vec<Progress> = units
             .into_iter()
             .map(|unit| Progress {
+                replica_ok: self.config.read_from_replicas
+                    && unit.safe
+                    && matches!(unit.target, Target::Slot(_)),
+                via_replica: false,
                 unit,
                 redirect: None,
                 redirects: 0,
@@ -182,8 +191,16 @@ impl Shared {
             if p.outcome.is_some() {
                 continue;
             }
+            p.via_replica = false;
             let addr = match &p.redirect {
                 Some((addr, _)) => Some(addr.clone()),
+                None if p.replica_ok => match self.resolve_replica(&p.unit.target) {
+                    Some(replica) => {
+                        p.via_replica = true;
+                        Some(replica)
+                    }
+                    None => self.resolve(&p.unit.target),
+                },
                 None => self.resolve(&p.unit.target),
             };
             let Some(addr) = addr else {
@@ -206,6 +223,21 @@ impl Shared {
             }
         }
         (groups, unserved)
+    }
+
+    /// A replica of a slot's shard, in turn, if the map knows one.
+    fn resolve_replica(&self, target: &Target) -> Option<NodeAddr> {
+        let Target::Slot(slot) = target else {
+            return None;
+        };
+        let topology = self.topology.borrow();
+        let replicas = &topology.shard(*slot)?.replicas;
+        if replicas.is_empty() {
+            return None;
+        }
+        let turn = self.next_replica.get();
+        self.next_replica.set(turn.wrapping_add(1));
+        Some(replicas[turn % replicas.len()].clone())
     }
 
     /// The node a target names in the current map.
@@ -242,6 +274,7 @@ impl Shared {
                 for &m in members {
                     let p = &mut work[m];
                     p.redirect = None;
+                    p.replica_ok = false;
                     if failed {
                         p.last = Some(Err(duplicate(&err)));
                     } else {
@@ -254,6 +287,7 @@ impl Shared {
                 for &m in members {
                     let p = &mut work[m];
                     p.redirect = None;
+                    p.replica_ok = false;
                     if p.unit.safe && err.is_io() {
                         p.last = Some(Err(duplicate(&err)));
                     } else {
@@ -267,11 +301,18 @@ impl Shared {
                 for &m in members {
                     let p = &mut work[m];
                     let asking = p.redirect.as_ref().is_some_and(|(_, asking)| *asking);
-                    if asking {
-                        replies.next(); // ASKING's OK
+                    if asking || p.via_replica {
+                        replies.next(); // ASKING's or READONLY's OK
                     }
                     let mine: Vec<Value> = replies.by_ref().take(p.unit.cmds.len()).collect();
-                    match self.judge_unit(addr, p, mine, start) {
+                    if p.via_replica {
+                        replies.next(); // READWRITE's OK
+                    }
+                    let verdict = self.judge_unit(addr, p, mine, start);
+                    if verdict.is_some() {
+                        p.replica_ok = false;
+                    }
+                    match verdict {
                         Some(Verdict::Moved { .. }) => judged.moved = true,
                         Some(Verdict::Later { refresh: true }) => judged.stale = true,
                         _ => {}
@@ -351,14 +392,22 @@ impl Shared {
 }
 
 /// The commands a group sends, in order: each unit's, with ASKING first
-/// for a unit that was told ASK.
+/// for a unit that was told ASK, and between READONLY and READWRITE for a
+/// read sent to a replica (so the connection goes back to the pool as it
+/// came: READONLY is session state).
 fn batch(work: &[Progress], members: &[usize]) -> Vec<Cmd> {
     let mut cmds = Vec::new();
     for &m in members {
-        if work[m].redirect.as_ref().is_some_and(|(_, asking)| *asking) {
+        let p = &work[m];
+        if p.redirect.as_ref().is_some_and(|(_, asking)| *asking) {
             cmds.push(cmd("ASKING"));
+        } else if p.via_replica {
+            cmds.push(cmd("READONLY"));
         }
-        cmds.extend(work[m].unit.cmds.iter().cloned());
+        cmds.extend(p.unit.cmds.iter().cloned());
+        if p.via_replica {
+            cmds.push(cmd("READWRITE"));
+        }
     }
     cmds
 }

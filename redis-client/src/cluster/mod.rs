@@ -48,6 +48,7 @@ mod pipeline;
 mod redirect;
 mod refresh;
 mod routing;
+mod scan;
 mod send;
 mod slots;
 mod split;
@@ -59,6 +60,7 @@ pub use builder::{
     DEFAULT_RETRY_TIMEOUT,
 };
 pub use nodes::{ClusterStats, NodeStats};
+pub use scan::ClusterScan;
 pub use slots::{key_slot, SLOT_COUNT};
 pub use topology::NodeAddr;
 
@@ -124,6 +126,8 @@ pub(crate) struct Shared {
     pub(crate) learned: RefCell<HashMap<Vec<u8>, Learned>>,
     /// Whose turn it is among the masters for a keyless command.
     pub(crate) next_master: Cell<usize>,
+    /// Whose turn it is among a shard's replicas for a read.
+    pub(crate) next_replica: Cell<usize>,
 }
 
 impl ClusterClient {

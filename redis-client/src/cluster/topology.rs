@@ -59,7 +59,7 @@ impl fmt::Display for NodeAddr {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Shard {
     pub(crate) master: NodeAddr,
-    /// Replicas reported healthy, for reads when enabled.
+    /// Replicas not reported failed, for reads when enabled.
     pub(crate) replicas: Vec<NodeAddr>,
 }
 
@@ -208,7 +208,11 @@ pub(crate) fn parse_shards(reply: Value, asked: &NodeAddr) -> Result<Topology> {
                             .or_else(|| text("ip").filter(|h| !h.is_empty() && h != "?"))
                             .unwrap_or_else(|| asked.host.clone());
                         let addr = NodeAddr { host, port };
-                        let healthy = text("health").is_none_or(|h| h == "online");
+                        // Redis 7.0 reports a replica that has received no
+                        // write yet (offset 0) as `loading`: keep it; one
+                        // that really loads answers LOADING, and the read
+                        // goes to the master. Only `failed` is left out.
+                        let healthy = text("health").is_none_or(|h| h != "failed");
                         match text("role").as_deref() {
                             Some("master") => master = Some(addr),
                             _ if healthy => replicas.push(addr),
