@@ -45,6 +45,7 @@ mod dispatch;
 mod keys;
 mod nodes;
 mod pipeline;
+mod pubsub;
 mod redirect;
 mod refresh;
 mod routing;
@@ -60,6 +61,7 @@ pub use builder::{
     DEFAULT_RETRY_TIMEOUT,
 };
 pub use nodes::{ClusterStats, NodeStats};
+pub use pubsub::ShardedPubSub;
 pub use scan::ClusterScan;
 pub use slots::{key_slot, SLOT_COUNT};
 pub use topology::NodeAddr;
