@@ -83,6 +83,10 @@ struct Progress {
     via_replica: bool,
 }
 
+/// One node's share of a round: its address, its pool (with the pool's
+/// generation, to retire it by) and the indexes of its units.
+type Group = (NodeAddr, NodePool, Vec<usize>);
+
 /// What judging one node's replies found.
 #[derive(Debug, Default)]
 struct Judged {
@@ -183,9 +187,8 @@ impl Shared {
     /// Resolves every unfinished unit to a node and groups them: the
     /// groups in order of first appearance, and whether some unit's slot
     /// has no node.
-    #[allow(clippy::type_complexity)]
-    fn group(&self, work: &mut [Progress]) -> (Vec<(NodeAddr, NodePool, Vec<usize>)>, bool) {
-        let mut groups: Vec<(NodeAddr, NodePool, Vec<usize>)> = Vec::new();
+    fn group(&self, work: &mut [Progress]) -> (Vec<Group>, bool) {
+        let mut groups: Vec<Group> = Vec::new();
         let mut unserved = false;
         for (i, p) in work.iter_mut().enumerate() {
             if p.outcome.is_some() {
