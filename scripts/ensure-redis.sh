@@ -2,7 +2,8 @@
 # Makes sure redis-server and redis-cli are on PATH, installing them from the
 # distribution's packages when missing (as root, or through sudo). Sourced by
 # demo.sh and test.sh so that both work on a bare machine; the differential
-# tests (tests/differential.rs) compare the client's replies with redis-cli's.
+# tests (tests/differential.rs) compare the client's replies with redis-cli's,
+# and the cluster tests create and reshard clusters with `redis-cli --cluster`.
 set -euo pipefail
 
 if command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1; then

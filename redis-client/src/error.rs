@@ -78,6 +78,9 @@ pub enum Error {
     /// The client cannot do this here: for example, wait for a free pooled
     /// connection outside a coroutine, or use a connection after a kill.
     Usage(String),
+    /// A Redis Cluster could not serve the command: no node answered with
+    /// a slot map, no node serves the slot, or redirections did not end.
+    Cluster(String),
 }
 
 impl Error {
@@ -174,6 +177,7 @@ impl fmt::Display for Error {
             Error::ExecAborted => f.write_str("transaction aborted: a watched key changed"),
             Error::Config(what) => write!(f, "invalid configuration: {what}"),
             Error::Usage(what) => f.write_str(what),
+            Error::Cluster(what) => write!(f, "cluster error: {what}"),
         }
     }
 }

@@ -56,11 +56,13 @@
 //! | `commands/` | typed methods, one trait per family (strings to streams) |
 //! | `pipeline.rs` | [`Pipeline`], MULTI/EXEC, [`transaction`] |
 //! | `pubsub.rs`, `script.rs` | [`PubSub`], [`Script`] |
+//! | [`cluster`] | [`ClusterClient`](cluster::ClusterClient): Redis Cluster, a pool per node |
 //!
 //! The design is explained in `docs/redis-client.md`.
 
 mod cache;
 mod client;
+pub mod cluster;
 mod cmd;
 pub mod commands;
 mod connection;

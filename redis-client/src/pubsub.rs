@@ -68,6 +68,17 @@ impl PubSub {
         self.send(cmd("PUNSUBSCRIBE").args(patterns))
     }
 
+    /// SSUBSCRIBE to shard channels (Redis 7, on the cluster node that
+    /// serves their slot; `cluster::ShardedPubSub` finds it and follows it).
+    pub fn ssubscribe(&mut self, channels: &[&str]) -> Result<()> {
+        self.send(cmd("SSUBSCRIBE").args(channels))
+    }
+
+    /// SUNSUBSCRIBE from shard channels (all of them with an empty slice).
+    pub fn sunsubscribe(&mut self, channels: &[&str]) -> Result<()> {
+        self.send(cmd("SUNSUBSCRIBE").args(channels))
+    }
+
     fn send(&mut self, cmd: &Cmd) -> Result<()> {
         // Replies to (un)subscribe come back as messages, not as replies owed.
         self.conn.send_unowed(cmd)
@@ -83,12 +94,12 @@ impl PubSub {
         }
     }
 
-    /// The next published message (`message` or `pmessage`), skipping
-    /// subscription confirmations; waits as long as it takes.
+    /// The next published message (`message`, `pmessage` or `smessage`),
+    /// skipping subscription confirmations; waits as long as it takes.
     pub fn next_message(&mut self) -> Result<Message> {
         loop {
             let message = self.get_message(None)?.expect("no timeout was set");
-            if message.kind == "message" || message.kind == "pmessage" {
+            if matches!(message.kind.as_str(), "message" | "pmessage" | "smessage") {
                 return Ok(message);
             }
         }

@@ -4,7 +4,12 @@
 //! [`RedisServer::start`] runs a private server on a free TCP port and a Unix
 //! socket in a fresh temp dir (`--save ''`, `--appendonly no`), waits until it
 //! answers `PING` (polling, no fixed sleep) and kills it when dropped. Fault
-//! tests stop, resume, kill and restart it on purpose. See `docs/testing.md`.
+//! tests stop, resume, kill and restart it on purpose. A six-node Redis
+//! Cluster behind the same kind of guard lives in `cluster.rs`
+//! ([`RedisCluster`]). See `docs/testing.md`.
+
+mod cluster;
+pub use cluster::{NodeInfo, RedisCluster, Reshard, CLUSTER_TIMEOUT, NODE_TIMEOUT_MS};
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};
