@@ -167,19 +167,27 @@ impl RedisCluster {
             .unwrap_or_else(|| panic!("no master serves slot {slot}"))
     }
 
-    /// The port of `master`'s replica.
+    /// The port of `master`'s replica. Gossip may not have told every node
+    /// of a replica yet (seen on a fresh cluster in CI), so this polls, with
+    /// the cluster's generous cap, until the node it asks lists one.
     pub fn replica_of(&self, master: u16) -> u16 {
-        let topology = self.topology();
-        let id = &topology
-            .iter()
-            .find(|n| n.port == master)
-            .expect("the master is known")
-            .id;
-        topology
-            .iter()
-            .find(|n| n.master_id.as_ref() == Some(id))
-            .map(|n| n.port)
-            .unwrap_or_else(|| panic!("127.0.0.1:{master} has no replica"))
+        let start = Instant::now();
+        loop {
+            let topology = self.topology();
+            let id = &topology
+                .iter()
+                .find(|n| n.port == master)
+                .expect("the master is known")
+                .id;
+            if let Some(replica) = topology.iter().find(|n| n.master_id.as_ref() == Some(id)) {
+                return replica.port;
+            }
+            assert!(
+                start.elapsed() < CLUSTER_TIMEOUT,
+                "127.0.0.1:{master} has no replica after {CLUSTER_TIMEOUT:?}"
+            );
+            std::thread::sleep(POLL);
+        }
     }
 
     /// Kills a node with SIGKILL (no goodbye to the cluster or its
