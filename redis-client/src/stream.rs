@@ -59,38 +59,30 @@ pub(crate) enum Stream {
 /// Dropped anywhere, the runtime deregisters it from its own hub's poller,
 /// never from the hub running then.
 #[derive(Debug)]
-pub(crate) struct Green<S: GreenSocket> {
-    /// Always `Some` until dropped.
-    socket: Option<S>,
+pub(crate) struct Green<S> {
+    socket: S,
     home: greenhub::HubId,
 }
 
-/// What [`Green`] needs of a cooperative socket.
-pub(crate) trait GreenSocket: Read + Write + 'static {}
-
-impl GreenSocket for greenhub::net::TcpStream {}
-
-impl GreenSocket for greenhub::net::UnixStream {}
-
-impl<S: GreenSocket> Green<S> {
+impl<S> Green<S> {
     fn new(socket: S) -> Green<S> {
         Green {
-            socket: Some(socket),
+            socket,
             home: greenhub::hub_id().expect("cooperative sockets are made in a hub"),
         }
     }
 }
 
-impl<S: GreenSocket> Deref for Green<S> {
+impl<S> Deref for Green<S> {
     type Target = S;
     fn deref(&self) -> &S {
-        self.socket.as_ref().expect("present until dropped")
+        &self.socket
     }
 }
 
-impl<S: GreenSocket> DerefMut for Green<S> {
+impl<S> DerefMut for Green<S> {
     fn deref_mut(&mut self) -> &mut S {
-        self.socket.as_mut().expect("present until dropped")
+        &mut self.socket
     }
 }
 
