@@ -325,7 +325,18 @@ fn a_tls_cluster_runs_commands_through_the_cluster_client() {
     let files = TlsFiles::generate();
     let cluster = RedisCluster::start_tls(&files);
     let urls = cluster.tls_urls(&files);
+    let first = urls[0].clone();
     let masters = greenhub::run(move || {
+        // A node asked for a key it does not serve redirects to the TLS
+        // port of the node that does (`tls-cluster yes`).
+        let mut node = Connection::open(&ConnectionInfo::from_url(&first).unwrap()).unwrap();
+        let moved: Vec<String> = (0..30)
+            .filter_map(|i| match node.get::<Option<String>>(format!("probe:{i}")) {
+                Err(Error::Server(err)) if err.code == "MOVED" => Some(err.message),
+                _ => None,
+            })
+            .collect();
+        assert!(!moved.is_empty(), "no probe key lives on another node");
         let mut client = greenhub_redis::cluster::ClusterClient::open(&urls).unwrap();
         for i in 0..300 {
             client.set(format!("key:{i}"), i).unwrap();
@@ -342,8 +353,18 @@ fn a_tls_cluster_runs_commands_through_the_cluster_client() {
         assert_eq!(incremented, (1..301).collect::<Vec<i64>>());
         let mut masters: Vec<u16> = client.masters().iter().map(|m| m.port).collect();
         masters.sort_unstable();
-        masters
+        (masters, moved)
     });
+    let (masters, moved) = masters;
+    let tls_ports: Vec<String> = cluster
+        .ports()
+        .iter()
+        .map(|p| cluster.tls_port(*p).to_string())
+        .collect();
+    for redirect in &moved {
+        let port = redirect.rsplit(':').next().unwrap();
+        assert!(tls_ports.iter().any(|p| p == port), "{redirect}");
+    }
     // The slot map named the nodes' TLS ports (`tls-port`), not their
     // plaintext ones.
     let mut tls_masters: Vec<u16> = cluster
