@@ -209,6 +209,33 @@ fn a_write_after_reading_part_of_the_decrypted_bytes_does_not_park_past_the_rest
 }
 
 #[test]
+fn a_client_side_cache_is_invalidated_over_tls() {
+    // The invalidation listener reads its TLS session on a non-blocking
+    // std socket (the same descriptor, the same rustls state).
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let mut cached = Client::with_cache(
+            ConnectionInfo::from_url(&url).unwrap(),
+            greenhub_redis::PoolConfig::default(),
+            greenhub_redis::CacheConfig { max_entries: 100 },
+        );
+        let mut other = Client::open(&url).unwrap();
+        other.set("k", "one").unwrap();
+        assert_eq!(cached.get::<String>("k").unwrap(), "one");
+        assert_eq!(cached.get::<String>("k").unwrap(), "one");
+        assert_eq!(cached.cache_stats().unwrap().hits, 1);
+        other.set("k", "two").unwrap();
+        let start = Instant::now();
+        while cached.get::<String>("k").unwrap() != "two" {
+            assert!(start.elapsed() < PATIENCE, "never invalidated");
+            greenhub::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(cached.cache_stats().unwrap().invalidations >= 1);
+    });
+}
+
+#[test]
 fn mutual_tls_works_with_a_client_certificate_and_fails_clearly_without() {
     let server = TlsServer::start(true);
     let url = server.url(true);

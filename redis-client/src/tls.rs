@@ -17,6 +17,10 @@
 //! write; parked on the socket, it would sleep until the next bytes arrived,
 //! which for a command that blocks on the server may be never).
 //!
+//! A connection dropped sends no `close_notify` alert: a `Drop` must never
+//! park (it may run while a coroutine unwinds), and Redis needs none; the
+//! server sees the TCP close.
+//!
 //! Errors are one sentence each, naming the likely cause: a CA that did not
 //! sign the server's certificate, an expired certificate or one for another
 //! name, a server that wants a client certificate, a port that answers in

@@ -359,6 +359,29 @@ mod tests {
     }
 
     #[test]
+    fn over_tls_a_node_is_reached_on_its_tls_port() {
+        let mut with_tls = node(7000, "master", "online");
+        if let Value::Array(fields) = &mut with_tls {
+            fields.extend([bulk("tls-port"), Value::Int(17000)]);
+        }
+        let shard = |n: Value| {
+            Value::Array(vec![Value::Array(vec![
+                bulk("slots"),
+                Value::Array(vec![Value::Int(0), Value::Int(16383)]),
+                bulk("nodes"),
+                Value::Array(vec![n]),
+            ])])
+        };
+        let tls = parse_shards(shard(with_tls.clone()), &addr(17000), true).unwrap();
+        assert_eq!(tls.master(0), Some(&addr(17000)));
+        let plain = parse_shards(shard(with_tls), &addr(7000), false).unwrap();
+        assert_eq!(plain.master(0), Some(&addr(7000)));
+        // A node that reports no tls-port is reached on its port.
+        let only_port = parse_shards(shard(node(7000, "master", "online")), &addr(7000), true);
+        assert_eq!(only_port.unwrap().master(0), Some(&addr(7000)));
+    }
+
+    #[test]
     fn cluster_shards_gives_masters_healthy_replicas_and_slot_ranges() {
         let reply = Value::Array(vec![
             Value::Array(vec![
