@@ -13,7 +13,7 @@
 use std::time::Instant;
 
 use greenhub_redis::prelude::*;
-use greenhub_redis::{pipe, Client, Connection, ConnectionInfo, Error};
+use greenhub_redis::{cmd, pipe, Client, Connection, ConnectionInfo, Error, Value};
 use greenhub_tests::{RedisCluster, TlsFiles, TlsServer, PATIENCE};
 
 /// The error opening a connection to `url` gives, within `PATIENCE`.
@@ -205,6 +205,59 @@ fn a_write_after_reading_part_of_the_decrypted_bytes_does_not_park_past_the_rest
         // from rustls, in order, before the confirmation.
         pubsub.subscribe(&["more"]).unwrap();
         assert!(next_published(&mut pubsub).text().starts_with('2'));
+    });
+}
+
+#[test]
+fn a_push_decrypted_with_a_reply_reaches_its_handler_while_the_next_command_blocks() {
+    // Regression for the one read that parks before trying (the first
+    // after a write): under TLS it must not park while rustls holds
+    // plaintext. Parked on the socket, it sleeps until the next bytes come,
+    // here a BLPOP's reply, and the push waits with it.
+    let server = TlsServer::start(false);
+    let url = server.url(false) + "&protocol=3";
+    greenhub::run(move || {
+        let mut conn = Connection::open(&ConnectionInfo::from_url(&url).unwrap()).unwrap();
+        let invalidated = std::rc::Rc::new(std::cell::Cell::new(false));
+        let seen = invalidated.clone();
+        conn.on_invalidate(move |_| seen.set(true));
+        let mut other = Client::open(&url).unwrap();
+        // A 248-byte value: `$248\r\n` + 248 bytes + `\r\n` is 256 bytes,
+        // the reader's first buffer size.
+        other.set("k", "v".repeat(248)).unwrap();
+        let _: Value = conn
+            .req_command(cmd("CLIENT").arg("TRACKING").arg("ON"))
+            .unwrap();
+        let len: i64 = cmd("STRLEN").arg("k").query(&mut conn).unwrap();
+        assert_eq!(len, 248);
+        // SET ... GET answers the old value (256 bytes) and then, after
+        // the reply, invalidates `k` for this tracking client: one write by
+        // the server, one TLS record. The reader takes exactly the reply;
+        // the push stays decrypted in rustls, and the kernel holds nothing.
+        let old: String = cmd("SET")
+            .arg("k")
+            .arg("new")
+            .arg("GET")
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(old.len(), 248);
+        // The pusher unblocks the BLPOP once the push was handled, or
+        // after PATIENCE, and says which.
+        let pusher = greenhub::spawn(move || {
+            let start = Instant::now();
+            while !invalidated.get() && start.elapsed() < PATIENCE {
+                greenhub::sleep(std::time::Duration::from_millis(5));
+            }
+            let handled = invalidated.get();
+            other.rpush("q", &["go"]).unwrap();
+            handled
+        });
+        let popped = conn.blpop(&["q"], 0.0).unwrap();
+        assert!(popped.is_some());
+        assert!(
+            pusher.join().unwrap(),
+            "the invalidation waited in rustls until BLPOP's reply came"
+        );
     });
 }
 
