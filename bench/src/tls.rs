@@ -93,9 +93,9 @@ pub(crate) fn get_tls(quick: bool) -> Report {
             tls.0 / bench_tls.0
         ),
     );
-    report.note(
+    report.note(&format!(
         "Every row opens its 50 connections inside the timed part, so the TLS rows include 50 \
-         handshakes each: a small share of 200,000 requests.",
-    );
+         handshakes each: a small share of {requests} requests."
+    ));
     report
 }
