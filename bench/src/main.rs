@@ -8,11 +8,15 @@
 //! `spawn` beside the floor prototype of `floor.rs` and the may and Tokio
 //! peers of `peers.rs`), `brpop`, `get` (`redis.rs`, which needs
 //! `redis-server` and `redis-benchmark`, and `strace` for the system-call
-//! count) and `echo` (`echo.rs`, beside Tokio, may and OS threads). `--quick`
+//! count), `echo` (`echo.rs`, beside Tokio, may and OS threads),
+//! `cluster-get` and `cluster-brpop` (`cluster.rs`: GETs through
+//! `ClusterClient` beside `redis-benchmark --cluster` and one server, and the
+//! demo's 10,000 clients on a private cluster; they need `redis-cli` too). `--quick`
 //! shrinks every suite to a smoke test (CI runs that); `--write` (with
 //! `all`) rewrites `docs/benchmarks.md` and its SVG plots. Each suite ends
 //! with one machine-readable line: `bench: suite=NAME key=value ...`.
 
+mod cluster;
 mod echo;
 mod floor;
 mod measure;
@@ -137,8 +141,16 @@ pub(crate) fn child(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-const SUITES: [&str; 7] = [
-    "switch", "spawn", "parked", "timers", "brpop", "get", "echo",
+const SUITES: [&str; 9] = [
+    "switch",
+    "spawn",
+    "parked",
+    "timers",
+    "brpop",
+    "get",
+    "echo",
+    "cluster-get",
+    "cluster-brpop",
 ];
 
 fn main() -> ExitCode {
@@ -198,6 +210,8 @@ fn main() -> ExitCode {
                 get_bars = bars;
                 report
             }
+            "cluster-get" => cluster::get(quick),
+            "cluster-brpop" => cluster::brpop(quick),
             _ => echo::echo(quick),
         };
         print!("{}", report.markdown());
@@ -270,7 +284,7 @@ fn write_docs(reports: &[Report], brpop: &[Series], get: &[(String, f64)], load:
          runs beside its baseline in the same run (this machine is shared and noisy), three times; \
          figures are medians with min–max. Machine: 2 cores, 24 GiB, Linux 6.18, Redis 7.0.15. \
          Run one suite with `cargo run --release -p bench -- SUITE` (`switch`, `spawn`, `parked`, \
-         `timers`, `brpop`, `get`, `echo`). First-touch memory and network figures vary by up to \
+         `timers`, `brpop`, `get`, `echo`, `cluster-get`, `cluster-brpop`). First-touch memory and network figures vary by up to \
          ±12% from run to run on these VMs.\n\n",
     );
     md.push_str(&format!(
