@@ -64,8 +64,8 @@ pub(crate) fn run_cluster(config: &Config, urls: &[String]) -> Result<Summary, S
     })
 }
 
-/// Each client's key: `key` for one server, `key:i` for a cluster.
-pub(crate) fn client_keys(config: &Config) -> Vec<String> {
+/// The keys of the clients of a cluster: `key:i` for client i.
+fn client_keys(config: &Config) -> Vec<String> {
     (0..config.clients)
         .map(|i| format!("{}:{i}", config.key))
         .collect()

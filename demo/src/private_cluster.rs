@@ -8,8 +8,9 @@
 //! `redis-cli --cluster create ... --cluster-replicas 1`; ready once every
 //! node reports `cluster_state:ok`. Stopped on every exit path
 //! (`children.rs`). The test harness has its own guard
-//! (`tests/support/cluster.rs`), which panics where this one returns an
-//! error for the demo to print, and kills nodes where this one never does.
+//! (`tests/support/cluster.rs`): it panics where this one returns an error
+//! for the demo to print, and it also kills, restarts and reshards nodes for
+//! the fault tests; the demo does not depend on the test crate.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
