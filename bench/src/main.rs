@@ -9,12 +9,15 @@
 //! peers of `peers.rs`), `brpop`, `get` (`redis.rs`, which needs
 //! `redis-server` and `redis-benchmark`, and `strace` for the system-call
 //! count), `get-tls` (`tls.rs`: GET over TLS beside plain GET and
-//! `redis-benchmark --tls`) and `echo` (`echo.rs`, beside Tokio, may and OS
-//! threads). `--quick`
+//! `redis-benchmark --tls`), `echo` (`echo.rs`, beside Tokio, may and OS
+//! threads), `cluster-get` and `cluster-brpop` (`cluster.rs`: GETs through
+//! `ClusterClient` beside `redis-benchmark --cluster` and one server, and the
+//! demo's 10,000 clients on a private cluster; they need `redis-cli` too). `--quick`
 //! shrinks every suite to a smoke test (CI runs that); `--write` (with
 //! `all`) rewrites `docs/benchmarks.md` and its SVG plots. Each suite ends
 //! with one machine-readable line: `bench: suite=NAME key=value ...`.
 
+mod cluster;
 mod echo;
 mod floor;
 mod measure;
@@ -140,8 +143,17 @@ pub(crate) fn child(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-const SUITES: [&str; 8] = [
-    "switch", "spawn", "parked", "timers", "brpop", "get", "get-tls", "echo",
+const SUITES: [&str; 10] = [
+    "switch",
+    "spawn",
+    "parked",
+    "timers",
+    "brpop",
+    "get",
+    "get-tls",
+    "echo",
+    "cluster-get",
+    "cluster-brpop",
 ];
 
 fn main() -> ExitCode {
@@ -202,6 +214,8 @@ fn main() -> ExitCode {
                 report
             }
             "get-tls" => tls::get_tls(quick),
+            "cluster-get" => cluster::get(quick),
+            "cluster-brpop" => cluster::brpop(quick),
             _ => echo::echo(quick),
         };
         print!("{}", report.markdown());
@@ -274,7 +288,7 @@ fn write_docs(reports: &[Report], brpop: &[Series], get: &[(String, f64)], load:
          runs beside its baseline in the same run (this machine is shared and noisy), three times; \
          figures are medians with min–max. Machine: 2 cores, 24 GiB, Linux 6.18, Redis 7.0.15. \
          Run one suite with `cargo run --release -p bench -- SUITE` (`switch`, `spawn`, `parked`, \
-         `timers`, `brpop`, `get`, `get-tls`, `echo`). First-touch memory and network figures vary by up to \
+         `timers`, `brpop`, `get`, `get-tls`, `echo`, `cluster-get`, `cluster-brpop`). First-touch memory and network figures vary by up to \
          ±12% from run to run on these VMs.\n\n",
     );
     md.push_str(&format!(

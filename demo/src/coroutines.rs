@@ -1,18 +1,25 @@
 //! The article's experiment in coroutines: one OS thread, one hub, `cron`
 //! and N `ask_redis` coroutines, each holding its own pooled connection
 //! parked in `BRPOP key timeout`.
+//!
+//! Against one server the clients share a [`Client`] and all wait on `key`.
+//! Against a cluster (`--cluster`) they share a [`ClusterClient`] and client
+//! i waits on `key:i`, so that the keys spread over every master; each
+//! BRPOP goes to its key's master on a connection of that node's pool, and
+//! the figures are the sums over the nodes, with a line per node before them.
 
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenhub::sync::Semaphore;
+use greenhub_redis::cluster::ClusterClient;
 use greenhub_redis::prelude::*;
-use greenhub_redis::Client;
+use greenhub_redis::{Client, PoolStats};
 
-use crate::limits;
 use crate::report::{CronGaps, Summary, Tally};
 use crate::Config;
+use crate::{cluster, limits};
 
 /// Connects in flight at once. Each connect is a SYN in the server's accept
 /// queue until it accepts; pacing them keeps the queue from overflowing
@@ -21,14 +28,54 @@ const CONNECTS_IN_FLIGHT: usize = 256;
 /// A connect slower than this waited for a retransmit: said out loud.
 const SLOW_CONNECT: Duration = Duration::from_millis(500);
 
+/// What the clients talk to.
+#[derive(Clone, Debug)]
+enum Target {
+    /// One server: every client waits on `key`.
+    Server(Client),
+    /// A cluster: client i waits on `key:i`.
+    Cluster(ClusterClient),
+}
+
 /// Runs the experiment on this thread's new hub.
 pub(crate) fn run(config: &Config, url: &str) -> Summary {
     let (config, url) = (config.clone(), url.to_owned());
-    greenhub::run(move || experiment(&config, &url))
+    greenhub::run(move || {
+        let redis = Client::open(&url).unwrap_or_else(|err| panic!("bad Redis URL: {err}"));
+        experiment(&config, &Target::Server(redis))
+    })
 }
 
-fn experiment(config: &Config, url: &str) -> Summary {
-    let redis = Client::open(url).unwrap_or_else(|err| panic!("bad Redis URL: {err}"));
+/// Runs the experiment against the cluster that `urls` belong to, after
+/// loading its slot map and checking that each master has room for the
+/// clients whose keys it serves.
+pub(crate) fn run_cluster(config: &Config, urls: &[String]) -> Result<Summary, String> {
+    let (config, urls) = (config.clone(), urls.to_vec());
+    greenhub::run(move || {
+        let client = ClusterClient::open(&urls).map_err(|err| format!("bad cluster URL: {err}"))?;
+        client.refresh_slots().map_err(|err| {
+            format!(
+                "cannot load the slot map from {}: {err} (is it a Redis Cluster node?)",
+                urls.join(", ")
+            )
+        })?;
+        cluster::check_capacity(&client, &urls[0], &client_keys(&config))?;
+        Ok(experiment(&config, &Target::Cluster(client)))
+    })
+}
+
+/// The keys of the clients of a cluster: `key:i` for client i.
+fn client_keys(config: &Config) -> Vec<String> {
+    (0..config.clients)
+        .map(|i| format!("{}:{i}", config.key))
+        .collect()
+}
+
+fn experiment(config: &Config, redis: &Target) -> Summary {
+    let keys = match redis {
+        Target::Server(_) => vec![config.key.clone(); config.clients],
+        Target::Cluster(_) => client_keys(config),
+    };
     let gaps = Arc::new(CronGaps::default());
     let cron = {
         let (gaps, interval) = (gaps.clone(), config.cron_interval);
@@ -56,9 +103,9 @@ fn experiment(config: &Config, url: &str) -> Summary {
     let tally = Rc::new(Tally::default());
     let pacing = Semaphore::new(CONNECTS_IN_FLIGHT);
     let mut clients = Vec::with_capacity(config.clients);
-    for _ in 0..config.clients {
+    for key in keys {
         let (redis, client_tally, pacing) = (redis.clone(), tally.clone(), pacing.clone());
-        let (key, timeout) = (config.key.clone(), config.timeout);
+        let timeout = config.timeout;
         let spawned = greenhub::Builder::new()
             .name("ask_redis")
             .spawn(move || ask_redis(&redis, &key, timeout, &pacing, &client_tally));
@@ -71,7 +118,10 @@ fn experiment(config: &Config, url: &str) -> Summary {
     // Wait until all coroutines have started and connected.
     greenhub::sleep(Duration::from_secs(1));
     let os_threads = limits::os_threads();
-    let stats = redis.stats();
+    let (stats, nodes) = match redis {
+        Target::Server(client) => (client.stats(), None),
+        Target::Cluster(cluster) => (cluster_stats(cluster), Some(cluster.masters().len())),
+    };
     log::info!("# active OS threads: {os_threads}");
     log::info!("# Redis connections created: {}", stats.created);
     log::info!("# Redis connections in use: {}", stats.in_use);
@@ -103,6 +153,7 @@ fn experiment(config: &Config, url: &str) -> Summary {
         duration,
         max_cron_gap: gaps.max_gap(),
         os_threads,
+        nodes,
         created: stats.created,
         in_use: stats.in_use,
         available: stats.available,
@@ -112,18 +163,52 @@ fn experiment(config: &Config, url: &str) -> Summary {
     }
 }
 
+/// The cluster's figures: a line per node, and the sums.
+fn cluster_stats(cluster: &ClusterClient) -> PoolStats {
+    let stats = cluster.stats();
+    for node in &stats.nodes {
+        log::info!(
+            "# Redis node {} ({}): connections created {}, in use {}, available {}",
+            node.addr,
+            if node.master { "master" } else { "replica" },
+            node.pool.created,
+            node.pool.in_use,
+            node.pool.available
+        );
+    }
+    stats.total
+}
+
 /// One client: take a connection (paced), then BRPOP on the empty list.
-fn ask_redis(redis: &Client, key: &str, timeout: f64, pacing: &Semaphore, tally: &Tally) {
+fn ask_redis(redis: &Target, key: &str, timeout: f64, pacing: &Semaphore, tally: &Tally) {
     let permit = pacing.acquire();
     let connecting = Instant::now();
-    let mut conn = match redis.get_connection() {
-        Ok(conn) => conn,
-        Err(err) => return tally.error(&err),
-    };
-    tally.connected(connecting.elapsed());
-    drop(permit);
     // BRPOP returns (key, value) or nil; the list stays empty, so nil.
-    match conn.brpop(&[key], timeout) {
+    let reply = match redis {
+        Target::Server(client) => {
+            let mut conn = match client.get_connection() {
+                Ok(conn) => conn,
+                Err(err) => return tally.error(&err),
+            };
+            tally.connected(connecting.elapsed());
+            drop(permit);
+            conn.brpop(&[key], timeout)
+        }
+        Target::Cluster(cluster) => {
+            // A cluster client checks a connection out of the key's master's
+            // pool for each call: connect with a first call (paced), and the
+            // BRPOP that follows, with no park in between, finds the
+            // connection that call gave back.
+            let mut cluster = cluster.clone();
+            if let Err(err) = cluster.exists(&[key]) {
+                return tally.error(&err);
+            }
+            tally.connected(connecting.elapsed());
+            drop(permit);
+            cluster.brpop(&[key], timeout)
+        }
+    };
+    match reply {
         Ok(None) => tally.nil(),
         Ok(Some((_, value))) => tally.error(&format_args!(
             "BRPOP returned an element ({:?}) instead of nil: is the list {key:?} in use?",

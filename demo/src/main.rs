@@ -7,14 +7,21 @@
 //! pool's connections created / in use / available, then waits for every
 //! client and logs the duration. The last line is a machine-readable summary.
 //! `--mode threads` runs the same clients on one OS thread each, for contrast.
+//! `--cluster` runs the coroutines against a Redis Cluster, client i on key
+//! `key:i`.
 //!
 //! Files: `coroutines.rs` and `threads.rs` (the two modes), `server.rs`
-//! (which Redis), `limits.rs` (what the OS allows and reports), `logs.rs` (the
-//! article's log format), `report.rs` (what is measured). See `docs/demo.md`.
+//! (which Redis), `cluster.rs` and `private_cluster.rs` (which cluster),
+//! `children.rs` (private servers stopped on every exit path), `limits.rs`
+//! (what the OS allows and reports), `logs.rs` (the article's log format),
+//! `report.rs` (what is measured). See `docs/demo.md`.
 
+mod children;
+mod cluster;
 mod coroutines;
 mod limits;
 mod logs;
+mod private_cluster;
 mod report;
 mod server;
 mod threads;
@@ -39,12 +46,17 @@ OPTIONS:
   --tls-cert FILE          with --tls-key: a client certificate, for servers that ask for one
   --tls-key FILE           the client certificate's private key
   --mode MODE              coroutines (one thread) or threads (one per client) [default: coroutines]
+  --cluster                against a Redis Cluster: --redis names a node (or several,
+                           comma-separated), or is `private-cluster` (the default with
+                           --cluster: a private 3-master, 3-replica cluster); client i
+                           waits on KEY:i, so that every master holds some
   --dump-after SECONDS     log a table of every coroutine and what it waits on, once,
                            this long after the start (coroutines mode)
   -h, --help               print this help
 
 The log level follows RUST_LOG (default: info). The last line is a summary:
   summary: mode=... clients=... duration_s=... max_cron_gap_s=... os_threads=... created=... ...
+With --cluster it has nodes=MASTERS, and the connection figures are sums over the nodes.
 ";
 
 /// Which way to run the clients.
@@ -66,6 +78,8 @@ pub(crate) struct Config {
     redis: Option<String>,
     mode: Mode,
     dump_after: Option<Duration>,
+    /// `--cluster`, or `--redis private-cluster`: a cluster, through `ClusterClient`.
+    cluster: bool,
 }
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
@@ -75,11 +89,10 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
         timeout: 1.0,
         cron_interval: Duration::from_millis(200),
         key: "list".into(),
-        redis: std::env::var("REDIS_URL")
-            .ok()
-            .filter(|url| !url.is_empty()),
+        redis: None,
         mode: Mode::Coroutines,
         dump_after: None,
+        cluster: false,
     };
     let mut tls = Vec::new();
     let mut parser = lexopt::Parser::from_env();
@@ -111,12 +124,26 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 let secs = positive(parser.value()?.parse()?, "--dump-after")?;
                 config.dump_after = Some(Duration::from_secs_f64(secs));
             }
+            Long("cluster") => config.cluster = true,
             Short('h') | Long("help") => return Ok(None),
             _ => return Err(arg.unexpected()),
         }
     }
     if config.clients == 0 {
         return Err("--clients must be at least 1".into());
+    }
+    config.cluster |= config.redis.as_deref() == Some("private-cluster");
+    if config.cluster && config.mode == Mode::Threads {
+        return Err(
+            "--cluster runs in coroutines mode: the cluster client's pools belong to one hub"
+                .into(),
+        );
+    }
+    // REDIS_URL names one server: a cluster is named by --redis only.
+    if config.redis.is_none() && !config.cluster {
+        config.redis = std::env::var("REDIS_URL")
+            .ok()
+            .filter(|url| !url.is_empty());
     }
     if !tls.is_empty() {
         config.redis = Some(with_tls_options(config.redis.as_deref(), &tls)?);
@@ -201,6 +228,13 @@ fn run(config: &Config) -> Result<report::Summary, String> {
             config.clients,
             limits::SPARE_FDS
         ));
+    }
+    if config.cluster {
+        let cluster = cluster::choose(config.redis.as_deref(), config.clients)?;
+        log::debug!("using {}", cluster.description);
+        let summary = coroutines::run_cluster(config, &cluster.urls);
+        drop(cluster);
+        return summary;
     }
     let redis = server::choose(config.redis.clone(), config.clients)?;
     log::debug!("using {}", redis.description);

@@ -92,7 +92,10 @@ pub(crate) struct Summary {
     pub(crate) max_cron_gap: Duration,
     /// OS threads of the process, after the one-second wait.
     pub(crate) os_threads: u64,
-    /// The pool's figures after the one-second wait.
+    /// The cluster's masters (`--cluster`), or `None` for one server.
+    pub(crate) nodes: Option<usize>,
+    /// The pool's figures after the one-second wait (summed over the
+    /// nodes, for a cluster).
     pub(crate) created: usize,
     /// Connections in use then.
     pub(crate) in_use: usize,
@@ -117,14 +120,20 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "summary: mode={} clients={} timeout_s={} duration_s={:.3} max_cron_gap_s={:.3} os_threads={} \
-             created={} in_use={} available={} nil_replies={} errors={} peak_rss_kib={}",
+            "summary: mode={} clients={} timeout_s={} duration_s={:.3} max_cron_gap_s={:.3} os_threads={} ",
             self.mode,
             self.clients,
             self.timeout_s,
             self.duration.as_secs_f64(),
             self.max_cron_gap.as_secs_f64(),
             self.os_threads,
+        )?;
+        if let Some(nodes) = self.nodes {
+            write!(f, "nodes={nodes} ")?;
+        }
+        write!(
+            f,
+            "created={} in_use={} available={} nil_replies={} errors={} peak_rss_kib={}",
             self.created,
             self.in_use,
             self.available,

@@ -3,28 +3,24 @@
 //! In order: `--redis URL` or `REDIS_URL`; else `redis://127.0.0.1:6379` if a
 //! server answers there; else a private `redis-server` from `PATH`, on a Unix
 //! socket in a temporary directory, sized for the client count (`maxclients`,
-//! accept backlog), and stopped on every exit path: dropped on return,
-//! killed by the SIGINT/SIGTERM handler below, and reaped by the kernel
-//! (`PR_SET_PDEATHSIG`) if the demo dies any other way. A server that cannot
-//! hold the clients is refused before anything is spawned.
+//! accept backlog), and stopped on every exit path (`children.rs`). A server
+//! that cannot hold the clients is refused before anything is spawned. The
+//! private cluster (`--redis private-cluster`) is `private_cluster.rs`.
 
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use greenhub_redis::{cmd, Connection, ConnectionInfo};
 
+use crate::children;
+
 /// Connections beyond the clients: the capacity check's own, and slack.
-const SPARE_CLIENTS: usize = 32;
+pub(crate) const SPARE_CLIENTS: usize = 32;
 /// How long a private server may take to answer its first PING.
 const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// The kernel caps any listen backlog at `net.core.somaxconn` (4096 here).
-const MAX_BACKLOG: usize = 4096;
+pub(crate) const MAX_BACKLOG: usize = 4096;
 
 /// The Redis the experiment runs against.
 #[derive(Debug)]
@@ -74,7 +70,7 @@ pub(crate) fn choose(explicit: Option<String>, clients: usize) -> Result<Redis, 
     })
 }
 
-fn answers_ping(url: &str) -> bool {
+pub(crate) fn answers_ping(url: &str) -> bool {
     let Ok(mut info) = ConnectionInfo::from_url(url) else {
         return false;
     };
@@ -87,27 +83,9 @@ fn answers_ping(url: &str) -> bool {
 /// clients already connected), with the numbers in the message.
 fn check_capacity(url: &str, clients: usize) -> Result<(), String> {
     let info = ConnectionInfo::from_url(url).map_err(|err| format!("bad Redis URL: {err}"))?;
-    let mut conn =
-        Connection::open(&info).map_err(|err| format!("cannot reach Redis at {url}: {err}"))?;
-    let Ok((_, maxclients)) = cmd("CONFIG")
-        .arg("GET")
-        .arg("maxclients")
-        .query::<(String, usize)>(&mut conn)
-    else {
-        log::warn!(
-            "cannot read the server's maxclients (CONFIG GET refused); not checking capacity"
-        );
+    let Some((maxclients, connected)) = room(&info, url)? else {
         return Ok(());
     };
-    let info_text: String = cmd("INFO")
-        .arg("clients")
-        .query(&mut conn)
-        .unwrap_or_default();
-    let connected = info_text
-        .lines()
-        .find_map(|line| line.strip_prefix("connected_clients:"))
-        .and_then(|n| n.trim().parse::<usize>().ok())
-        .unwrap_or(1);
     let free = maxclients.saturating_sub(connected);
     if clients > free {
         return Err(format!(
@@ -120,7 +98,35 @@ fn check_capacity(url: &str, clients: usize) -> Result<(), String> {
     Ok(())
 }
 
-fn find_on_path(name: &str) -> Option<PathBuf> {
+/// The `maxclients` of the server at `info` (called `url` in messages) and
+/// its clients connected now, or `None` (and a warning) if it refuses
+/// `CONFIG GET`.
+pub(crate) fn room(info: &ConnectionInfo, url: &str) -> Result<Option<(usize, usize)>, String> {
+    let mut conn =
+        Connection::open(info).map_err(|err| format!("cannot reach Redis at {url}: {err}"))?;
+    let Ok((_, maxclients)) = cmd("CONFIG")
+        .arg("GET")
+        .arg("maxclients")
+        .query::<(String, usize)>(&mut conn)
+    else {
+        log::warn!(
+            "cannot read the maxclients of {url} (CONFIG GET refused); not checking capacity"
+        );
+        return Ok(None);
+    };
+    let info_text: String = cmd("INFO")
+        .arg("clients")
+        .query(&mut conn)
+        .unwrap_or_default();
+    let connected = info_text
+        .lines()
+        .find_map(|line| line.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .unwrap_or(1);
+    Ok(Some((maxclients, connected)))
+}
+
+pub(crate) fn find_on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
@@ -134,11 +140,6 @@ struct PrivateServer {
     dir: PathBuf,
     socket: PathBuf,
 }
-
-/// What the signal handler needs, prepared before it is installed (a handler
-/// may not allocate): the server's pid and the paths to remove.
-static CHILD_PID: AtomicI32 = AtomicI32::new(0);
-static CLEANUP: OnceLock<[CString; 3]> = OnceLock::new();
 
 impl PrivateServer {
     fn start(binary: &Path, clients: usize) -> Result<PrivateServer, String> {
@@ -171,25 +172,12 @@ impl PrivateServer {
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
-        // SAFETY: the closure runs in the forked child before exec and only
-        // calls prctl, which is async-signal-safe.
-        unsafe {
-            command.pre_exec(|| {
-                // The server dies with the demo, however the demo dies.
-                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                    return Err(std::io::Error::last_os_error());
-                }
-                Ok(())
-            });
-        }
+        children::die_with_parent(&mut command);
         let child = command
             .spawn()
             .map_err(|err| format!("cannot start {}: {err}", binary.display()))?;
-        CHILD_PID.store(child.id() as i32, Ordering::SeqCst);
-        let paths = [&socket, &log, &dir]
-            .map(|p| CString::new(p.as_os_str().as_bytes()).expect("no NUL in a temp path"));
-        let _ = CLEANUP.set(paths);
-        install_signal_handlers();
+        children::register(&child);
+        children::remove_on_signal(&[socket.clone(), log.clone(), dir.clone()]);
         let mut server = PrivateServer { child, dir, socket };
         server.wait_until_ready(&log)?;
         Ok(server)
@@ -219,33 +207,7 @@ impl PrivateServer {
 
 impl Drop for PrivateServer {
     fn drop(&mut self) {
-        CHILD_PID.store(0, Ordering::SeqCst);
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        children::stop(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-fn install_signal_handlers() {
-    extern "C" fn on_signal(signal: libc::c_int) {
-        let pid = CHILD_PID.load(Ordering::SeqCst);
-        // SAFETY: kill, unlink, rmdir and _exit are async-signal-safe, and
-        // the paths were built before the handler was installed.
-        unsafe {
-            if pid > 0 {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, std::ptr::null_mut(), 0);
-            }
-            if let Some([socket, log, dir]) = CLEANUP.get() {
-                libc::unlink(socket.as_ptr());
-                libc::unlink(log.as_ptr());
-                libc::rmdir(dir.as_ptr());
-            }
-            libc::_exit(128 + signal);
-        }
-    }
-    for signal in [libc::SIGINT, libc::SIGTERM] {
-        // SAFETY: installs a handler that only makes async-signal-safe calls.
-        unsafe { libc::signal(signal, on_signal as *const () as libc::sighandler_t) };
     }
 }

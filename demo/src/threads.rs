@@ -132,6 +132,7 @@ pub(crate) fn run(config: &Config, url: &str) -> Summary {
         duration,
         max_cron_gap: gaps.max_gap(),
         os_threads,
+        nodes: None,
         created,
         in_use,
         available: 0,

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
-use greenhub_tests::{RedisServer, TlsServer};
+use greenhub_tests::{RedisCluster, RedisServer, TlsServer};
 
 fn demo(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
@@ -173,6 +173,17 @@ fn with_no_redis_server_binary_it_says_how_to_install_one() {
             && stdout.contains("apt-get install redis-server"),
         "{stdout}"
     );
+    let output = demo(&["--redis", "private-cluster"])
+        .env("PATH", "")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("needs redis-server and redis-cli")
+            && stdout.contains("apt-get install redis-server redis-tools"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -286,4 +297,227 @@ fn over_tls_with_a_client_certificate_it_runs_the_experiment() {
     let refused = demo(&["--tls-ca", &path(&files.ca)]).output().unwrap();
     assert_eq!(refused.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&refused.stderr).contains("need --redis rediss://"));
+}
+
+/// The per-node lines of a cluster run: `(port, created, in_use)` of each
+/// master, as logged before the totals.
+fn node_lines(output: &Output) -> Vec<(u16, usize, usize)> {
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    stdout
+        .lines()
+        .filter_map(|line| line.split_once("(main) # Redis node 127.0.0.1:"))
+        .map(|(_, rest)| {
+            let numbers: Vec<usize> = rest
+                .split(|c: char| !c.is_ascii_digit())
+                .filter(|s| !s.is_empty())
+                .map(|n| n.parse().unwrap())
+                .collect();
+            assert!(rest.contains("(master)"), "only masters are used: {rest}");
+            // port, created, in use, available
+            (numbers[0] as u16, numbers[1], numbers[2])
+        })
+        .collect()
+}
+
+fn assert_success(output: &Output) {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}
+
+#[test]
+fn cluster_mode_spreads_the_clients_over_every_master_and_sums_their_pools() {
+    let cluster = RedisCluster::start();
+    // BRPOP 3: the snapshot after one second falls well inside the wait,
+    // even with 500 TCP connects on a loaded machine.
+    let urls = cluster.urls();
+    let output = demo(&[
+        "--cluster",
+        "--clients",
+        "500",
+        "--timeout",
+        "3",
+        "--redis",
+        &urls[0],
+    ])
+    .output()
+    .unwrap();
+    assert_success(&output);
+    let s = summary(&output);
+    for (key, value) in [
+        ("mode", "coroutines"),
+        ("clients", "500"),
+        ("os_threads", "1"),
+        ("nodes", "3"),
+        ("created", "500"),
+        ("in_use", "500"),
+        ("available", "0"),
+        ("nil_replies", "500"),
+        ("errors", "0"),
+    ] {
+        assert_eq!(s[key], value, "{key}");
+    }
+    let nodes = node_lines(&output);
+    let mut ports: Vec<u16> = nodes.iter().map(|n| n.0).collect();
+    ports.sort_unstable();
+    let mut masters = cluster.master_ports();
+    masters.sort_unstable();
+    assert_eq!(ports, masters, "a line per master");
+    assert!(
+        nodes.iter().all(|n| n.1 > 100 && n.1 == n.2),
+        "keys list:0..499 spread over the three masters: {nodes:?}"
+    );
+    assert_eq!(nodes.iter().map(|n| n.1).sum::<usize>(), 500);
+}
+
+#[test]
+fn a_cluster_master_without_room_for_its_share_is_refused_with_the_numbers() {
+    let cluster = RedisCluster::start();
+    for port in cluster.master_ports() {
+        assert_eq!(
+            cluster.cli(port, &["CONFIG", "SET", "maxclients", "20"]),
+            "OK"
+        );
+    }
+    let output = demo(&[
+        "--cluster",
+        "--clients",
+        "100",
+        "--redis",
+        &cluster.urls()[0],
+    ])
+    .output()
+    .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("--clients 100 cannot fit")
+            && stdout.contains("maxclients 20")
+            && stdout.contains("of their keys live on the master at redis://127.0.0.1:"),
+        "{stdout}"
+    );
+    assert!(!stdout.contains("Spawning"), "{stdout}");
+}
+
+#[test]
+fn with_redis_private_cluster_it_starts_six_nodes_and_stops_them() {
+    let child = demo(&[
+        "--clients",
+        "500",
+        "--timeout",
+        "3",
+        "--redis",
+        "private-cluster",
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("greenhub-demo-cluster-{}", child.id()));
+    let output = child.wait_with_output().unwrap();
+    assert_success(&output);
+    let s = summary(&output);
+    for (key, value) in [
+        ("nodes", "3"),
+        ("created", "500"),
+        ("in_use", "500"),
+        ("nil_replies", "500"),
+        ("errors", "0"),
+    ] {
+        assert_eq!(s[key], value, "{key}");
+    }
+    assert!(!dir.exists(), "the private cluster's directory was removed");
+    for (port, _, _) in node_lines(&output) {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the master on {port} was stopped"
+        );
+    }
+}
+
+#[test]
+fn ten_thousand_clients_run_on_a_private_cluster() {
+    let output = demo(&["--clients", "10000", "--redis", "private-cluster"])
+        .output()
+        .unwrap();
+    assert_success(&output);
+    let s = summary(&output);
+    let number = |key: &str| -> usize { s[key].parse().unwrap() };
+    assert_eq!(
+        (s["nodes"].as_str(), number("nil_replies"), number("errors")),
+        ("3", 10_000, 0)
+    );
+    // The snapshot is taken one second after the spawn, which a loaded
+    // machine may not need to have connected all 10,000 by: the figures
+    // must add up, whatever their size.
+    let created = number("created");
+    assert!(created <= 10_000);
+    assert_eq!(created, number("in_use") + number("available"));
+    let nodes = node_lines(&output);
+    assert_eq!(nodes.len(), 3);
+    assert_eq!(nodes.iter().map(|n| n.1).sum::<usize>(), created);
+}
+
+#[test]
+fn ctrl_c_stops_the_private_cluster_too() {
+    let mut child = demo(&[
+        "--clients",
+        "30",
+        "--timeout",
+        "30",
+        "--redis",
+        "private-cluster",
+    ])
+    .stdout(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let dir = std::env::temp_dir().join(format!("greenhub-demo-cluster-{}", child.id()));
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // The per-node lines come a second after the spawn, with every client
+    // in its 30 s BRPOP.
+    let mut ports = Vec::new();
+    for line in lines.by_ref() {
+        let line = line.unwrap();
+        if let Some((_, rest)) = line.split_once("# Redis node 127.0.0.1:") {
+            ports.push(rest.split(' ').next().unwrap().parse::<u16>().unwrap());
+        }
+        if line.contains("Waiting for Redis connection coroutines") {
+            break;
+        }
+    }
+    assert_eq!(ports.len(), 3, "a line per master");
+    assert!(dir.join("node0").join("nodes.conf").exists());
+    // SAFETY: kill(2) sends SIGINT to our own child; no memory is involved.
+    let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(rc, 0);
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "128 + SIGINT");
+    assert!(
+        !dir.exists(),
+        "the handler killed the nodes and removed their directories"
+    );
+    for port in ports {
+        assert!(
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+            "the master on {port} was killed"
+        );
+    }
+}
+
+#[test]
+fn cluster_mode_says_what_is_wrong_with_a_plain_server_or_threads() {
+    let server = RedisServer::start();
+    let output = demo(&["--cluster", "--clients", "5", "--redis", &server.url()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("cannot load the slot map") && stdout.contains("cluster"),
+        "{stdout}"
+    );
+    let threads = demo(&["--cluster", "--mode", "threads"]).output().unwrap();
+    assert_eq!(threads.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&threads.stderr).contains("--cluster runs in coroutines mode"));
 }
