@@ -78,6 +78,9 @@ pub struct Connection {
     handlers: Rc<PushHandlers>,
     /// Set up with `CLIENT TRACKING ON REDIRECT` this id (`Setup`).
     tracking_redirect: Option<i64>,
+    /// When it was made or last went back to a pool: what the pool's
+    /// health check measures idleness from (set by the pool, not per
+    /// command, which would cost two clock reads per request).
     pub(crate) last_used: Instant,
 }
 
@@ -99,8 +102,9 @@ struct Expect {
     /// The connection was subscribed when it was sent (or it subscribes):
     /// only then can a RESP2 array be a published message, not its reply.
     subscribed: bool,
-    /// What it does to the known session, settled when its reply is read.
-    effect: Effect,
+    /// What it does to the known session, settled when its reply is read
+    /// (`None`: nothing, as for most commands).
+    effect: Option<Effect>,
 }
 
 /// Why a connection cannot go back to the pool.
@@ -132,15 +136,38 @@ impl Connection {
     /// Connects and sets the connection up as the URL asks (AUTH, HELLO 3,
     /// SELECT, CLIENT SETNAME).
     pub fn open(info: &ConnectionInfo) -> Result<Connection> {
-        Connection::open_with(info, &Setup::default())
+        Connection::open_with(info, &Setup::default()).map(|conn| *conn)
     }
 
-    /// [`Connection::open`], plus what a pool adds.
-    pub(crate) fn open_with(info: &ConnectionInfo, setup: &Setup) -> Result<Connection> {
-        let stream = Stream::connect(info).map_err(|err| connect_error(info, err))?;
+    /// [`Connection::open`], plus what a pool adds; boxed, so that the pool
+    /// and its callers move a pointer, not the whole connection.
+    ///
+    /// This is the deepest path a coroutine's stack takes (pool checkout,
+    /// connect, park until the socket is writable), and a coroutine that
+    /// stays within its stack's first page costs one page of memory, not
+    /// two (the `brpop` bench's memory per connection). So the frames here
+    /// stay small: the connection is built in a function of its own, the
+    /// handshake runs only when the URL asks for one, and error text is
+    /// formatted out of line.
+    #[inline(never)]
+    pub(crate) fn open_with(info: &ConnectionInfo, setup: &Setup) -> Result<Box<Connection>> {
+        let stream = match Stream::connect(info) {
+            Ok(stream) => stream,
+            Err(err) => return Err(connect_error(info, err)),
+        };
+        let mut conn = Connection::assemble(stream, info, setup)?;
+        if needs_handshake(info, setup) {
+            conn.handshake(info, setup)?;
+        }
+        Ok(conn)
+    }
+
+    /// A connection over `stream`, before its handshake.
+    #[inline(never)]
+    fn assemble(stream: Stream, info: &ConnectionInfo, setup: &Setup) -> Result<Box<Connection>> {
         stream.set_write_timeout(info.socket_timeout)?;
         stream.set_read_timeout(info.socket_timeout)?;
-        let mut conn = Connection {
+        Ok(Box::new(Connection {
             stream,
             reader: Reader::new(info.limits),
             out: Vec::with_capacity(INITIAL_REQUEST),
@@ -155,12 +182,12 @@ impl Connection {
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
             last_used: Instant::now(),
-        };
-        conn.handshake(info, setup)?;
-        Ok(conn)
+        }))
     }
 
     /// Sets the session up as the URL asks; what it leaves is the baseline.
+    #[inline(never)]
+    #[cold]
     fn handshake(&mut self, info: &ConnectionInfo, setup: &Setup) -> Result<()> {
         if let Some(password) = &info.password {
             let mut auth = cmd("AUTH");
@@ -276,7 +303,6 @@ impl Connection {
     fn send(&mut self, replies: usize) -> Result<()> {
         let owed_before = self.unread;
         self.unread += replies;
-        self.last_used = Instant::now();
         if let Err(err) = self.stream.write_all(&self.out) {
             let closed = matches!(
                 err.kind(),
@@ -329,10 +355,10 @@ impl Connection {
             Replies::AllOf(kind) => self.confirmations(self.session.unsubscribe_all_replies(kind)),
         };
         let value = value.map_err(|err| self.fail(unwinding(err)))?;
-        self.known
-            .settle(&expect.effect, !matches!(value, Value::Error(_)));
+        if let Some(effect) = &expect.effect {
+            self.known.settle(effect, !matches!(value, Value::Error(_)));
+        }
         self.unread = self.unread.saturating_sub(1);
-        self.last_used = Instant::now();
         Ok(value)
     }
 
@@ -523,6 +549,18 @@ fn unwinding_during(what: &str, err: Error) -> Error {
     ))
 }
 
+/// Whether the URL or the pool asks for anything at connect: a fresh
+/// connection's session (database 0, RESP2, no name) is the baseline as it is.
+fn needs_handshake(info: &ConnectionInfo, setup: &Setup) -> bool {
+    info.password.is_some()
+        || info.protocol == Protocol::Resp3
+        || info.db != 0
+        || info.client_name.is_some()
+        || setup.tracking_redirect.is_some()
+}
+
+#[inline(never)]
+#[cold]
 fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
     let kind = err.kind();
     let err = io::Error::new(kind, format!("cannot connect to {}: {err}", info.addr));
@@ -533,7 +571,10 @@ impl ConnectionLike for Connection {
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
         self.check()?;
         refuse(cmd)?;
-        self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
+        // Alone and outside MULTI, no command can be a queued subscribe.
+        if self.session.multi {
+            self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
+        }
         self.out.clear();
         let expect = self.add(cmd);
         self.send(1)?;

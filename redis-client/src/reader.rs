@@ -76,16 +76,26 @@ impl Reader {
     /// The next whole frame, reading as needed.
     pub(crate) fn next_frame(&mut self, stream: &mut Stream) -> Result<Value> {
         loop {
-            match self.decoder.decode(&self.buf[self.start..self.end]) {
-                Ok(Decoded::Complete { value, used }) => {
-                    self.start += used;
-                    if self.start == self.end {
-                        (self.start, self.end) = (0, 0);
-                    }
-                    return Ok(value);
+            // Nothing buffered: no reply can complete without new bytes.
+            if self.start < self.end {
+                let input = &self.buf[self.start..self.end];
+                let (value, used) = match self.decoder.quick(input) {
+                    Some(found) => found,
+                    None => match self.decoder.decode(input) {
+                        Ok(Decoded::Complete { value, used }) => (value, used),
+                        Ok(Decoded::Incomplete { used, .. }) => {
+                            self.start += used;
+                            self.fill(stream)?;
+                            continue;
+                        }
+                        Err(err) => return Err(Error::Protocol(err.0)),
+                    },
+                };
+                self.start += used;
+                if self.start == self.end {
+                    (self.start, self.end) = (0, 0);
                 }
-                Ok(Decoded::Incomplete { used, .. }) => self.start += used,
-                Err(err) => return Err(Error::Protocol(err.0)),
+                return Ok(value);
             }
             self.fill(stream)?;
         }
