@@ -7,6 +7,7 @@
 //!     refuse what cannot work here (CLIENT REPLY OFF, MONITOR)
 //!     session.note(cmd)      for every command sent: SELECT, MULTI, WATCH, ...
 //!     known.effect(cmd)      away from the baseline: sticky; back: on its reply
+//!                            (queued inside MULTI: both wait for EXEC's reply)
 //!     encode all, one write  unread += commands
 //!     for each command:      read frames until the one that answers it;
 //!                            RESP3 pushes and RESP2 pub/sub messages are
@@ -74,6 +75,13 @@ pub struct Connection {
     /// The session as the handshake left it; reusable only while `known`
     /// equals it.
     baseline: Session,
+    /// The session-changing commands queued in the open MULTI, in order:
+    /// they run only if its EXEC does, so neither session notes them yet.
+    queued: Vec<Cmd>,
+    /// For each EXEC sent whose reply is not read yet, the commands it
+    /// queued: noted in both sessions once the reply shows they ran (an
+    /// array), dropped on nil (a WATCH failed) or an error (EXECABORT).
+    executing: std::collections::VecDeque<Vec<Cmd>>,
     /// Where out-of-band frames go (shared with the pool).
     handlers: Rc<PushHandlers>,
     /// Set up with `CLIENT TRACKING ON REDIRECT` this id (`Setup`).
@@ -99,6 +107,9 @@ struct Expect {
     replies: Replies,
     /// Its server-side blocking timeout, if it blocks (`ZERO`: forever).
     blocking: Option<Duration>,
+    /// It is an EXEC sent inside MULTI: its reply settles the transaction's
+    /// queued commands (`Connection::executing`).
+    exec: bool,
     /// The connection was subscribed when it was sent (or it subscribes):
     /// only then can a RESP2 array be a published message, not its reply.
     subscribed: bool,
@@ -179,6 +190,8 @@ impl Connection {
             session: Session::new(),
             known: Session::new(),
             baseline: Session::new(),
+            queued: Vec::new(),
+            executing: std::collections::VecDeque::new(),
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
             last_used: Instant::now(),
@@ -279,13 +292,17 @@ impl Connection {
         // and a blocking command does not block when EXEC runs it.
         let queued = self.session.multi;
         let subscribed = self.session.subscribed;
+        cmd.encode(&mut self.out);
+        if queued && may_change_session(cmd.name()) {
+            return self.add_queued(cmd, subscribed);
+        }
         let replies = self.session.note_cmd(cmd);
         let effect = self.known.effect(&self.baseline, queued, cmd);
-        cmd.encode(&mut self.out);
         if queued {
             Expect {
                 replies: Replies::One,
                 blocking: None,
+                exec: false,
                 subscribed,
                 effect,
             }
@@ -294,7 +311,65 @@ impl Connection {
                 subscribed: subscribed || replies != Replies::One,
                 replies,
                 blocking: cmd.server_timeout(),
+                exec: false,
                 effect,
+            }
+        }
+    }
+
+    /// [`Connection::add`] for a command inside MULTI that may change the
+    /// session. The server queues it, to run only if EXEC runs the
+    /// transaction: so it waits in `queued`, noted by neither session, and
+    /// EXEC's reply decides (`settle_exec`). The transaction's own words
+    /// are not queued: EXEC and DISCARD end it (DISCARD drops what waits),
+    /// and MULTI, WATCH, QUIT and RESET act at once, as outside MULTI.
+    #[inline(never)]
+    #[cold]
+    fn add_queued(&mut self, cmd: &Cmd, subscribed: bool) -> Expect {
+        let name = cmd.name();
+        let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
+        let exec = is(b"EXEC");
+        if exec {
+            self.executing.push_back(std::mem::take(&mut self.queued));
+        } else if is(b"DISCARD") {
+            self.queued.clear();
+        } else if !(is(b"MULTI") || is(b"WATCH") || is(b"QUIT") || is(b"RESET")) {
+            self.queued.push(cmd.clone());
+            return Expect {
+                replies: Replies::One,
+                blocking: None,
+                exec: false,
+                subscribed,
+                effect: None,
+            };
+        }
+        self.session.note_cmd(cmd);
+        let effect = self.known.effect(&self.baseline, true, cmd);
+        Expect {
+            replies: Replies::One,
+            blocking: None,
+            exec,
+            subscribed,
+            effect,
+        }
+    }
+
+    /// EXEC's reply was read: if the transaction ran (an array), its queued
+    /// session changes happened, and both sessions note them; if it did not
+    /// (nil: a WATCHed key changed; EXECABORT: a command was refused while
+    /// queued), they never happened. Each counts as away from the baseline
+    /// whatever its own reply inside EXEC's array (conservative: a change
+    /// that failed only costs the connection its reuse).
+    #[inline(never)]
+    #[cold]
+    fn settle_exec(&mut self, reply: &Value) {
+        let Some(cmds) = self.executing.pop_front() else {
+            return;
+        };
+        if matches!(reply, Value::Array(_)) {
+            for cmd in &cmds {
+                self.session.note_cmd(cmd);
+                self.known.effect(&self.baseline, true, cmd);
             }
         }
     }
@@ -356,7 +431,16 @@ impl Connection {
         };
         let value = value.map_err(|err| self.fail(unwinding(err)))?;
         if let Some(effect) = &expect.effect {
-            self.known.settle(effect, !matches!(value, Value::Error(_)));
+            // EXECABORT is an error reply, but it did end the transaction
+            // (and its WATCH): the server discarded both.
+            let ran = match &value {
+                Value::Error(err) => expect.exec && err.code == "EXECABORT",
+                _ => true,
+            };
+            self.known.settle(effect, ran);
+        }
+        if expect.exec {
+            self.settle_exec(&value);
         }
         self.unread = self.unread.saturating_sub(1);
         Ok(value)

@@ -15,7 +15,11 @@
 //! database, HELLO, WATCH, MULTI, CLIENT TRACKING ON, READONLY, a
 //! subscription, a command not followed here such as AUTH, RESET or CLIENT
 //! SETNAME, which taints the session for good) and what moves it *back*.
-//! The away part counts as soon as the command is sent, refused or not. The
+//! The away part counts as soon as the command is sent, refused or not,
+//! except inside MULTI: there a session-changing command is only queued,
+//! and `connection.rs` notes it in neither session until EXEC's reply shows
+//! the transaction ran (an array; nil or EXECABORT: it never ran, DISCARD:
+//! dropped). The
 //! back part counts only when the command's own reply is read and is not an
 //! error, and never for a command queued inside MULTI (it may not run, or
 //! run later inside EXEC): `SELECT <baseline>` or `HELLO 2` replied OK

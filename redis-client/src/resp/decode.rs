@@ -361,7 +361,7 @@ impl Decoder {
                 // `status_reply`): keep them, rather than fail the connection.
                 Err(_) => Value::Bulk(line.to_vec()),
             },
-            b'-' => Value::Error(ServerError::parse(&String::from_utf8_lossy(line))),
+            b'-' => Value::Error(ServerError::parse_bytes(line)),
             b':' => Value::Int(integer(line)?),
             b'_' if line.is_empty() => Value::Nil,
             b'_' => return Err(Stop::Invalid("a null (`_`) with content".into())),

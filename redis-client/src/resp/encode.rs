@@ -54,11 +54,11 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value) {
             }
             Value::Status(s) => line(out, b'+', s.as_bytes()),
             Value::Error(e) => {
-                let text = e.to_string();
-                if has_line_break(text.as_bytes()) {
-                    blob(out, b'!', text.as_bytes());
+                let text = e.bytes();
+                if has_line_break(&text) {
+                    blob(out, b'!', &text);
                 } else {
-                    line(out, b'-', text.as_bytes());
+                    line(out, b'-', &text);
                 }
             }
             Value::Int(n) => header(out, b':', *n),
