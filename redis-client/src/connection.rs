@@ -460,6 +460,7 @@ impl Connection {
     /// pushes, RESP2 pub/sub messages) never answer one: they go to the push
     /// handler. A subscription confirmation answers only a subscribe command
     /// (`confirmation`).
+    #[inline(always)]
     fn next_reply(&mut self, subscribed: bool, confirmation: bool) -> Result<Value> {
         loop {
             let frame = self.reader.next_frame(&mut self.stream)?;
@@ -472,6 +473,8 @@ impl Connection {
     }
 
     /// Hands an out-of-band frame to its handler (`push.rs`).
+    #[inline(never)]
+    #[cold]
     fn route(&mut self, frame: Value) {
         self.handlers.deliver(frame);
     }
