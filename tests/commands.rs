@@ -307,6 +307,20 @@ fn status_and_error_replies_that_echo_non_utf8_bytes_keep_the_connection() {
             .unwrap_err();
         assert_eq!(err.code(), Some("ERR"), "{err}");
         assert!(err.to_string().contains('\u{fffd}'), "{err}");
+        // The text is lossy; the bytes the server sent stay with the error.
+        let Error::Server(server) = &err else {
+            panic!("not a server error: {err}");
+        };
+        let raw = server
+            .raw
+            .as_deref()
+            .expect("the raw bytes of a non-UTF-8 error");
+        assert!(raw.starts_with(b"ERR "), "{raw:?}");
+        assert!(
+            raw.windows(2).any(|w| w == b"\xff\xfe"),
+            "the echoed bytes are not in {raw:?}"
+        );
+        assert_eq!(&*server.bytes(), raw);
         assert_eq!(r.ping().unwrap(), "PONG");
         assert_eq!(r.stats().created, 1, "the connection stayed");
     });

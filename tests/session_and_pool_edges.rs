@@ -7,7 +7,7 @@
 //! own reply says it ran.
 
 use greenhub_redis::prelude::*;
-use greenhub_redis::{pipe, Client, ConnectionInfo, PoolConfig, Value};
+use greenhub_redis::{cmd, pipe, Client, ConnectionInfo, Error, PoolConfig, Value};
 use greenhub_tests::{with_client, RedisServer};
 
 fn bulk(s: &str) -> Value {
@@ -263,5 +263,181 @@ fn a_min_idle_the_server_cannot_reach_does_not_fail_checkouts_while_connections_
             "checkouts failed with {} connections open and idle: {results:?}",
             r.stats().available
         );
+    });
+}
+
+// What goes wrong: a command queued inside MULTI was noted in the session
+// that frames replies as if it had run. `HELLO 3`, then `MULTI; HELLO 2;
+// DISCARD` on the same connection: the discarded HELLO never ran and the
+// server still speaks RESP3, but the session said RESP2. Subscribed, a RESP2
+// connection takes an array whose first element is "message" for a published
+// message (framing.rs out_of_band), so LRANGE's reply went to the push
+// handler and LRANGE waited for a reply already read.
+#[test]
+fn a_hello_2_discarded_inside_multi_leaves_the_checkout_speaking_resp3() {
+    let server = RedisServer::start();
+    let url = server.url() + "?socket_timeout=5";
+    greenhub::run(move || {
+        let mut r = Client::open(&url).unwrap();
+        let _: i64 = cmd("RPUSH")
+            .arg("l")
+            .arg("message")
+            .arg("ch")
+            .arg("hello")
+            .query(&mut r)
+            .unwrap();
+        let mut conn = r.get_connection().unwrap();
+        let _: Value = cmd("HELLO").arg(3).query(&mut *conn).unwrap();
+        let replies = pipe()
+            .cmd("MULTI")
+            .cmd("HELLO")
+            .arg(2)
+            .cmd("DISCARD")
+            .query_values(&mut *conn)
+            .unwrap();
+        assert_eq!(replies[1], Value::Status("QUEUED".into()), "{replies:?}");
+        let info: String = cmd("CLIENT").arg("INFO").query(&mut *conn).unwrap();
+        assert!(info.contains("resp=3"), "{info}");
+        // Subscribed on RESP3, commands still answer; a list that looks like
+        // a message is LRANGE's reply, not a message.
+        let _: Value = cmd("SUBSCRIBE").arg("ch").query(&mut *conn).unwrap();
+        let items: Vec<String> = cmd("LRANGE")
+            .arg("l")
+            .arg(0)
+            .arg(-1)
+            .query(&mut *conn)
+            .unwrap();
+        assert_eq!(items, ["message", "ch", "hello"]);
+    });
+}
+
+/// The pool's "closed for its session" count.
+fn session_discards(r: &Client) -> usize {
+    r.pool().discards().session
+}
+
+// What goes wrong: a SELECT queued in a transaction that DISCARD dropped
+// counted as run, so a connection still on the URL's database looked
+// changed and was closed instead of pooled.
+#[test]
+fn a_select_discarded_inside_multi_keeps_the_connection_on_its_database_and_in_the_pool() {
+    with_client("", |mut r| {
+        r.set("k", "db0").unwrap();
+        let replies = pipe()
+            .cmd("MULTI")
+            .cmd("SELECT")
+            .arg(5)
+            .cmd("DISCARD")
+            .query_values(&mut r)
+            .unwrap();
+        assert_eq!(replies[2], Value::Status("OK".into()), "{replies:?}");
+        assert_eq!(r.get::<String>("k").unwrap(), "db0");
+        assert_eq!(
+            (session_discards(&r), r.stats().created),
+            (0, 1),
+            "a connection the transaction never changed was closed"
+        );
+    });
+}
+
+// What goes wrong: EXECABORT (a command refused while queued) is an error
+// reply, so EXEC's move back out of MULTI did not count, and the SELECT
+// queued before the refused command counted as run: the connection looked
+// inside MULTI on database 5 and was closed, though the server had discarded
+// the whole transaction.
+#[test]
+fn a_select_in_a_transaction_that_exec_aborts_never_ran_and_the_connection_stays() {
+    with_client("", |mut r| {
+        r.set("k", "db0").unwrap();
+        let replies = r
+            .get_connection()
+            .unwrap()
+            .req_pipeline(
+                &[
+                    cmd("MULTI"),
+                    cmd("SELECT").arg(5).clone(),
+                    cmd("NO-SUCH-COMMAND"),
+                    cmd("EXEC"),
+                ],
+                false,
+            )
+            .unwrap();
+        let Value::Error(aborted) = &replies[3] else {
+            panic!("EXEC was not aborted: {replies:?}");
+        };
+        assert_eq!(aborted.code, "EXECABORT", "{replies:?}");
+        assert_eq!(r.get::<String>("k").unwrap(), "db0");
+        assert_eq!((session_discards(&r), r.stats().created), (0, 1));
+        // The same client still runs transactions: nothing was left open.
+        let ran: (String,) = pipe().atomic().cmd("GET").arg("k").query(&mut r).unwrap();
+        assert_eq!(ran.0, "db0");
+    });
+}
+
+// What goes wrong: a transaction aborted by a WATCH (EXEC answers nil) never
+// ran its SELECT, but the SELECT counted when it was queued, and the
+// connection was closed as if it were on database 5.
+#[test]
+fn a_select_in_a_transaction_a_watch_aborts_never_ran_and_the_connection_stays() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let mut r = Client::open(&url).unwrap();
+        r.set("k", "db0").unwrap();
+        {
+            let mut conn = r.get_connection().unwrap();
+            let _: () = cmd("WATCH").arg("k").query(&mut *conn).unwrap();
+            server.raw_command(&["SET", "k", "changed"]);
+            let result = pipe()
+                .atomic()
+                .cmd("SELECT")
+                .arg(5)
+                .cmd("SET")
+                .arg("k")
+                .arg("db5")
+                .query_values(&mut *conn);
+            assert!(matches!(result, Err(Error::ExecAborted)), "{result:?}");
+            // Still database 0, on this checkout.
+            let k: String = cmd("GET").arg("k").query(&mut *conn).unwrap();
+            assert_eq!(k, "changed");
+        }
+        assert_eq!((session_discards(&r), r.stats().created), (0, 1));
+        assert_eq!(r.get::<String>("k").unwrap(), "changed");
+        let db5 = server.raw_command(&[
+            "EVAL",
+            "redis.call('SELECT', 5); return redis.call('EXISTS', 'k')",
+            "0",
+        ]);
+        assert_eq!(db5, b":0\r\n", "the aborted transaction wrote database 5");
+    });
+}
+
+// The other side: a transaction that ran its SELECT leaves the connection
+// on database 5, on this checkout and for the pool, which closes it.
+#[test]
+fn a_select_in_a_transaction_that_ran_moves_the_checkout_and_is_not_pooled() {
+    with_client("", |mut r| {
+        r.set("k", "db0").unwrap();
+        {
+            let mut conn = r.get_connection().unwrap();
+            let ran = pipe()
+                .atomic()
+                .cmd("SELECT")
+                .arg(5)
+                .cmd("SET")
+                .arg("k")
+                .arg("db5")
+                .query_values(&mut *conn)
+                .unwrap();
+            assert_eq!(ran.len(), 2, "{ran:?}");
+            let k: String = cmd("GET").arg("k").query(&mut *conn).unwrap();
+            assert_eq!(k, "db5", "the checkout is on database 5 now");
+        }
+        assert_eq!(
+            session_discards(&r),
+            1,
+            "a connection on database 5 was pooled"
+        );
+        assert_eq!(r.get::<String>("k").unwrap(), "db0");
     });
 }

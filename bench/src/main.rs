@@ -164,7 +164,9 @@ fn main() -> ExitCode {
             return ExitCode::SUCCESS;
         }
         Some("get-child") => {
-            let _ = redis::get_greenhub(&args[1], args[2].parse().expect("a count"), 1);
+            // An optional third argument: the pipeline depth (1 if absent).
+            let depth = args.get(3).map_or(1, |d| d.parse().expect("a depth"));
+            let _ = redis::get_greenhub(&args[1], args[2].parse().expect("a count"), depth);
             return ExitCode::SUCCESS;
         }
         _ => {}

@@ -7,6 +7,7 @@
 //!     refuse what cannot work here (CLIENT REPLY OFF, MONITOR)
 //!     session.note(cmd)      for every command sent: SELECT, MULTI, WATCH, ...
 //!     known.effect(cmd)      away from the baseline: sticky; back: on its reply
+//!                            (queued inside MULTI: both wait for EXEC's reply)
 //!     encode all, one write  unread += commands
 //!     for each command:      read frames until the one that answers it;
 //!                            RESP3 pushes and RESP2 pub/sub messages are
@@ -74,10 +75,20 @@ pub struct Connection {
     /// The session as the handshake left it; reusable only while `known`
     /// equals it.
     baseline: Session,
+    /// The session-changing commands queued in the open MULTI, in order:
+    /// they run only if its EXEC does, so neither session notes them yet.
+    queued: Vec<Cmd>,
+    /// For each EXEC sent whose reply is not read yet, the commands it
+    /// queued: noted in both sessions once the reply shows they ran (an
+    /// array), dropped on nil (a WATCH failed) or an error (EXECABORT).
+    executing: std::collections::VecDeque<Vec<Cmd>>,
     /// Where out-of-band frames go (shared with the pool).
     handlers: Rc<PushHandlers>,
     /// Set up with `CLIENT TRACKING ON REDIRECT` this id (`Setup`).
     tracking_redirect: Option<i64>,
+    /// When it was made or last went back to a pool: what the pool's
+    /// health check measures idleness from (set by the pool, not per
+    /// command, which would cost two clock reads per request).
     pub(crate) last_used: Instant,
 }
 
@@ -96,11 +107,15 @@ struct Expect {
     replies: Replies,
     /// Its server-side blocking timeout, if it blocks (`ZERO`: forever).
     blocking: Option<Duration>,
+    /// It is an EXEC sent inside MULTI: its reply settles the transaction's
+    /// queued commands (`Connection::executing`).
+    exec: bool,
     /// The connection was subscribed when it was sent (or it subscribes):
     /// only then can a RESP2 array be a published message, not its reply.
     subscribed: bool,
-    /// What it does to the known session, settled when its reply is read.
-    effect: Effect,
+    /// What it does to the known session, settled when its reply is read
+    /// (`None`: nothing, as for most commands).
+    effect: Option<Effect>,
 }
 
 /// Why a connection cannot go back to the pool.
@@ -132,15 +147,38 @@ impl Connection {
     /// Connects and sets the connection up as the URL asks (AUTH, HELLO 3,
     /// SELECT, CLIENT SETNAME).
     pub fn open(info: &ConnectionInfo) -> Result<Connection> {
-        Connection::open_with(info, &Setup::default())
+        Connection::open_with(info, &Setup::default()).map(|conn| *conn)
     }
 
-    /// [`Connection::open`], plus what a pool adds.
-    pub(crate) fn open_with(info: &ConnectionInfo, setup: &Setup) -> Result<Connection> {
-        let stream = Stream::connect(info).map_err(|err| connect_error(info, err))?;
+    /// [`Connection::open`], plus what a pool adds; boxed, so that the pool
+    /// and its callers move a pointer, not the whole connection.
+    ///
+    /// This is the deepest path a coroutine's stack takes (pool checkout,
+    /// connect, park until the socket is writable), and a coroutine that
+    /// stays within its stack's first page costs one page of memory, not
+    /// two (the `brpop` bench's memory per connection). So the frames here
+    /// stay small: the connection is built in a function of its own, the
+    /// handshake runs only when the URL asks for one, and error text is
+    /// formatted out of line.
+    #[inline(never)]
+    pub(crate) fn open_with(info: &ConnectionInfo, setup: &Setup) -> Result<Box<Connection>> {
+        let stream = match Stream::connect(info) {
+            Ok(stream) => stream,
+            Err(err) => return Err(connect_error(info, err)),
+        };
+        let mut conn = Connection::assemble(stream, info, setup)?;
+        if needs_handshake(info, setup) {
+            conn.handshake(info, setup)?;
+        }
+        Ok(conn)
+    }
+
+    /// A connection over `stream`, before its handshake.
+    #[inline(never)]
+    fn assemble(stream: Stream, info: &ConnectionInfo, setup: &Setup) -> Result<Box<Connection>> {
         stream.set_write_timeout(info.socket_timeout)?;
         stream.set_read_timeout(info.socket_timeout)?;
-        let mut conn = Connection {
+        Ok(Box::new(Connection {
             stream,
             reader: Reader::new(info.limits),
             out: Vec::with_capacity(INITIAL_REQUEST),
@@ -152,15 +190,17 @@ impl Connection {
             session: Session::new(),
             known: Session::new(),
             baseline: Session::new(),
+            queued: Vec::new(),
+            executing: std::collections::VecDeque::new(),
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
             last_used: Instant::now(),
-        };
-        conn.handshake(info, setup)?;
-        Ok(conn)
+        }))
     }
 
     /// Sets the session up as the URL asks; what it leaves is the baseline.
+    #[inline(never)]
+    #[cold]
     fn handshake(&mut self, info: &ConnectionInfo, setup: &Setup) -> Result<()> {
         if let Some(password) = &info.password {
             let mut auth = cmd("AUTH");
@@ -252,13 +292,17 @@ impl Connection {
         // and a blocking command does not block when EXEC runs it.
         let queued = self.session.multi;
         let subscribed = self.session.subscribed;
+        cmd.encode(&mut self.out);
+        if queued && may_change_session(cmd.name()) {
+            return self.add_queued(cmd, subscribed);
+        }
         let replies = self.session.note_cmd(cmd);
         let effect = self.known.effect(&self.baseline, queued, cmd);
-        cmd.encode(&mut self.out);
         if queued {
             Expect {
                 replies: Replies::One,
                 blocking: None,
+                exec: false,
                 subscribed,
                 effect,
             }
@@ -267,7 +311,65 @@ impl Connection {
                 subscribed: subscribed || replies != Replies::One,
                 replies,
                 blocking: cmd.server_timeout(),
+                exec: false,
                 effect,
+            }
+        }
+    }
+
+    /// [`Connection::add`] for a command inside MULTI that may change the
+    /// session. The server queues it, to run only if EXEC runs the
+    /// transaction: so it waits in `queued`, noted by neither session, and
+    /// EXEC's reply decides (`settle_exec`). The transaction's own words
+    /// are not queued: EXEC and DISCARD end it (DISCARD drops what waits),
+    /// and MULTI, WATCH, QUIT and RESET act at once, as outside MULTI.
+    #[inline(never)]
+    #[cold]
+    fn add_queued(&mut self, cmd: &Cmd, subscribed: bool) -> Expect {
+        let name = cmd.name();
+        let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
+        let exec = is(b"EXEC");
+        if exec {
+            self.executing.push_back(std::mem::take(&mut self.queued));
+        } else if is(b"DISCARD") {
+            self.queued.clear();
+        } else if !(is(b"MULTI") || is(b"WATCH") || is(b"QUIT") || is(b"RESET")) {
+            self.queued.push(cmd.clone());
+            return Expect {
+                replies: Replies::One,
+                blocking: None,
+                exec: false,
+                subscribed,
+                effect: None,
+            };
+        }
+        self.session.note_cmd(cmd);
+        let effect = self.known.effect(&self.baseline, true, cmd);
+        Expect {
+            replies: Replies::One,
+            blocking: None,
+            exec,
+            subscribed,
+            effect,
+        }
+    }
+
+    /// EXEC's reply was read: if the transaction ran (an array), its queued
+    /// session changes happened, and both sessions note them; if it did not
+    /// (nil: a WATCHed key changed; EXECABORT: a command was refused while
+    /// queued), they never happened. Each counts as away from the baseline
+    /// whatever its own reply inside EXEC's array (conservative: a change
+    /// that failed only costs the connection its reuse).
+    #[inline(never)]
+    #[cold]
+    fn settle_exec(&mut self, reply: &Value) {
+        let Some(cmds) = self.executing.pop_front() else {
+            return;
+        };
+        if matches!(reply, Value::Array(_)) {
+            for cmd in &cmds {
+                self.session.note_cmd(cmd);
+                self.known.effect(&self.baseline, true, cmd);
             }
         }
     }
@@ -276,7 +378,6 @@ impl Connection {
     fn send(&mut self, replies: usize) -> Result<()> {
         let owed_before = self.unread;
         self.unread += replies;
-        self.last_used = Instant::now();
         if let Err(err) = self.stream.write_all(&self.out) {
             let closed = matches!(
                 err.kind(),
@@ -329,10 +430,19 @@ impl Connection {
             Replies::AllOf(kind) => self.confirmations(self.session.unsubscribe_all_replies(kind)),
         };
         let value = value.map_err(|err| self.fail(unwinding(err)))?;
-        self.known
-            .settle(&expect.effect, !matches!(value, Value::Error(_)));
+        if let Some(effect) = &expect.effect {
+            // EXECABORT is an error reply, but it did end the transaction
+            // (and its WATCH): the server discarded both.
+            let ran = match &value {
+                Value::Error(err) => expect.exec && err.code == "EXECABORT",
+                _ => true,
+            };
+            self.known.settle(effect, ran);
+        }
+        if expect.exec {
+            self.settle_exec(&value);
+        }
         self.unread = self.unread.saturating_sub(1);
-        self.last_used = Instant::now();
         Ok(value)
     }
 
@@ -350,6 +460,7 @@ impl Connection {
     /// pushes, RESP2 pub/sub messages) never answer one: they go to the push
     /// handler. A subscription confirmation answers only a subscribe command
     /// (`confirmation`).
+    #[inline(always)]
     fn next_reply(&mut self, subscribed: bool, confirmation: bool) -> Result<Value> {
         loop {
             let frame = self.reader.next_frame(&mut self.stream)?;
@@ -362,6 +473,8 @@ impl Connection {
     }
 
     /// Hands an out-of-band frame to its handler (`push.rs`).
+    #[inline(never)]
+    #[cold]
     fn route(&mut self, frame: Value) {
         self.handlers.deliver(frame);
     }
@@ -523,6 +636,18 @@ fn unwinding_during(what: &str, err: Error) -> Error {
     ))
 }
 
+/// Whether the URL or the pool asks for anything at connect: a fresh
+/// connection's session (database 0, RESP2, no name) is the baseline as it is.
+fn needs_handshake(info: &ConnectionInfo, setup: &Setup) -> bool {
+    info.password.is_some()
+        || info.protocol == Protocol::Resp3
+        || info.db != 0
+        || info.client_name.is_some()
+        || setup.tracking_redirect.is_some()
+}
+
+#[inline(never)]
+#[cold]
 fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
     let kind = err.kind();
     let err = io::Error::new(kind, format!("cannot connect to {}: {err}", info.addr));
@@ -533,7 +658,10 @@ impl ConnectionLike for Connection {
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
         self.check()?;
         refuse(cmd)?;
-        self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
+        // Alone and outside MULTI, no command can be a queued subscribe.
+        if self.session.multi {
+            self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
+        }
         self.out.clear();
         let expect = self.add(cmd);
         self.send(1)?;

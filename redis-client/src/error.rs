@@ -8,12 +8,20 @@ use std::io;
 
 /// An error reply from the server, such as `WRONGTYPE Operation against a
 /// key holding the wrong kind of value`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+///
+/// Redis echoes user bytes into errors (`OBJECT \xff`, a Lua
+/// `error_reply`), and they need not be UTF-8: then `code` and `message`
+/// show each bad sequence as U+FFFD (as redis-py shows them), and `raw`
+/// keeps the line's bytes exactly as the server sent them.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerError {
     /// The first word of the reply: `ERR`, `WRONGTYPE`, `NOSCRIPT`, ...
     pub code: String,
     /// The rest of the reply.
     pub message: String,
+    /// The error line's bytes (after its `-`, or a blob error's body) when
+    /// they are not UTF-8; `None` when `code` and `message` are exact.
+    pub raw: Option<Vec<u8>>,
 }
 
 impl ServerError {
@@ -23,11 +31,34 @@ impl ServerError {
             Some((code, message)) => ServerError {
                 code: code.to_owned(),
                 message: message.to_owned(),
+                raw: None,
             },
             None => ServerError {
                 code: line.to_owned(),
                 message: String::new(),
+                raw: None,
             },
+        }
+    }
+
+    /// [`ServerError::parse`] for the bytes of a line as they arrived: text
+    /// that is not UTF-8 is shown with U+FFFD and kept in `raw`.
+    pub fn parse_bytes(line: &[u8]) -> ServerError {
+        match std::str::from_utf8(line) {
+            Ok(text) => ServerError::parse(text),
+            Err(_) => ServerError {
+                raw: Some(line.to_vec()),
+                ..ServerError::parse(&String::from_utf8_lossy(line))
+            },
+        }
+    }
+
+    /// The error's bytes as the server sent them: `raw` if the line was not
+    /// UTF-8, else `code` and `message` joined by a space, as they came.
+    pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
+        match &self.raw {
+            Some(raw) => std::borrow::Cow::Borrowed(raw),
+            None => std::borrow::Cow::Owned(self.to_string().into_bytes()),
         }
     }
 }

@@ -17,7 +17,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::ops::{Deref, DerefMut};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenhub::sync::{Semaphore, SemaphorePermit, WaitError};
 
@@ -102,8 +102,13 @@ pub struct Pool {
 struct Inner {
     info: ConnectionInfo,
     config: PoolConfig,
-    /// Idle connections, most recently returned last.
-    idle: RefCell<Vec<Connection>>,
+    /// Idle connections, most recently returned last. Boxed, as in
+    /// [`PooledConnection`]: a checkout moves a pointer, not 550 bytes, and
+    /// the frames on a coroutine's stack stay small (see
+    /// `Connection::open_with`); clippy's `vec_box` assumes the opposite
+    /// trade.
+    #[allow(clippy::vec_box)]
+    idle: RefCell<Vec<Box<Connection>>>,
     created: Cell<usize>,
     in_use: Cell<usize>,
     discards: Cell<Discards>,
@@ -156,34 +161,12 @@ impl Pool {
     /// closed and counted, never handed out.
     pub fn get(&self) -> Result<PooledConnection> {
         if self.open_connections() < self.min_idle() {
-            if let Err(err) = self.fill() {
-                log::warn!("could not top up the pool to min_idle: {err}");
-                let mut discards = self.inner.discards.get();
-                discards.failed_top_ups += 1;
-                self.inner.discards.set(discards);
-            }
+            self.top_up();
         }
         let permit = self.acquire_permit()?;
-        let conn = loop {
-            let Some(mut conn) = self.inner.idle.borrow_mut().pop() else {
-                break None;
-            };
-            if let Some(why) = self.not_reusable(&conn) {
-                self.discard(&why);
-                log::debug!("closing a pooled connection instead of using it: {why}");
-                continue;
-            }
-            if self.healthy(&conn) || self.ping(&mut conn) {
-                break Some(conn);
-            }
-        };
-        let conn = match conn {
+        let conn = match self.take_idle() {
             Some(conn) => conn,
-            None => {
-                let conn = self.open()?;
-                self.inner.created.set(self.inner.created.get() + 1);
-                conn
-            }
+            None => self.open_new()?,
         };
         self.inner.in_use.set(self.inner.in_use.get() + 1);
         Ok(PooledConnection {
@@ -191,6 +174,51 @@ impl Pool {
             pool: self.clone(),
             _permit: permit,
         })
+    }
+
+    /// The most recently returned idle connection that can serve the
+    /// caller; closes (and counts) the ones that cannot on the way.
+    fn take_idle(&self) -> Option<Box<Connection>> {
+        loop {
+            let mut conn = self.inner.idle.borrow_mut().pop()?;
+            if let Some(why) = self.not_reusable(&conn) {
+                self.close_unusable(conn, &why);
+                continue;
+            }
+            if self.healthy(&conn) || self.ping(&mut conn) {
+                return Some(conn);
+            }
+        }
+    }
+
+    /// Closes an idle connection that cannot serve the caller.
+    #[inline(never)]
+    #[cold]
+    fn close_unusable(&self, conn: Box<Connection>, why: &NotReusable) {
+        self.discard(why);
+        log::debug!("closing a pooled connection instead of using it: {why}");
+        drop(conn);
+    }
+
+    /// Opens `min_idle`'s missing connections for a checkout; a failure is
+    /// logged and counted, never the checkout's.
+    #[inline(never)]
+    #[cold]
+    fn top_up(&self) {
+        if let Err(err) = self.fill() {
+            log::warn!("could not top up the pool to min_idle: {err}");
+            let mut discards = self.inner.discards.get();
+            discards.failed_top_ups += 1;
+            self.inner.discards.set(discards);
+        }
+    }
+
+    /// A new connection for a checkout, counted as created.
+    #[inline(never)]
+    fn open_new(&self) -> Result<Box<Connection>> {
+        let conn = self.open()?;
+        self.inner.created.set(self.inner.created.get() + 1);
+        Ok(conn)
     }
 
     /// Opens connections until `min_idle` are open (idle or in use), in the
@@ -218,7 +246,7 @@ impl Pool {
     }
 
     /// A new connection, set up for this pool.
-    fn open(&self) -> Result<Connection> {
+    fn open(&self) -> Result<Box<Connection>> {
         let setup = self.inner.setup.borrow().clone();
         Connection::open_with(&self.inner.info, &setup)
     }
@@ -306,18 +334,27 @@ impl Pool {
         ok
     }
 
-    fn put_back(&self, mut conn: Connection) {
+    fn put_back(&self, mut conn: Box<Connection>) {
         self.inner.in_use.set(self.inner.in_use.get() - 1);
         match self.not_reusable(&conn) {
             None => {
                 conn.trim_buffer();
+                if self.inner.config.health_check_interval.is_some() {
+                    conn.last_used = Instant::now();
+                }
                 self.inner.idle.borrow_mut().push(conn);
             }
-            Some(why) => {
-                self.discard(&why);
-                log::debug!("closing a connection instead of pooling it: {why}");
-            }
+            Some(why) => self.close_returned(conn, &why),
         }
+    }
+
+    /// Closes a returned connection that cannot serve another user.
+    #[inline(never)]
+    #[cold]
+    fn close_returned(&self, conn: Box<Connection>, why: &NotReusable) {
+        self.discard(why);
+        log::debug!("closing a connection instead of pooling it: {why}");
+        drop(conn);
     }
 }
 
@@ -343,7 +380,7 @@ impl fmt::Debug for Pool {
 /// A connection checked out of a [`Pool`]; goes back when dropped.
 #[derive(Debug)]
 pub struct PooledConnection {
-    conn: Option<Connection>,
+    conn: Option<Box<Connection>>,
     pool: Pool,
     /// Released after the connection is back (field order).
     _permit: Option<SemaphorePermit>,

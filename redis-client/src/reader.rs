@@ -79,21 +79,43 @@ impl Reader {
     }
 
     /// The next whole frame, reading as needed.
+    ///
+    /// A coroutine parks in here (in `fill`) for every reply, so this frame
+    /// stays small: the value is taken from the buffer in a function of its
+    /// own, and only its result is held here.
     pub(crate) fn next_frame(&mut self, stream: &mut Stream) -> Result<Value> {
         loop {
-            match self.decoder.decode(&self.buf[self.start..self.end]) {
-                Ok(Decoded::Complete { value, used }) => {
-                    self.start += used;
-                    if self.start == self.end {
-                        (self.start, self.end) = (0, 0);
-                    }
+            // Nothing buffered: no reply can complete without new bytes.
+            if self.start < self.end {
+                if let Some(value) = self.take_buffered()? {
                     return Ok(value);
                 }
-                Ok(Decoded::Incomplete { used, .. }) => self.start += used,
-                Err(err) => return Err(Error::Protocol(err.0)),
             }
             self.fill(stream)?;
         }
+    }
+
+    /// A whole frame from what is buffered, if there is one; else the
+    /// decoder keeps what it could use and the caller reads more.
+    #[inline(never)]
+    fn take_buffered(&mut self) -> Result<Option<Value>> {
+        let input = &self.buf[self.start..self.end];
+        let (value, used) = match self.decoder.quick(input) {
+            Some(found) => found,
+            None => match self.decoder.decode(input) {
+                Ok(Decoded::Complete { value, used }) => (value, used),
+                Ok(Decoded::Incomplete { used, .. }) => {
+                    self.start += used;
+                    return Ok(None);
+                }
+                Err(err) => return Err(Error::Protocol(err.0)),
+            },
+        };
+        self.start += used;
+        if self.start == self.end {
+            (self.start, self.end) = (0, 0);
+        }
+        Ok(Some(value))
     }
 
     /// The next whole frame if the bytes for it have arrived, without
@@ -124,6 +146,7 @@ impl Reader {
     }
 
     /// Reads once into the buffer's free space, making some first.
+    #[inline(never)]
     fn fill(&mut self, stream: &mut Stream) -> Result<()> {
         self.make_room();
         let park_first = std::mem::take(&mut self.park_first);

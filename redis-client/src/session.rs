@@ -15,7 +15,11 @@
 //! database, HELLO, WATCH, MULTI, CLIENT TRACKING ON, READONLY, a
 //! subscription, a command not followed here such as AUTH, RESET or CLIENT
 //! SETNAME, which taints the session for good) and what moves it *back*.
-//! The away part counts as soon as the command is sent, refused or not. The
+//! The away part counts as soon as the command is sent, refused or not,
+//! except inside MULTI: there a session-changing command is only queued,
+//! and `connection.rs` notes it in neither session until EXEC's reply shows
+//! the transaction ran (an array; nil or EXECABORT: it never ran, DISCARD:
+//! dropped). The
 //! back part counts only when the command's own reply is read and is not an
 //! error, and never for a command queued inside MULTI (it may not run, or
 //! run later inside EXEC): `SELECT <baseline>` or `HELLO 2` replied OK
@@ -263,11 +267,18 @@ impl Session {
     /// into what moves it away from `baseline` (applied now: sticky) and what
     /// moves it back (applied by [`Session::settle`] only on a reply that is
     /// not an error). `queued`: it is sent inside MULTI, so only EXEC and
-    /// DISCARD can move anything back.
-    pub(crate) fn effect(&mut self, baseline: &Session, queued: bool, cmd: &Cmd) -> Effect {
+    /// DISCARD can move anything back. `None` for a command that changes
+    /// nothing (most commands: ruled out by its name alone), so that it has
+    /// nothing to settle either.
+    #[inline]
+    pub(crate) fn effect(&mut self, baseline: &Session, queued: bool, cmd: &Cmd) -> Option<Effect> {
         if !may_change_session(cmd.name()) {
-            return Effect::default();
+            return None;
         }
+        Some(self.effect_of(baseline, queued, cmd))
+    }
+
+    fn effect_of(&mut self, baseline: &Session, queued: bool, cmd: &Cmd) -> Effect {
         let mut after = self.clone();
         after.note(cmd.arg_bytes());
         let mut effect = Effect::default();
@@ -524,7 +535,7 @@ mod tests {
         for w in &words[1..] {
             c.arg(*w);
         }
-        known.effect(baseline, queued, &c)
+        known.effect(baseline, queued, &c).unwrap_or_default()
     }
 
     #[test]

@@ -179,3 +179,76 @@ fn the_decoder_is_idle_again_after_a_protocol_error() {
         }
     );
 }
+
+/// `Decoder::quick` (the shortcut every GET takes) must answer exactly what
+/// `decode` answers, or leave the input to `decode`: for each input below and
+/// every prefix of it, and under a reply size bound it may cross.
+#[test]
+fn the_quick_path_agrees_with_decode_on_every_prefix() {
+    let inputs: &[&[u8]] = &[
+        b"$3\r\nabc\r\n",
+        b"$0\r\n\r\n",
+        b"$-1\r\n",
+        b"$03\r\nabc\r\n",
+        b"$3\r\nabcd\r\n",
+        b"$3\r\nab\r\n\r\n",
+        b"$4\r\na\r\nb\r\n",
+        b"$999999999999999999\r\n",
+        b"$9999999999999999999\r\nx",
+        b"$1\nx\r\n",
+        b"$+1\r\nx\r\n",
+        b":0\r\n",
+        b":42\r\n:7\r\n",
+        b":-5\r\n",
+        b":999999999999999999\r\n",
+        b":9223372036854775807\r\n",
+        b":9223372036854775808\r\n",
+        b":\r\n",
+        b":1\n",
+        b"+OK\r\n",
+        b"+\r\n",
+        b"+QUEUED\r\n+OK\r\n",
+        b"+a\nb\r\n",
+        b"+a\rb\r\n",
+        b"+\xff\xfe\r\n",
+        b"+caf\xc3\xa9\r\n",
+        b"-ERR no\r\n",
+        b"*1\r\n$1\r\na\r\n",
+    ];
+    let long = [b"+".as_slice(), &[b'x'; 100], b"\r\n"].concat();
+    for limits in [
+        Limits::default(),
+        Limits {
+            max_bulk: 8,
+            ..Limits::default()
+        },
+    ] {
+        for input in inputs.iter().copied().chain([long.as_slice()]) {
+            for end in 0..=input.len() {
+                let prefix = &input[..end];
+                let quick = Decoder::new(limits).quick(prefix);
+                let full = Decoder::new(limits).decode(prefix);
+                if let Some((value, used)) = quick {
+                    assert_eq!(
+                        full,
+                        Ok(Decoded::Complete { value, used }),
+                        "{:?}",
+                        String::from_utf8_lossy(prefix)
+                    );
+                }
+            }
+        }
+    }
+    // And it does take the common replies.
+    let limits = Limits::default();
+    assert!(Decoder::new(limits).quick(b"$3\r\nabc\r\n").is_some());
+    assert!(Decoder::new(limits).quick(b":1\r\n").is_some());
+    assert!(Decoder::new(limits).quick(b"+OK\r\n").is_some());
+    // Never while a reply is in progress.
+    let mut midway = Decoder::new(limits);
+    assert!(matches!(
+        midway.decode(b"*2\r\n"),
+        Ok(Decoded::Incomplete { .. })
+    ));
+    assert_eq!(midway.quick(b":1\r\n"), None);
+}

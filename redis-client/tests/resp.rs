@@ -46,6 +46,7 @@ fn every_resp2_and_resp3_type_parses() {
             Value::Error(ServerError {
                 code: "WRONGTYPE".into(),
                 message: "bad kind".into(),
+                raw: None,
             }),
         ),
         (b":-42\r\n", Value::Int(-42)),
@@ -80,6 +81,7 @@ fn every_resp2_and_resp3_type_parses() {
             Value::Error(ServerError {
                 code: "ERR".into(),
                 message: "oops!".into(),
+                raw: None,
             }),
         ),
         (
@@ -183,7 +185,8 @@ fn value_strategy() -> impl Strategy<Value = Value> {
         text.prop_map(Value::Status),
         ("[A-Z]{1,8}", "[a-z ]{0,10}").prop_map(|(code, message)| Value::Error(ServerError {
             code,
-            message: message.trim().to_owned()
+            message: message.trim().to_owned(),
+            raw: None,
         })),
         any::<i64>().prop_map(Value::Int),
         proptest::collection::vec(any::<u8>(), 0..40).prop_map(Value::Bulk),
@@ -273,6 +276,29 @@ fn non_utf8_bytes_in_status_and_error_lines_are_accepted() {
         err.message.starts_with("unknown subcommand '\u{fffd}'"),
         "{err}"
     );
+    // The text shows U+FFFD; the bytes as they came stay with the error.
+    let sent = &line[1..line.len() - 2];
+    assert_eq!(err.raw.as_deref(), Some(sent));
+    assert_eq!(&*err.bytes(), sent);
+    // A blob error too, and both encode back to the bytes they came from.
+    let blob = b"!6\r\nERR \xfe\xff\r\n";
+    let Ok(Parsed::Complete(value @ Value::Error(_), _)) = parse(blob, &limits()) else {
+        panic!("a blob error that is not UTF-8 was refused");
+    };
+    let Value::Error(blob_err) = &value else {
+        unreachable!()
+    };
+    assert_eq!(blob_err.raw.as_deref(), Some(&b"ERR \xfe\xff"[..]));
+    assert_eq!(encoded(&value), b"-ERR \xfe\xff\r\n");
+    let Ok(Parsed::Complete(line_value, _)) = parse(line, &limits()) else {
+        unreachable!()
+    };
+    assert_eq!(encoded(&line_value), line);
+    // UTF-8 errors have nothing extra to keep.
+    let Ok(Parsed::Complete(Value::Error(plain), _)) = parse(b"-ERR fine\r\n", &limits()) else {
+        panic!("a plain error line was refused");
+    };
+    assert_eq!((plain.raw, &*plain.code), (None, "ERR"));
 }
 
 #[test]
@@ -314,6 +340,7 @@ fn encode_value_keeps_the_sign_of_nan_and_writes_a_multiline_error_as_a_blob_err
     let err = Value::Error(ServerError {
         code: "ERR".into(),
         message: "line one\r\nline two".into(),
+        raw: None,
     });
     let bytes = encoded(&err);
     assert_eq!(bytes, b"!22\r\nERR line one\r\nline two\r\n");

@@ -238,7 +238,8 @@ fn resp3_spec_simple_types() {
         parsed(b"-ERR this is the error description\r\n"),
         Ok(Value::Error(ServerError {
             code: "ERR".into(),
-            message: "this is the error description".into()
+            message: "this is the error description".into(),
+            raw: None,
         }))
     );
     // "Simple strings cannot contain the <CR> nor the <LF> characters inside."
@@ -263,7 +264,8 @@ fn resp3_spec_simple_types() {
         parsed(b"!21\r\nSYNTAX invalid syntax\r\n"),
         Ok(Value::Error(ServerError {
             code: "SYNTAX".into(),
-            message: "invalid syntax".into()
+            message: "invalid syntax".into(),
+            raw: None,
         }))
     );
     assert_eq!(
@@ -370,7 +372,8 @@ fn resp3_spec_push_and_hello_errors() {
         parsed(b"-NOPROTO sorry this protocol version is not supported\r\n"),
         Ok(Value::Error(ServerError {
             code: "NOPROTO".into(),
-            message: "sorry this protocol version is not supported".into()
+            message: "sorry this protocol version is not supported".into(),
+            raw: None,
         }))
     );
 }

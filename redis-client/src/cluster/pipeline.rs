@@ -239,5 +239,6 @@ fn cross_slot_transaction(a: &Cmd, b: &Cmd) -> Error {
             describe(a),
             describe(b)
         ),
+        raw: None,
     })
 }

@@ -44,6 +44,7 @@ impl ClusterClient {
                      and {other:?} live on slots {slot} and {}; one subscriber per slot)",
                     key_slot(other.as_bytes())
                 ),
+                raw: None,
             }));
         }
         let mut subscriber = ShardedPubSub {

@@ -250,6 +250,7 @@ fn cross_slot(name: &[u8], a: &[u8], b: &[u8]) -> Error {
             String::from_utf8_lossy(b),
             key_slot(b),
         ),
+        raw: None,
     })
 }
 

@@ -84,6 +84,7 @@ pub(crate) fn combine(how: Combine, replies: Vec<(Vec<usize>, Value)>, keys: usi
         Value::Error(ServerError {
             code: "ERR".into(),
             message: format!("unexpected reply from a cluster node: {what:?}"),
+            raw: None,
         })
     };
     match how {

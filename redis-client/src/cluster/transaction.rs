@@ -137,6 +137,7 @@ fn one_slot<K: ToArg>(keys: &[K]) -> Result<u16> {
                 String::from_utf8_lossy(other),
                 key_slot(other)
             ),
+            raw: None,
         })),
     }
 }

@@ -191,6 +191,49 @@ impl Decoder {
         blob + frames
     }
 
+    /// The commonest replies, whole at the start of `input` while no reply
+    /// is in progress: a bulk string (`$3\r\nabc\r\n`, every GET), a
+    /// non-negative integer (`:1\r\n`) or a short UTF-8 simple string
+    /// (`+OK\r\n`), with the bytes they used. Exactly what
+    /// [`Decoder::decode`] returns for them, without its general machinery
+    /// (its resumable state, its `Decoded` and error layers); `None` for
+    /// anything else, incomplete or invalid included, which `decode` then
+    /// handles (and reports) as usual.
+    #[inline]
+    pub fn quick(&self, input: &[u8]) -> Option<(Value, usize)> {
+        if !self.is_idle() || self.scanned != 0 {
+            return None;
+        }
+        let (&kind, rest) = input.split_first()?;
+        match kind {
+            b'$' => {
+                let (len, digits) = short_decimal(rest)?;
+                let body = digits + 2;
+                let end = body.checked_add(usize::try_from(len).ok()?)?;
+                let used = 1 + end + 2;
+                if rest.get(end..end + 2)? != b"\r\n" || used > self.limits.max_bulk {
+                    return None;
+                }
+                Some((Value::Bulk(rest[body..end].to_vec()), used))
+            }
+            b':' => {
+                let (n, digits) = short_decimal(rest)?;
+                let used = 1 + digits + 2;
+                (used <= self.limits.max_bulk).then_some((Value::Int(n), used))
+            }
+            b'+' => {
+                let window = &rest[..rest.len().min(QUICK_LINE)];
+                let cr = window.iter().position(|&b| b == b'\r' || b == b'\n')?;
+                if window.get(cr..cr + 2)? != b"\r\n" || 1 + cr + 2 > self.limits.max_bulk {
+                    return None;
+                }
+                let text = std::str::from_utf8(&rest[..cr]).ok()?;
+                Some((Value::Status(text.to_owned()), 1 + cr + 2))
+            }
+            _ => None,
+        }
+    }
+
     /// Consumes bytes from `input` until a whole value is parsed or the
     /// input runs out. After an error the decoder is idle again, but the
     /// stream it was reading is out of step: the connection is discarded.
@@ -318,7 +361,7 @@ impl Decoder {
                 // `status_reply`): keep them, rather than fail the connection.
                 Err(_) => Value::Bulk(line.to_vec()),
             },
-            b'-' => Value::Error(ServerError::parse(&String::from_utf8_lossy(line))),
+            b'-' => Value::Error(ServerError::parse_bytes(line)),
             b':' => Value::Int(integer(line)?),
             b'_' if line.is_empty() => Value::Nil,
             b'_' => return Err(Stop::Invalid("a null (`_`) with content".into())),
@@ -498,6 +541,26 @@ impl Decoder {
             }
         }
     }
+}
+
+/// The longest simple string [`Decoder::quick`] looks at (`+OK`, `+QUEUED`,
+/// `+PONG` are far shorter); a longer one takes the general path.
+const QUICK_LINE: usize = 64;
+
+/// A non-negative decimal of 1 to 18 digits at the start of `rest`, ended by
+/// CRLF: its value and its digit count. 18 digits cannot overflow an `i64`;
+/// anything else (a sign, a longer number, no CRLF yet) is `None`.
+#[inline]
+fn short_decimal(rest: &[u8]) -> Option<(i64, usize)> {
+    let mut n: i64 = 0;
+    for (i, &b) in rest.iter().enumerate().take(19) {
+        match b {
+            b'0'..=b'9' if i < 18 => n = n * 10 + i64::from(b - b'0'),
+            b'\r' if i > 0 && rest.get(i + 1) == Some(&b'\n') => return Some((n, i)),
+            _ => return None,
+        }
+    }
+    None
 }
 
 /// A finished array, set or push.

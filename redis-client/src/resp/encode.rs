@@ -17,9 +17,11 @@ pub fn encode_command<'a>(
     args: impl IntoIterator<Item = &'a [u8], IntoIter: ExactSizeIterator>,
 ) {
     let args = args.into_iter();
-    header(out, b'*', args.len() as i64);
+    length_header(out, b'*', args.len());
     for arg in args {
-        header(out, b'$', arg.len() as i64);
+        // One capacity check for the argument's three pieces.
+        out.reserve(arg.len() + 24);
+        length_header(out, b'$', arg.len());
         out.extend_from_slice(arg);
         out.extend_from_slice(b"\r\n");
     }
@@ -52,11 +54,11 @@ pub fn encode_value(out: &mut Vec<u8>, value: &Value) {
             }
             Value::Status(s) => line(out, b'+', s.as_bytes()),
             Value::Error(e) => {
-                let text = e.to_string();
-                if has_line_break(text.as_bytes()) {
-                    blob(out, b'!', text.as_bytes());
+                let text = e.bytes();
+                if has_line_break(&text) {
+                    blob(out, b'!', &text);
                 } else {
-                    line(out, b'-', text.as_bytes());
+                    line(out, b'-', &text);
                 }
             }
             Value::Int(n) => header(out, b':', *n),
@@ -123,11 +125,45 @@ fn map<'a>(out: &mut Vec<u8>, kind: u8, pairs: &'a [(Value, Value)], todo: &mut 
     }
 }
 
-/// `kind` then the decimal `n` then CRLF, without going through `fmt`.
+/// [`header`] for a count or length: most are under 100 (a command's
+/// argument count, its name, a key), and those take no division loop.
+#[inline]
+fn length_header(out: &mut Vec<u8>, kind: u8, n: usize) {
+    if n < 10 {
+        out.extend_from_slice(&[kind, b'0' + n as u8, b'\r', b'\n']);
+    } else if n < 100 {
+        let (tens, ones) = ((n / 10) as u8, (n % 10) as u8);
+        out.extend_from_slice(&[kind, b'0' + tens, b'0' + ones, b'\r', b'\n']);
+    } else {
+        header(out, kind, n as i64);
+    }
+}
+
+/// `kind` then the decimal `n` then CRLF, without going through `fmt`:
+/// assembled on the stack and appended at once (every request writes one
+/// per argument).
+#[inline]
 fn header(out: &mut Vec<u8>, kind: u8, n: i64) {
-    out.push(kind);
-    push_decimal(out, n);
-    out.extend_from_slice(b"\r\n");
+    // A kind byte, a sign, 19 digits at most, CRLF.
+    let mut buf = [0u8; 24];
+    let mut at = buf.len() - 2;
+    buf[at..].copy_from_slice(b"\r\n");
+    let mut rest = n.unsigned_abs();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        at -= 1;
+        buf[at] = b'-';
+    }
+    at -= 1;
+    buf[at] = kind;
+    out.extend_from_slice(&buf[at..]);
 }
 
 /// Appends the decimal digits of `n`.

@@ -42,7 +42,8 @@ pub enum Value {
     /// An error reply (`-ERR ...`, RESP3 `!`); top-level ones become
     /// `Error::Server`, ones inside a pipeline or transaction stay values.
     /// Errors echo user bytes too (`OBJECT \xff`): bytes that are not UTF-8
-    /// are shown as U+FFFD in its text, as redis-py shows them.
+    /// are shown as U+FFFD in its text, as redis-py shows them, and kept
+    /// as they came in [`ServerError::raw`].
     Error(ServerError),
     /// An integer (`:`).
     Int(i64),

@@ -12,7 +12,7 @@ use crate::error::ServerError;
 pub(super) fn finish_blob(kind: u8, bytes: Vec<u8>) -> Result<Value, String> {
     Ok(match kind {
         b'$' => Value::Bulk(bytes),
-        b'!' => Value::Error(ServerError::parse(&String::from_utf8_lossy(&bytes))),
+        b'!' => Value::Error(ServerError::parse_bytes(&bytes)),
         _ => verbatim(bytes)?,
     })
 }
