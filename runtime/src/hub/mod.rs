@@ -101,6 +101,9 @@ pub(crate) struct Hub {
     events: RefCell<Events>,
     /// Waiters handed back by the reactor during one poll, woken after.
     wakes: RefCell<Vec<Waiter>>,
+    /// The deadlock report for `main`, set with its `Wake::Deadlock` and
+    /// taken by its park.
+    pub(crate) deadlock: RefCell<Option<String>>,
 }
 
 impl Hub {
@@ -135,6 +138,7 @@ impl Hub {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
             wakes: RefCell::new(Vec::new()),
+            deadlock: RefCell::new(None),
         })
     }
 
@@ -379,7 +383,8 @@ impl Hub {
             task: main,
             seq: main_seq.unwrap_or_default(),
         };
-        if !self.sched.wake(waiter, Wake::Deadlock(message.clone())) {
+        *self.deadlock.borrow_mut() = Some(message.clone());
+        if !self.sched.wake(waiter, Wake::Deadlock) {
             panic!("greenhub: the hub has nothing to run and main is not parked: {message}");
         }
     }

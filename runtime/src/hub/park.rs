@@ -283,7 +283,7 @@ impl Hub {
             Wake::Notified { .. } => Outcome::Notified,
             Wake::Timer => self.expire(effective.expect("a timer wake has a deadline"), scope),
             Wake::Killed => Outcome::Refused,
-            Wake::Deadlock(message) => Outcome::Deadlock(message),
+            Wake::Deadlock => Outcome::Deadlock(self.deadlock.take().unwrap_or_default()),
         };
         drop(token);
         if killed {

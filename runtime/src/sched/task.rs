@@ -58,7 +58,8 @@ impl fmt::Display for ParkedOn {
 }
 
 /// Why a parked coroutine was made ready; set by the waker, read by the park.
-#[derive(Debug, PartialEq, Eq)]
+/// Small and `Copy`: it lives in every task entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wake {
     /// A wake source fired; `from` is the tag the park gave that source's
     /// registration (the index of a queue in `wait_any`, 0 otherwise).
@@ -67,8 +68,9 @@ pub(crate) enum Wake {
     Timer,
     /// `kill` was called.
     Killed,
-    /// Nothing could ever wake this coroutine (only `main` gets this).
-    Deadlock(String),
+    /// Nothing could ever wake this coroutine (only `main` gets this); the
+    /// hub keeps the message that names who waits on what.
+    Deadlock,
 }
 
 /// One `timeout` scope on a task's scope stack.
