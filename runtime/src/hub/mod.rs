@@ -316,16 +316,16 @@ impl Hub {
 
     /// Switches to one runnable coroutine until it parks or returns.
     fn resume(&self, key: Key) {
-        let (mut coro, id) = {
+        let (mut coro, id, killed) = {
             let mut tasks = self.sched.tasks.borrow_mut();
             let task = tasks.get_mut(key).expect("a queued coroutine exists");
             task.state = State::Running;
             task.last_run = self.clock.get();
             crate::sys::running::entering(task.guard, task.name.as_deref(), task.yielder);
             let coro = task.coro.take().expect("a queued coroutine is not running");
-            (coro, task.id)
+            (coro, task.id, task.killed)
         };
-        self.sched.set_current(Some(key));
+        self.sched.enter(key, killed);
         self.sched.switches.set(self.sched.switches.get() + 1);
         if let Some(monitor) = &self.monitor {
             monitor.enter(id);
@@ -337,7 +337,7 @@ impl Hub {
         if let Some(monitor) = &self.monitor {
             monitor.leave();
         }
-        self.sched.set_current(None);
+        self.sched.leave();
         if let Ok(CoroutineResult::Yield(())) = result {
             let mut tasks = self.sched.tasks.borrow_mut();
             let task = tasks.get_mut(key).expect("a parked coroutine exists");
