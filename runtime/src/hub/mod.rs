@@ -69,13 +69,37 @@ const REMOTE_STACK_SIZE: usize = 128 * 1024;
 /// `connect("host:port")` never queues behind a slow `unblock` closure.
 const RESOLVER_THREADS: usize = 2;
 
-/// One hub's state. Field order matters: coroutines (in `sched`) are dropped
-/// before the stacks they run on (in `stacks`).
+/// A coroutine as the hub keeps it between two resumes.
+struct Resumable {
+    coro: Coro,
+    /// Its yielder, handed to `sys::running` on every resume; `None` until
+    /// it first runs (its first frame records it).
+    yielder: Option<YielderPtr>,
+}
+
+impl std::fmt::Debug for Resumable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resumable")
+            .field("started", &self.coro.started())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One hub's state. Field order matters: coroutines (in `sched`, `coros`
+/// and `spawned`) are dropped before the stacks they run on (in `stacks`).
 #[derive(Debug)]
 pub(crate) struct Hub {
     pub(crate) id: HubId,
     /// Tasks and run queues.
     pub(crate) sched: Sched,
+    /// The coroutines, at the slot index of their task's key, resumed in
+    /// place: the switch path moves no coroutine in or out of a table.
+    /// Borrowed only by `resume`, across the switch, which is sound because
+    /// no code a coroutine runs can reach this field: a spawn puts its new
+    /// coroutine in `spawned`, which `resume` moves here before it borrows.
+    coros: RefCell<Vec<Option<Resumable>>>,
+    /// Coroutines spawned since the last resume, with their slot index.
+    spawned: RefCell<Vec<(usize, Resumable)>>,
     /// Registered sockets; shared with each socket, which deregisters itself.
     pub(crate) reactor: Rc<Reactor>,
     /// Deadlines of parked coroutines.
@@ -127,6 +151,8 @@ impl Hub {
         Ok(Hub {
             id,
             sched: Sched::new(id),
+            coros: RefCell::new(Vec::new()),
+            spawned: RefCell::new(Vec::new()),
             reactor: Rc::new(Reactor::new(id, registry)),
             timers: RefCell::new(Timers::default()),
             inbox,
@@ -166,8 +192,6 @@ impl Hub {
         let (key, id) = self.sched.insert(Task {
             id: 0,
             name: name.clone(),
-            coro: Some(coro),
-            yielder: None,
             state: State::Ready,
             seq: 0,
             wake: None,
@@ -179,6 +203,13 @@ impl Hub {
             guard,
             stack_base,
         });
+        self.spawned.borrow_mut().push((
+            key.index(),
+            Resumable {
+                coro,
+                yielder: None,
+            },
+        ));
         if let Some(monitor) = &self.monitor {
             monitor.named(id, crate::sched::display_name(name.as_deref(), id));
         }
@@ -316,14 +347,21 @@ impl Hub {
 
     /// Switches to one runnable coroutine until it parks or returns.
     fn resume(&self, key: Key) {
-        let (mut coro, id, killed) = {
+        if !self.spawned.borrow().is_empty() {
+            self.adopt_spawned();
+        }
+        let mut coros = self.coros.borrow_mut();
+        let entry = coros
+            .get_mut(key.index())
+            .and_then(Option::as_mut)
+            .expect("a queued coroutine exists");
+        let (id, killed) = {
             let mut tasks = self.sched.tasks.borrow_mut();
             let task = tasks.get_mut(key).expect("a queued coroutine exists");
             task.state = State::Running;
             task.last_run = self.clock.get();
-            crate::sys::running::entering(task.guard, task.name.as_deref(), task.yielder);
-            let coro = task.coro.take().expect("a queued coroutine is not running");
-            (coro, task.id, task.killed)
+            crate::sys::running::entering(task.guard, task.name.as_deref(), entry.yielder);
+            (task.id, task.killed)
         };
         self.sched.enter(key, killed);
         self.sched.switches.set(self.sched.switches.get() + 1);
@@ -332,19 +370,21 @@ impl Hub {
         }
         // The trampoline catches every panic of user code; one that escapes
         // here came from the runtime's own code on the coroutine stack.
-        let result = panic::catch_unwind(AssertUnwindSafe(|| coro.resume(())));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| entry.coro.resume(())));
         let yielder = crate::sys::running::leaving();
         if let Some(monitor) = &self.monitor {
             monitor.leave();
         }
         self.sched.leave();
         if let Ok(CoroutineResult::Yield(())) = result {
-            let mut tasks = self.sched.tasks.borrow_mut();
-            let task = tasks.get_mut(key).expect("a parked coroutine exists");
-            task.coro = Some(coro);
-            task.yielder = yielder;
+            entry.yielder = yielder;
             return;
         }
+        let coro = coros[key.index()]
+            .take()
+            .expect("the coroutine that ran is kept")
+            .coro;
+        drop(coros); // dropping an unfinished coroutine runs its code
         let task = self.sched.tasks.borrow_mut().remove(key);
         if let Some(monitor) = &self.monitor {
             monitor.finished(id);
@@ -362,6 +402,17 @@ impl Hub {
         drop(task);
         if coro.done() {
             self.stacks.borrow_mut().put(coro.into_stack());
+        }
+    }
+
+    /// Moves the coroutines spawned since the last resume to their slots.
+    fn adopt_spawned(&self) {
+        let mut coros = self.coros.borrow_mut();
+        for (index, entry) in self.spawned.borrow_mut().drain(..) {
+            if coros.len() <= index {
+                coros.resize_with(index + 1, || None);
+            }
+            coros[index] = Some(entry);
         }
     }
 

@@ -27,6 +27,12 @@ impl Key {
         ((self.generation as usize) << 32) | self.index as usize
     }
 
+    /// The slot the key names: a dense index, for tables kept beside the
+    /// slab (the hub's coroutines).
+    pub(crate) fn index(self) -> usize {
+        self.index as usize
+    }
+
     /// The inverse of [`Key::to_usize`].
     pub(crate) fn from_usize(raw: usize) -> Key {
         Key {
