@@ -438,4 +438,47 @@ mod tests {
         assert_eq!(again.base, base, "the pool hands the freed stack back");
         assert_eq!(pool.carved(), carved, "no new region for a pooled size");
     }
+
+    /// Fills the usable part of `stack` (so every page is resident).
+    fn dirty(stack: &Stack) {
+        let low = stack.guard() + GUARD_BYTES;
+        for page in (low..stack.base()).step_by(page_size()) {
+            // SAFETY: `page` is inside the stack's usable range, which this
+            // test owns (no coroutine runs on it).
+            unsafe { (page as *mut u8).write_volatile(1) };
+        }
+    }
+
+    fn trims_every_stack_beyond_the_warm_ones(one_by_one: bool) {
+        let mut pool = StackPool::new();
+        pool.advice.one_by_one = one_by_one;
+        let size = 64 * 1024;
+        let stacks: Vec<Stack> = (0..KEEP_WARM + 8)
+            .map(|_| pool.get(size).unwrap())
+            .collect();
+        stacks.iter().for_each(dirty);
+        let ranges: Vec<(usize, usize)> = stacks
+            .iter()
+            .map(|s| (s.guard() + GUARD_BYTES, s.base()))
+            .collect();
+        stacks.into_iter().for_each(|s| pool.put(s));
+        pool.trim();
+        let resident: Vec<usize> = ranges
+            .iter()
+            .map(|&(low, high)| super::super::os::resident_bytes(low, high))
+            .collect();
+        let trimmed = resident.iter().filter(|&&r| r <= WARM_BYTES).count();
+        assert_eq!(trimmed, 8, "the 8 oldest are trimmed: {resident:?}");
+        assert!(resident[..8].iter().all(|&r| r <= WARM_BYTES));
+    }
+
+    #[test]
+    fn a_trim_releases_the_oldest_pooled_stacks_in_one_batch() {
+        trims_every_stack_beyond_the_warm_ones(false);
+    }
+
+    #[test]
+    fn a_trim_releases_them_one_by_one_where_the_kernel_refuses_a_batch() {
+        trims_every_stack_beyond_the_warm_ones(true);
+    }
 }
