@@ -19,8 +19,9 @@
 //! The layers below it (`sched/`, `sources/`, `sys/`) never call up: the
 //! reactor and the timers hand the hub the waiters to wake, and the hub
 //! wakes them through the scheduler after their borrows have ended. While a
-//! coroutine runs, no borrow of hub state is held, and nothing here logs or
-//! runs user code under a borrow. When `main` returns, every coroutine still
+//! coroutine runs, no borrow of hub state is held but that of the coroutine
+//! table (`coros`), which no code a coroutine runs can reach, and nothing
+//! here logs or runs user code under a borrow. When `main` returns, every coroutine still
 //! alive is killed and run until its stack has unwound. See
 //! `docs/architecture.md`.
 
