@@ -116,7 +116,7 @@ pub(crate) fn switch(quick: bool) -> Report {
         );
     }
     report.note("Each switch is one coroutine → scheduler → coroutine round (one yield), timed once every coroutine has started, so first touches of fresh stacks are not counted. All rows run in turn, three rounds, each round starting one row further down. The floor prototype is this design with nothing but a run queue of corosensei coroutines on pooled stacks and a poll every millisecond (`bench/src/floor.rs`); the bare corosensei figure has no hub at all. may runs on one worker thread. Tokio's `yield_now` defers the task until the scheduler has polled its driver, so each round of yields costs one `epoll_wait`; a self-waking task shows Tokio's scheduler without that.");
-    report.note("A switch goes coroutine → hub → coroutine: two stack switches plus the bookkeeping that keeps the design's promises (the park's identity, the kill check, the run queues, the running record for overflow reports, a `catch_unwind` per resume). `valgrind --tool=callgrind` counts about 370 instructions per switch, spread over `Hub::resume`, `Hub::yield_now` and the run queue with no single hot spot; the floor prototype (`bench/src/floor.rs`) keeps none of those promises and runs a fraction of that. With 10,000 coroutines each switch also lands on a cold stack page.");
+    report.note("A switch goes coroutine → hub → coroutine: two stack switches plus the bookkeeping that keeps the design's promises (the park's identity, the kill check, the run queues, the running record for overflow reports, a `catch_unwind` per resume). `valgrind --tool=callgrind` counts about 350 instructions per switch, spread over `Hub::resume`, `Hub::yield_now` and the run queue with no single hot spot (the coroutine is resumed in place and its task looked up once per resume); the floor prototype (`bench/src/floor.rs`) keeps none of those promises and runs a fraction of that. With 10,000 coroutines each switch also lands on a cold stack page.");
     report
 }
 
@@ -222,7 +222,7 @@ pub(crate) fn spawn(quick: bool) -> Report {
         (pooled, floor, 2.0),
     );
     report.note("Each figure is one spawn of an empty coroutine (or task), run to its end, and joined by the spawner, itself a coroutine of the same scheduler; the five rows run in turn, three rounds. The floor prototype takes a pooled stack, pushes the coroutine, parks the spawner in the child's task and queues it again when the child returns. may's `go!` queues every new coroutine on its global queue and writes its worker's eventfd, one system call per spawn; a Tokio task is a heap allocation with no stack.");
-    report.note("Spawn + join is two switches, a task entry (216 bytes, moved in and out of the table), two allocations (the join state, and the first node of the joiner's wait queue) and the trampoline's `catch_unwind`: callgrind counts about 2,700 instructions in all. A fresh stack would cost far more; the pool avoids it.");
+    report.note("Spawn + join is two switches, a task entry moved into the task table, one allocation (the join state: a wait queue keeps its first waiter inline) and the trampoline's `catch_unwind`: callgrind counts about 2,200 instructions in all. A fresh stack would cost far more; the pool avoids it.");
     report
 }
 fn hub_spawn_ns(rounds: u64) -> f64 {
@@ -262,6 +262,7 @@ pub(crate) fn parked(quick: bool) -> Report {
         "created per second",
         "RSS per coroutine",
         "mappings added",
+        "machine floor: fresh guarded stacks touched per second",
     ]);
     for &n in counts {
         let out = crate::child(&["parked-child", &n.to_string()]);
@@ -270,15 +271,18 @@ pub(crate) fn parked(quick: bool) -> Report {
             .map(|f| f.parse().unwrap_or(f64::NAN))
             .collect();
         let (rate, kib_each, maps) = (fields[0], fields[1], fields[2]);
+        let touch = fields.get(3).copied().unwrap_or(f64::NAN);
         report.row(&[
             &n.to_string(),
             &format!("{:.0}", rate),
             &format!("{kib_each:.2} KiB"),
             &format!("{maps:.0}"),
+            &format!("{touch:.0}"),
         ]);
         report.field(&format!("n{n}_kib_each"), kib_each);
         report.field(&format!("n{n}_per_sec"), rate);
         report.field(&format!("n{n}_maps_added"), maps);
+        report.field(&format!("n{n}_touch_floor_per_sec"), touch);
         if n == *counts.last().unwrap() {
             let ok = kib_each <= 8.0 && n >= 1_000_000;
             report.target(
@@ -286,14 +290,26 @@ pub(crate) fn parked(quick: bool) -> Report {
                 ok,
                 format!("{n} parked, {kib_each:.2} KiB each, {maps:.0} mappings added"),
             );
+            report.target(
+                "1,000,000 parked: ≥ 400,000 created per second",
+                rate >= 400_000.0 && n >= 1_000_000,
+                format!("{rate:.0} per second (this machine's floor: {touch:.0})"),
+            );
+            report.target(
+                "1,000,000 parked: ≤ 4.5 KiB RSS each",
+                kib_each <= 4.5 && n >= 1_000_000,
+                format!("{kib_each:.2} KiB"),
+            );
         }
     }
+    report.note("The machine floor is the same child process mapping as many fresh stacks as it parked coroutines (192 KiB slots, guard bands installed with one `process_madvise` per 64) and writing one byte into the top page of each, with no runtime at all: the first touch of a fresh page, which the kernel must zero and, on a VM, the host must back, bounds every figure in this column from above.");
     report
 }
 
-/// The child side of `parked`: prints `rate kib_each maps_added`.
+/// The child side of `parked`: prints `rate kib_each maps_added
+/// touch_floor`.
 pub(crate) fn parked_child(n: usize) -> String {
-    greenhub::run(move || {
+    let parked = greenhub::run(move || {
         let event = Event::new();
         let (rss0, maps0) = (rss_kib(), mappings());
         let start = Instant::now();
@@ -315,7 +331,68 @@ pub(crate) fn parked_child(n: usize) -> String {
             (rss1 - rss0) as f64 / n as f64,
             maps1 as i64 - maps0 as i64
         )
-    })
+    });
+    format!("{parked} {}", touch_floor_per_sec(n))
+}
+
+/// The machine's own limit for `parked`: stacks per second when each is a
+/// fresh 128 KiB slot above a 64 KiB guard band (installed as greenhub
+/// does, one `process_madvise` per 64) whose top page is written once,
+/// and nothing else. Every parked coroutine costs at least this first touch
+/// of a page the kernel must zero (and, on a VM, the host must back).
+fn touch_floor_per_sec(n: usize) -> f64 {
+    const SLOT: usize = (128 + 64) * 1024;
+    const GUARD: usize = 64 * 1024;
+    const PER_REGION: usize = 64;
+    let start = Instant::now();
+    let mut regions = Vec::new();
+    for first in (0..n).step_by(PER_REGION) {
+        let count = PER_REGION.min(n - first);
+        // SAFETY: an anonymous private mapping at an address of the
+        // kernel's choosing touches no existing memory.
+        let addr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                SLOT * count,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(addr, libc::MAP_FAILED, "map a floor region");
+        let guards: Vec<libc::iovec> = (0..count)
+            .map(|i| libc::iovec {
+                iov_base: (addr as usize + i * SLOT) as *mut libc::c_void,
+                iov_len: GUARD,
+            })
+            .collect();
+        // SAFETY: the iovecs name ranges of the region just mapped and live
+        // for the call; -10000 is PIDFD_SELF and 102 MADV_GUARD_INSTALL. A
+        // kernel without them fails the call and the floor has no guards.
+        unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                -10000,
+                guards.as_ptr(),
+                guards.len(),
+                102,
+                0,
+            )
+        };
+        for i in 0..count {
+            let top = (addr as usize + (i + 1) * SLOT - 64) as *mut u8;
+            // SAFETY: `top` is inside the region, above its guard band.
+            unsafe { top.write_volatile(1) };
+        }
+        regions.push((addr, SLOT * count));
+    }
+    let took = start.elapsed();
+    for (addr, len) in regions {
+        // SAFETY: exactly what mmap returned, used by nothing else.
+        unsafe { libc::munmap(addr, len) };
+    }
+    n as f64 / took.as_secs_f64()
 }
 
 /// `timers`: coroutines sleeping random 0–100 ms, 10,000 and 100,000 of them.

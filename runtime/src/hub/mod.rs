@@ -19,8 +19,9 @@
 //! The layers below it (`sched/`, `sources/`, `sys/`) never call up: the
 //! reactor and the timers hand the hub the waiters to wake, and the hub
 //! wakes them through the scheduler after their borrows have ended. While a
-//! coroutine runs, no borrow of hub state is held, and nothing here logs or
-//! runs user code under a borrow. When `main` returns, every coroutine still
+//! coroutine runs, no borrow of hub state is held but that of the coroutine
+//! table (`coros`), which no code a coroutine runs can reach, and nothing
+//! here logs or runs user code under a borrow. When `main` returns, every coroutine still
 //! alive is killed and run until its stack has unwound. See
 //! `docs/architecture.md`.
 
@@ -52,6 +53,14 @@ const CHECK_EVERY: u32 = 16;
 /// While coroutines keep the run queue busy, poll for readiness this often.
 /// One `epoll_wait(0)` costs about 0.2 µs; once a millisecond is noise.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
+/// The shortest wait before which an idle hub trims its stack pool. A trim
+/// costs about 2 µs a stack: 1,000 of them would make a deadline 2 ms late,
+/// so a hub whose next deadline is nearer (100,000 sleepers wake about
+/// every microsecond) keeps its stacks until a longer pause. Half a
+/// millisecond lets a 1 ms `sleep` trim.
+const TRIM_MIN_WAIT: Duration = Duration::from_micros(500);
+/// Entries of `Hub::spawned` whose memory is kept after a burst.
+const SPAWNED_KEPT: usize = 256;
 /// Readiness events taken per `poll`.
 const EVENTS_CAPACITY: usize = 1024;
 /// The token of the inbox's waker.
@@ -63,13 +72,37 @@ const REMOTE_STACK_SIZE: usize = 128 * 1024;
 /// `connect("host:port")` never queues behind a slow `unblock` closure.
 const RESOLVER_THREADS: usize = 2;
 
-/// One hub's state. Field order matters: coroutines (in `sched`) are dropped
-/// before the stacks they run on (in `stacks`).
+/// A coroutine as the hub keeps it between two resumes.
+struct Resumable {
+    coro: Coro,
+    /// Its yielder, handed to `sys::running` on every resume; `None` until
+    /// it first runs (its first frame records it).
+    yielder: Option<YielderPtr>,
+}
+
+impl std::fmt::Debug for Resumable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resumable")
+            .field("started", &self.coro.started())
+            .finish_non_exhaustive()
+    }
+}
+
+/// One hub's state. Field order matters: coroutines (in `sched`, `coros`
+/// and `spawned`) are dropped before the stacks they run on (in `stacks`).
 #[derive(Debug)]
 pub(crate) struct Hub {
     pub(crate) id: HubId,
     /// Tasks and run queues.
     pub(crate) sched: Sched,
+    /// The coroutines, at the slot index of their task's key, resumed in
+    /// place: the switch path moves no coroutine in or out of a table.
+    /// Borrowed only by `resume`, across the switch, which is sound because
+    /// no code a coroutine runs can reach this field: a spawn puts its new
+    /// coroutine in `spawned`, which `resume` moves here before it borrows.
+    coros: RefCell<Vec<Option<Resumable>>>,
+    /// Coroutines spawned since the last resume, with their slot index.
+    spawned: RefCell<Vec<(usize, Resumable)>>,
     /// Registered sockets; shared with each socket, which deregisters itself.
     pub(crate) reactor: Rc<Reactor>,
     /// Deadlines of parked coroutines.
@@ -101,6 +134,9 @@ pub(crate) struct Hub {
     events: RefCell<Events>,
     /// Waiters handed back by the reactor during one poll, woken after.
     wakes: RefCell<Vec<Waiter>>,
+    /// The deadlock report for `main`, set with its `Wake::Deadlock` and
+    /// taken by its park.
+    pub(crate) deadlock: RefCell<Option<String>>,
 }
 
 impl Hub {
@@ -118,6 +154,8 @@ impl Hub {
         Ok(Hub {
             id,
             sched: Sched::new(id),
+            coros: RefCell::new(Vec::new()),
+            spawned: RefCell::new(Vec::new()),
             reactor: Rc::new(Reactor::new(id, registry)),
             timers: RefCell::new(Timers::default()),
             inbox,
@@ -135,6 +173,7 @@ impl Hub {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
             wakes: RefCell::new(Vec::new()),
+            deadlock: RefCell::new(None),
         })
     }
 
@@ -156,8 +195,6 @@ impl Hub {
         let (key, id) = self.sched.insert(Task {
             id: 0,
             name: name.clone(),
-            coro: Some(coro),
-            yielder: None,
             state: State::Ready,
             seq: 0,
             wake: None,
@@ -169,6 +206,13 @@ impl Hub {
             guard,
             stack_base,
         });
+        self.spawned.borrow_mut().push((
+            key.index(),
+            Resumable {
+                coro,
+                yielder: None,
+            },
+        ));
         if let Some(monitor) = &self.monitor {
             monitor.named(id, crate::sched::display_name(name.as_deref(), id));
         }
@@ -208,8 +252,16 @@ impl Hub {
         self.fire_timers(now);
         let runnable = self.sched.runnable();
         let timeout = if idle && !runnable {
-            // About to wait: the moment to give back deep stacks' memory.
-            self.stacks.borrow_mut().trim();
+            // About to wait: the moment to give back deep stacks' memory,
+            // unless a deadline is so near that the trim would make it late.
+            let next = self.timers.borrow().next_deadline();
+            let now = if next.is_none_or(|due| due.saturating_duration_since(now) >= TRIM_MIN_WAIT)
+            {
+                self.stacks.borrow_mut().trim();
+                Instant::now()
+            } else {
+                now
+            };
             let next = self.timers.borrow().poll_timeout(now);
             match next {
                 Some(timeout) => Some(timeout),
@@ -298,35 +350,44 @@ impl Hub {
 
     /// Switches to one runnable coroutine until it parks or returns.
     fn resume(&self, key: Key) {
-        let (mut coro, id) = {
+        if !self.spawned.borrow().is_empty() {
+            self.adopt_spawned();
+        }
+        let mut coros = self.coros.borrow_mut();
+        let entry = coros
+            .get_mut(key.index())
+            .and_then(Option::as_mut)
+            .expect("a queued coroutine exists");
+        let (id, killed) = {
             let mut tasks = self.sched.tasks.borrow_mut();
             let task = tasks.get_mut(key).expect("a queued coroutine exists");
             task.state = State::Running;
             task.last_run = self.clock.get();
-            crate::sys::running::entering(task.guard, task.name.as_deref(), task.yielder);
-            let coro = task.coro.take().expect("a queued coroutine is not running");
-            (coro, task.id)
+            crate::sys::running::entering(task.guard, task.name.as_deref(), entry.yielder);
+            (task.id, task.killed)
         };
-        self.sched.set_current(Some(key));
+        self.sched.enter(key, killed);
         self.sched.switches.set(self.sched.switches.get() + 1);
         if let Some(monitor) = &self.monitor {
             monitor.enter(id);
         }
         // The trampoline catches every panic of user code; one that escapes
         // here came from the runtime's own code on the coroutine stack.
-        let result = panic::catch_unwind(AssertUnwindSafe(|| coro.resume(())));
+        let result = panic::catch_unwind(AssertUnwindSafe(|| entry.coro.resume(())));
         let yielder = crate::sys::running::leaving();
         if let Some(monitor) = &self.monitor {
             monitor.leave();
         }
-        self.sched.set_current(None);
+        self.sched.leave();
         if let Ok(CoroutineResult::Yield(())) = result {
-            let mut tasks = self.sched.tasks.borrow_mut();
-            let task = tasks.get_mut(key).expect("a parked coroutine exists");
-            task.coro = Some(coro);
-            task.yielder = yielder;
+            entry.yielder = yielder;
             return;
         }
+        let coro = coros[key.index()]
+            .take()
+            .expect("the coroutine that ran is kept")
+            .coro;
+        drop(coros); // dropping an unfinished coroutine runs its code
         let task = self.sched.tasks.borrow_mut().remove(key);
         if let Some(monitor) = &self.monitor {
             monitor.finished(id);
@@ -345,6 +406,21 @@ impl Hub {
         if coro.done() {
             self.stacks.borrow_mut().put(coro.into_stack());
         }
+    }
+
+    /// Moves the coroutines spawned since the last resume to their slots.
+    fn adopt_spawned(&self) {
+        let mut coros = self.coros.borrow_mut();
+        let mut spawned = self.spawned.borrow_mut();
+        for (index, entry) in spawned.drain(..) {
+            if coros.len() <= index {
+                coros.resize_with(index + 1, || None);
+            }
+            coros[index] = Some(entry);
+        }
+        // A burst (a million spawns before the spawner parks) must not keep
+        // its list's memory: 64 bytes a coroutine, for nothing.
+        spawned.shrink_to(SPAWNED_KEPT);
     }
 
     /// Nothing can ever run again: fail `main`'s wait, naming who waits on what.
@@ -379,7 +455,8 @@ impl Hub {
             task: main,
             seq: main_seq.unwrap_or_default(),
         };
-        if !self.sched.wake(waiter, Wake::Deadlock(message.clone())) {
+        *self.deadlock.borrow_mut() = Some(message.clone());
+        if !self.sched.wake(waiter, Wake::Deadlock) {
             panic!("greenhub: the hub has nothing to run and main is not parked: {message}");
         }
     }

@@ -156,10 +156,7 @@ impl Hub {
         deadline: Option<Instant>,
     ) -> (Outcome, usize) {
         let me = token.waiter();
-        let scope = self
-            .sched
-            .with_current(|task| task.scope_deadline())
-            .flatten();
+        let scope = token.scope();
         let effective = min_deadline(deadline, scope);
         if let Some(due) = effective {
             if due <= Instant::now() {
@@ -239,10 +236,7 @@ impl Hub {
 
         self.suspend();
 
-        let (wake, killed) = self
-            .sched
-            .with_current(|task| (task.wake.take(), task.killed))
-            .expect("a resumed coroutine exists");
+        let (wake, killed) = token.resumed();
         let wake = wake.unwrap_or(Wake::Notified { from: 0 });
         let from = match wake {
             Wake::Notified { from } => from,
@@ -283,9 +277,8 @@ impl Hub {
             Wake::Notified { .. } => Outcome::Notified,
             Wake::Timer => self.expire(effective.expect("a timer wake has a deadline"), scope),
             Wake::Killed => Outcome::Refused,
-            Wake::Deadlock(message) => Outcome::Deadlock(message),
+            Wake::Deadlock => Outcome::Deadlock(self.deadlock.take().unwrap_or_default()),
         };
-        drop(token);
         if killed {
             if std::thread::panicking() {
                 return (Outcome::Refused, 0);

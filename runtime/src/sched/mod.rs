@@ -28,6 +28,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Which hub something belongs to: unique in the process, never reused.
 ///
@@ -104,6 +105,11 @@ pub(crate) struct Sched {
     woken_streak: Cell<u32>,
     /// The coroutine running now; `None` while the hub's loop runs.
     current: Cell<Option<Key>>,
+    /// The running coroutine's `killed` flag, copied by [`Sched::enter`] and
+    /// kept equal to it by [`Sched::kill`] (only the running coroutine can
+    /// kill itself while it runs), so the switch path reads a `Cell`
+    /// instead of looking its entry up. False while the loop runs.
+    current_killed: Cell<bool>,
     /// Resumes since the hub started.
     pub(crate) switches: Cell<u64>,
     /// The next coroutine id handed out.
@@ -119,6 +125,7 @@ impl Sched {
             fresh: RefCell::new(VecDeque::new()),
             woken_streak: Cell::new(0),
             current: Cell::new(None),
+            current_killed: Cell::new(false),
             switches: Cell::new(0),
             next_id: Cell::new(0),
         }
@@ -146,8 +153,16 @@ impl Sched {
         self.current.get()
     }
 
-    pub(crate) fn set_current(&self, key: Option<Key>) {
-        self.current.set(key);
+    /// The hub is about to resume `key`, whose `killed` flag is `killed`.
+    pub(crate) fn enter(&self, key: Key, killed: bool) {
+        self.current.set(Some(key));
+        self.current_killed.set(killed);
+    }
+
+    /// The coroutine that ran has parked or returned: the loop runs.
+    pub(crate) fn leave(&self) {
+        self.current.set(None);
+        self.current_killed.set(false);
     }
 
     /// Makes a parked coroutine runnable, if `waiter` still names its current
@@ -180,6 +195,9 @@ impl Sched {
                 return;
             };
             task.killed = true;
+            if self.current.get() == Some(key) {
+                self.current_killed.set(true);
+            }
             Waiter {
                 hub: self.hub,
                 task: key,
@@ -193,14 +211,14 @@ impl Sched {
     /// (`yield_now`), retiring its park identity; true (and nothing queued)
     /// if it was killed, and must unwind instead.
     pub(crate) fn requeue_current(&self, key: Key) -> bool {
+        if self.current_killed.get() {
+            return true;
+        }
         {
             let mut tasks = self.tasks.borrow_mut();
             let Some(task) = tasks.get_mut(key) else {
                 return false;
             };
-            if task.killed {
-                return true;
-            }
             task.state = State::Ready;
             task.seq += 1;
         }
@@ -235,11 +253,11 @@ impl Sched {
         if std::thread::panicking() {
             return Err(NoPark::Unwinding);
         }
-        let tasks = self.tasks.borrow();
-        let task = tasks.get(key).ok_or(NoPark::NotCoroutine)?;
-        if task.killed {
+        if self.current_killed.get() {
             return Err(NoPark::Killed);
         }
+        let tasks = self.tasks.borrow();
+        let task = tasks.get(key).ok_or(NoPark::NotCoroutine)?;
         Ok(ParkToken {
             sched: self,
             waiter: Waiter {
@@ -247,15 +265,13 @@ impl Sched {
                 task: key,
                 seq: task.seq,
             },
+            scope: task.scope_deadline(),
         })
     }
 
     /// Whether the running coroutine was killed.
     pub(crate) fn current_killed(&self) -> bool {
-        self.current
-            .get()
-            .and_then(|key| self.tasks.borrow().get(key).map(|task| task.killed))
-            .unwrap_or(false)
+        self.current_killed.get()
     }
 
     /// Runs `f` on the running coroutine's entry.
@@ -278,12 +294,39 @@ impl Sched {
 pub(crate) struct ParkToken<'a> {
     sched: &'a Sched,
     waiter: Waiter,
+    /// The nearest enclosing `timeout` deadline when the token was taken.
+    scope: Option<Instant>,
 }
 
 impl ParkToken<'_> {
     /// The waiter a wake source stores.
     pub(crate) fn waiter(&self) -> Waiter {
         self.waiter
+    }
+
+    /// The nearest enclosing `timeout` deadline of the parking coroutine.
+    pub(crate) fn scope(&self) -> Option<Instant> {
+        self.scope
+    }
+
+    /// The park has resumed: retires its seq (as the drop would) and, in
+    /// the same look at the task, takes why it was woken and whether it
+    /// was killed.
+    pub(crate) fn resumed(self) -> (Option<Wake>, bool) {
+        let outcome = {
+            let mut tasks = self.sched.tasks.borrow_mut();
+            match tasks.get_mut(self.waiter.task) {
+                Some(task) => {
+                    if task.seq == self.waiter.seq {
+                        task.seq += 1;
+                    }
+                    (task.wake.take(), task.killed)
+                }
+                None => (None, self.sched.current_killed.get()),
+            }
+        };
+        std::mem::forget(self); // retired above
+        outcome
     }
 }
 

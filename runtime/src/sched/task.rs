@@ -15,8 +15,6 @@ use std::fmt;
 use std::rc::Rc;
 use std::time::Instant;
 
-use crate::sys::switch::{Coro, YielderPtr};
-
 /// Where a coroutine is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum State {
@@ -58,7 +56,8 @@ impl fmt::Display for ParkedOn {
 }
 
 /// Why a parked coroutine was made ready; set by the waker, read by the park.
-#[derive(Debug, PartialEq, Eq)]
+/// Small and `Copy`: it lives in every task entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Wake {
     /// A wake source fired; `from` is the tag the park gave that source's
     /// registration (the index of a queue in `wait_any`, 0 otherwise).
@@ -67,8 +66,9 @@ pub(crate) enum Wake {
     Timer,
     /// `kill` was called.
     Killed,
-    /// Nothing could ever wake this coroutine (only `main` gets this).
-    Deadlock(String),
+    /// Nothing could ever wake this coroutine (only `main` gets this); the
+    /// hub keeps the message that names who waits on what.
+    Deadlock,
 }
 
 /// One `timeout` scope on a task's scope stack.
@@ -81,17 +81,13 @@ pub(crate) struct Scope {
 
 /// The scheduler's entry for one live coroutine. Fields are changed by the
 /// scheduler (state, seq, wake, killed), by the park protocol (state, scopes)
-/// and by the hub's resume (coro, last_run).
+/// and by the hub's resume (state, last_run). The coroutine itself is kept
+/// by the hub beside this table (`Hub::coros`).
 pub(crate) struct Task {
     /// Unique among the hub's coroutines for its lifetime (keys are reused,
     /// ids are not).
     pub(crate) id: u64,
     pub(crate) name: Option<Rc<str>>,
-    /// The coroutine itself; `None` while it runs (the hub holds it then).
-    pub(crate) coro: Option<Coro>,
-    /// The coroutine's yielder, kept by the hub while it is suspended and
-    /// handed to `sys::running` on every resume; `None` until it first runs.
-    pub(crate) yielder: Option<YielderPtr>,
     pub(crate) state: State,
     /// The id of the current park. A waiter is valid while its seq equals
     /// this and the task is `Parked`; every park ends by bumping it, so no

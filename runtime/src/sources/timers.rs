@@ -52,6 +52,11 @@ impl Timers {
         }
     }
 
+    /// The nearest deadline, if any.
+    pub(crate) fn next_deadline(&self) -> Option<Instant> {
+        self.entries.keys().next().map(|(deadline, _)| *deadline)
+    }
+
     /// How long `Poll::poll` may sleep: until the nearest deadline, rounded up
     /// to whole milliseconds (epoll's resolution), or `None` with no timers.
     pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Duration> {
