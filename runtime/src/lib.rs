@@ -56,6 +56,7 @@
 //!
 //! The concepts are explained in `docs/architecture.md`.
 
+pub mod console;
 mod context;
 mod debug;
 mod group;
@@ -78,6 +79,7 @@ pub mod sync;
 mod sys;
 mod timeout;
 mod timer;
+pub mod trace;
 mod unblock;
 
 pub use debug::{dump, CoroutineInfo, Dump};

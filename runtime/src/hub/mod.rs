@@ -256,12 +256,14 @@ impl Hub {
 
     fn poll(&self, timeout: Option<Duration>) {
         let mut events = self.events.borrow_mut();
+        self.sched.trace.poll_begin();
         if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
             if err.kind() != std::io::ErrorKind::Interrupted {
                 // epoll_wait fails only on a programming error (EBADF, EINVAL).
                 panic!("greenhub: Poll::poll failed: {err}");
             }
         }
+        self.sched.trace.poll_end(timeout, || events.iter().count());
         let mut wakes = self.wakes.borrow_mut();
         let mut posts = None;
         for event in events.iter() {
@@ -309,6 +311,7 @@ impl Hub {
         };
         self.sched.set_current(Some(key));
         self.sched.switches.set(self.sched.switches.get() + 1);
+        self.sched.trace.resume(id);
         if let Some(monitor) = &self.monitor {
             monitor.enter(id);
         }
@@ -328,6 +331,7 @@ impl Hub {
             return;
         }
         let task = self.sched.tasks.borrow_mut().remove(key);
+        self.sched.trace.finish(id);
         if let Some(monitor) = &self.monitor {
             monitor.finished(id);
         }
