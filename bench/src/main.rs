@@ -8,7 +8,8 @@
 //! `spawn` beside the floor prototype of `floor.rs` and the may and Tokio
 //! peers of `peers.rs`), `brpop`, `get` (`redis.rs`, which needs
 //! `redis-server` and `redis-benchmark`, and `strace` for the system-call
-//! count) and `echo` (`echo.rs`, beside Tokio, may and OS threads). `--quick`
+//! count), `echo` (`echo.rs`, beside Tokio, may and OS threads) and `trace`
+//! (`trace.rs`: the recorder off, recording, and the console open). `--quick`
 //! shrinks every suite to a smoke test (CI runs that); `--write` (with
 //! `all`) rewrites `docs/benchmarks.md` and its SVG plots. Each suite ends
 //! with one machine-readable line: `bench: suite=NAME key=value ...`.
@@ -20,6 +21,7 @@ mod micro;
 mod peers;
 mod redis;
 mod svg;
+mod trace;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -137,8 +139,8 @@ pub(crate) fn child(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-const SUITES: [&str; 7] = [
-    "switch", "spawn", "parked", "timers", "brpop", "get", "echo",
+const SUITES: [&str; 8] = [
+    "switch", "spawn", "parked", "timers", "brpop", "get", "echo", "trace",
 ];
 
 fn main() -> ExitCode {
@@ -188,6 +190,7 @@ fn main() -> ExitCode {
             "spawn" => micro::spawn(quick),
             "parked" => micro::parked(quick),
             "timers" => micro::timers(quick),
+            "trace" => trace::trace(quick),
             "brpop" => {
                 let (report, series) = redis::brpop(quick);
                 brpop_series = series;

@@ -24,7 +24,15 @@ const SLOW_CONNECT: Duration = Duration::from_millis(500);
 /// Runs the experiment on this thread's new hub.
 pub(crate) fn run(config: &Config, url: &str) -> Summary {
     let (config, url) = (config.clone(), url.to_owned());
-    greenhub::run(move || experiment(&config, &url))
+    let observe = config.observe.clone();
+    let (summary, trace) = observe.hub().run(|| {
+        let console = observe.console();
+        let summary = experiment(&config, &url);
+        drop(console);
+        (summary, observe.stop())
+    });
+    observe.write(trace.as_ref(), summary.clients);
+    summary
 }
 
 fn experiment(config: &Config, url: &str) -> Summary {

@@ -15,6 +15,7 @@
 mod coroutines;
 mod limits;
 mod logs;
+mod observe;
 mod report;
 mod server;
 mod threads;
@@ -38,6 +39,10 @@ OPTIONS:
   --mode MODE              coroutines (one thread) or threads (one per client) [default: coroutines]
   --dump-after SECONDS     log a table of every coroutine and what it waits on, once,
                            this long after the start (coroutines mode)
+  --trace FILE.json        record every park and wake; write Chrome trace-event JSON
+                           (open in https://ui.perfetto.dev) (coroutines mode)
+  --timeline FILE.svg      record; write an SVG timeline of the coroutines (coroutines mode)
+  --console                show a live view of the hub on stderr (coroutines mode)
   -h, --help               print this help
 
 The log level follows RUST_LOG (default: info). The last line is a summary:
@@ -63,6 +68,7 @@ pub(crate) struct Config {
     redis: Option<String>,
     mode: Mode,
     dump_after: Option<Duration>,
+    observe: observe::Observe,
 }
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
@@ -77,6 +83,7 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
             .filter(|url| !url.is_empty()),
         mode: Mode::Coroutines,
         dump_after: None,
+        observe: observe::Observe::default(),
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
@@ -104,9 +111,18 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 let secs = positive(parser.value()?.parse()?, "--dump-after")?;
                 config.dump_after = Some(Duration::from_secs_f64(secs));
             }
+            Long("trace") => config.observe.trace = Some(parser.value()?.into()),
+            Long("timeline") => config.observe.timeline = Some(parser.value()?.into()),
+            Long("console") => config.observe.console = true,
             Short('h') | Long("help") => return Ok(None),
             _ => return Err(arg.unexpected()),
         }
+    }
+    let observe = &config.observe;
+    if config.mode == Mode::Threads
+        && (observe.trace.is_some() || observe.timeline.is_some() || observe.console)
+    {
+        return Err("--trace, --timeline and --console need --mode coroutines".into());
     }
     if config.clients == 0 {
         return Err("--clients must be at least 1".into());
@@ -165,6 +181,7 @@ fn run(config: &Config) -> Result<report::Summary, String> {
             limits::SPARE_FDS
         ));
     }
+    config.observe.check()?;
     let redis = server::choose(config.redis.clone(), config.clients)?;
     log::debug!("using {}", redis.description);
     let summary = match config.mode {

@@ -23,7 +23,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::sched::record::{Pulse, IDLE};
-use crate::sched::State;
+use crate::sched::{ParkedOn, State};
 use crate::spawn::JoinHandle;
 
 /// How often the sampler thread reads the pulse: the resolution of run
@@ -139,7 +139,9 @@ impl View {
             self.last_switches = switches;
             let wanted: HashMap<u64, Duration> = runs.iter().copied().collect();
             let mut names: HashMap<u64, String> = HashMap::new();
-            let mut waits: BTreeMap<String, usize> = BTreeMap::new();
+            // Keyed by a static label (no fd, no allocation): the walk runs
+            // on the hub, over every coroutine, at each refresh.
+            let mut waits: BTreeMap<&'static str, usize> = BTreeMap::new();
             for (_, task) in hub.sched.tasks.borrow().iter() {
                 snapshot.alive += 1;
                 match task.state {
@@ -147,14 +149,17 @@ impl View {
                     State::Ready => snapshot.ready += 1,
                     State::Parked(on) => {
                         snapshot.parked += 1;
-                        *waits.entry(on.to_string()).or_default() += 1;
+                        *waits.entry(label(on)).or_default() += 1;
                     }
                 }
                 if wanted.contains_key(&task.id) {
                     names.insert(task.id, task.display_name());
                 }
             }
-            let mut waits: Vec<(String, usize)> = waits.into_iter().collect();
+            let mut waits: Vec<(String, usize)> = waits
+                .into_iter()
+                .map(|(label, count)| (label.to_owned(), count))
+                .collect();
             waits.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
             snapshot.waits = waits;
             snapshot.longest = runs
@@ -261,6 +266,18 @@ fn sample(pulse: &Pulse, runs: &Runs) {
         }
         current = seen;
         (first, last) = (now, now);
+    }
+}
+
+/// What a parked coroutine waits on, without the fd: the rows of a frame.
+fn label(on: ParkedOn) -> &'static str {
+    match on {
+        ParkedOn::Io { write: false, .. } => "socket read",
+        ParkedOn::Io { write: true, .. } => "socket write",
+        ParkedOn::Sleep => "sleep",
+        ParkedOn::Queue(label) => label,
+        ParkedOn::Unblock => "helper thread",
+        ParkedOn::Remote => "another thread",
     }
 }
 

@@ -185,7 +185,7 @@ pub(super) fn render(trace: &Trace, options: &TimelineOptions) -> String {
         }
     }
     let bottom = TOP + body_height;
-    marks(&mut svg, trace, options, &x, TOP, bottom);
+    marks(&mut svg, trace, options, &x, TOP, bottom, width - RIGHT);
     axis(&mut svg, end, &x, bottom);
     svg.push_str("</svg>\n");
     svg
@@ -285,8 +285,9 @@ fn bands(svg: &mut String, spans: &BTreeMap<u64, Vec<Span>>, end: Duration, plot
     let peak = sums
         .iter()
         .map(|sum| sum.iter().sum::<f64>())
-        .fold(1.0f64, f64::max)
-        .ceil();
+        .fold(1.0f64, f64::max);
+    // Sums of float overlaps land a hair above the whole count they are.
+    let peak = (peak - 1e-6).ceil();
     let scale = BAND_HEIGHT / peak;
     let _ = writeln!(
         svg,
@@ -347,6 +348,7 @@ fn marks(
     x: &dyn Fn(Duration) -> f64,
     top: f64,
     bottom: f64,
+    right: f64,
 ) {
     let Some(mark) = &options.mark else { return };
     let marked: Vec<u64> = trace
@@ -372,10 +374,11 @@ fn marks(
     if ticks > 0 {
         let _ = writeln!(
             svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" fill=\"#d32f2f\" text-anchor=\"end\">{} ticks ┆</text>",
-            LABELS - 6.0,
-            top - 2.0,
-            escape(mark)
+            "<line x1=\"{right:.1}\" y1=\"27\" x2=\"{right:.1}\" y2=\"37\" stroke=\"#d32f2f\" \
+             stroke-dasharray=\"3,2\"/><text x=\"{:.1}\" y=\"36\" fill=\"#d32f2f\" \
+             text-anchor=\"end\">{} ({ticks} ticks)</text>",
+            right - 4.0,
+            escape(&format!("resumes of {mark}"))
         );
     }
 }
