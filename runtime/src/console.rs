@@ -57,9 +57,21 @@ impl Default for Options {
 /// What the sampler thread shares with the view.
 #[derive(Debug, Default)]
 struct Runs {
-    /// (coroutine id, length) of finished runs seen in two samples or more.
-    done: Mutex<Vec<(u64, Duration)>>,
+    seen: Mutex<Seen>,
     stop: AtomicBool,
+}
+
+/// The runs the sampler has seen since the view last took them.
+#[derive(Debug, Default)]
+struct Seen {
+    /// (coroutine id, length) of ended runs seen in two samples or more.
+    done: Vec<(u64, Duration)>,
+    /// The run seen last, as (switch number, coroutine id, length so far):
+    /// it may have ended since, unseen yet, so a frame counts it too.
+    ongoing: Option<(u64, u64, Duration)>,
+    /// The switch number of a run a frame already counted as ongoing: not
+    /// counted again when the sampler sees it end.
+    taken: Option<u64>,
 }
 
 /// The measurements behind the frames of this thread's hub; see the module
@@ -114,13 +126,21 @@ impl View {
         let now = Instant::now();
         let interval = now.duration_since(self.last).max(Duration::from_micros(1));
         self.last = now;
-        let mut runs = std::mem::take(
-            &mut *self
+        let mut runs = {
+            let mut seen = self
                 .runs
-                .done
+                .seen
                 .lock()
-                .unwrap_or_else(PoisonError::into_inner),
-        );
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut runs = std::mem::take(&mut seen.done);
+            if let Some((switch, id, length)) = seen.ongoing {
+                if length > Duration::ZERO && seen.taken != Some(switch) {
+                    runs.push((id, length));
+                    seen.taken = Some(switch);
+                }
+            }
+            runs
+        };
         runs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         runs.truncate(self.options.longest);
         let snapshot = crate::context::with(|hub| {
@@ -165,10 +185,11 @@ impl View {
             snapshot.longest = runs
                 .iter()
                 .map(|(id, length)| {
-                    let name = names
-                        .remove(id)
-                        .unwrap_or_else(|| format!("coroutine-{id} (finished)"));
-                    (*length, format!("{name} #{id}"))
+                    let name = match names.remove(id) {
+                        Some(name) => format!("{name} #{id}"),
+                        None => format!("#{id} (finished)"),
+                    };
+                    (*length, name)
                 })
                 .collect();
             snapshot
@@ -252,20 +273,22 @@ fn sample(pulse: &Pulse, runs: &Runs) {
             pulse.switches.load(Ordering::Relaxed),
             pulse.running.load(Ordering::Relaxed),
         );
+        let mut shared = runs.seen.lock().unwrap_or_else(PoisonError::into_inner);
         if seen == current {
             last = now;
-            continue;
-        }
-        if current.1 != IDLE && last > first {
-            let mut done = runs.done.lock().unwrap_or_else(PoisonError::into_inner);
-            done.push((current.1, last - first));
-            if done.len() > RUNS_KEPT * 2 {
-                done.sort_by_key(|run| std::cmp::Reverse(run.1));
-                done.truncate(RUNS_KEPT);
+        } else {
+            let counted = shared.taken == Some(current.0);
+            if current.1 != IDLE && last > first && !counted {
+                shared.done.push((current.1, last - first));
+                if shared.done.len() > RUNS_KEPT * 2 {
+                    shared.done.sort_by_key(|run| std::cmp::Reverse(run.1));
+                    shared.done.truncate(RUNS_KEPT);
+                }
             }
+            current = seen;
+            (first, last) = (now, now);
         }
-        current = seen;
-        (first, last) = (now, now);
+        shared.ongoing = (current.1 != IDLE).then_some((current.0, current.1, last - first));
     }
 }
 
