@@ -5,8 +5,8 @@
 //!
 //! [`View`] measures; [`View::frame`] renders one frame as text. [`start`]
 //! spawns a `console` coroutine that writes a frame to stderr a few times per
-//! second. The hub's cost while a view is open: two relaxed atomic stores
-//! per resume and two clock reads per poll (the pulse, `sched/record.rs`),
+//! second. The hub's cost while a view is open: three relaxed atomic stores
+//! per switch, all on the hub's side, and two clock reads per poll (the pulse, `sched/record.rs`),
 //! plus one walk of the task table per frame, on the hub. Run lengths come
 //! from a sampler thread that reads the pulse every millisecond, as the
 //! blocking monitor does: a run it saw in two samples or more lasted at least

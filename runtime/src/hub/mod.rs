@@ -319,6 +319,7 @@ impl Hub {
         // here came from the runtime's own code on the coroutine stack.
         let result = panic::catch_unwind(AssertUnwindSafe(|| coro.resume(())));
         let yielder = crate::sys::running::leaving();
+        self.sched.trace.left();
         if let Some(monitor) = &self.monitor {
             monitor.leave();
         }
@@ -328,6 +329,9 @@ impl Hub {
             let task = tasks.get_mut(key).expect("a parked coroutine exists");
             task.coro = Some(coro);
             task.yielder = yielder;
+            self.sched
+                .trace
+                .suspended(id, task.state, task.parked_until.is_some());
             return;
         }
         let task = self.sched.tasks.borrow_mut().remove(key);

@@ -235,9 +235,6 @@ impl Hub {
         self.sched.with_current(|task| {
             task.state = State::Parked(parked_on);
             task.parked_until = effective;
-            self.sched
-                .trace
-                .park(task.id, parked_on, effective.is_some());
         });
 
         self.suspend();

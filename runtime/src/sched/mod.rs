@@ -210,7 +210,6 @@ impl Sched {
             }
             task.state = State::Ready;
             task.seq += 1;
-            self.trace.yielded(task.id);
         }
         self.fresh.borrow_mut().push_back(key);
         false

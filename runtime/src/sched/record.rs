@@ -7,10 +7,10 @@
 //! Off by default. Every hook starts with one test of `mode` (a `Cell<u8>`
 //! of this hub, zero when off) and returns: a predictable branch, no clock
 //! read, no borrow. When tracing, each event costs one `Instant::now()` and a
-//! push. When the console is on, a resume publishes two relaxed atomic
-//! stores (a switch number and the running coroutine's id) for the console's
-//! sampler thread, the blocking monitor's way, and each poll reads the clock
-//! twice to measure the hub's poll gap.
+//! push. When the console is on, a resume and its return publish relaxed
+//! atomic stores (a switch number and the running coroutine's id) for the
+//! console's sampler thread, the blocking monitor's way, and each poll reads
+//! the clock twice to measure the hub's poll gap.
 //!
 //! It lives beside the scheduler because `Sched::wake` is the one place
 //! every wake passes through (queues, readiness, timers, kills); it knows
@@ -277,25 +277,40 @@ impl Recorder {
         }
     }
 
+    /// The coroutine is back in the hub, suspended: parked on what `state`
+    /// says (with a deadline racing it if `deadline`), or `Ready` after a
+    /// yield. Recorded on the hub's side, not in the park: see [`left`].
+    ///
+    /// [`left`]: Recorder::left
     #[inline]
-    pub(crate) fn park(&self, id: u64, on: ParkedOn, deadline: bool) {
-        if self.mode.get() != 0 {
-            let on = Wait::from_parked(on);
-            self.ended(id, EventKind::Park { on, deadline });
-        }
-    }
-
-    #[inline]
-    pub(crate) fn yielded(&self, id: u64) {
-        if self.mode.get() != 0 {
-            self.ended(id, EventKind::Yield);
+    pub(crate) fn suspended(&self, id: u64, state: State, deadline: bool) {
+        if self.mode.get() & TRACE != 0 {
+            let kind = match state {
+                State::Parked(on) => EventKind::Park {
+                    on: Wait::from_parked(on),
+                    deadline,
+                },
+                State::Ready | State::Running => EventKind::Yield,
+            };
+            self.ended(id, kind);
         }
     }
 
     #[inline]
     pub(crate) fn finish(&self, id: u64) {
-        if self.mode.get() != 0 {
+        if self.mode.get() & TRACE != 0 {
             self.ended(id, EventKind::Finish);
+        }
+    }
+
+    /// The hub is back from a resume (the coroutine parked, yielded or
+    /// finished). Hub-side on purpose: a hook the coroutine calls runs on
+    /// its stack, and with thousands of coroutines every deeper frame there
+    /// is a cold cache line (the pulse alone cost 50% per switch that way).
+    #[inline]
+    pub(crate) fn left(&self) {
+        if self.mode.get() != 0 {
+            self.came_back();
         }
     }
 
@@ -376,13 +391,16 @@ impl Recorder {
     #[inline(never)]
     fn ended(&self, id: u64, kind: EventKind) {
         self.running.set(None);
+        self.push_named(Some(id), kind, None);
+    }
+
+    #[inline(never)]
+    fn came_back(&self) {
+        self.running.set(None);
         if self.mode.get() & PULSE != 0 {
             if let Some(pulse) = &*self.pulse.borrow() {
                 pulse.running.store(IDLE, Ordering::Relaxed);
             }
-        }
-        if self.mode.get() & TRACE != 0 {
-            self.push_named(Some(id), kind, None);
         }
     }
 
