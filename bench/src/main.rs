@@ -12,7 +12,8 @@
 //! `redis-benchmark --tls`), `echo` (`echo.rs`, beside Tokio, may and OS
 //! threads), `cluster-get` and `cluster-brpop` (`cluster.rs`: GETs through
 //! `ClusterClient` beside `redis-benchmark --cluster` and one server, and the
-//! demo's 10,000 clients on a private cluster; they need `redis-cli` too). `--quick`
+//! demo's 10,000 clients on a private cluster; they need `redis-cli` too) and
+//! `trace` (`trace.rs`: the recorder off, recording, and the console open). `--quick`
 //! shrinks every suite to a smoke test (CI runs that); `--write` (with
 //! `all`) rewrites `docs/benchmarks.md` and its SVG plots. Each suite ends
 //! with one machine-readable line: `bench: suite=NAME key=value ...`.
@@ -26,6 +27,7 @@ mod peers;
 mod redis;
 mod svg;
 mod tls;
+mod trace;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -143,7 +145,7 @@ pub(crate) fn child(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-const SUITES: [&str; 10] = [
+const SUITES: [&str; 11] = [
     "switch",
     "spawn",
     "parked",
@@ -154,6 +156,7 @@ const SUITES: [&str; 10] = [
     "echo",
     "cluster-get",
     "cluster-brpop",
+    "trace",
 ];
 
 fn main() -> ExitCode {
@@ -205,6 +208,7 @@ fn main() -> ExitCode {
             "spawn" => micro::spawn(quick),
             "parked" => micro::parked(quick),
             "timers" => micro::timers(quick),
+            "trace" => trace::trace(quick),
             "brpop" => {
                 let (report, series) = redis::brpop(quick);
                 brpop_series = series;

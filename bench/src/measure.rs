@@ -55,6 +55,16 @@ pub(crate) fn cpu_time(children: bool) -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// User plus system CPU time of the calling thread (`RUSAGE_THREAD`): a
+/// hub's own work, whatever else the machine's cores are doing.
+pub(crate) fn thread_cpu_time() -> Duration {
+    let mut usage: libc::rusage = unsafe_zeroed();
+    // SAFETY: getrusage writes one rusage struct that we own.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut usage) };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
 fn unsafe_zeroed() -> libc::rusage {
     // SAFETY: rusage is a plain C struct of integers; all zeroes is valid.
     unsafe { std::mem::zeroed() }

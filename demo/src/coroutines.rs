@@ -40,10 +40,16 @@ enum Target {
 /// Runs the experiment on this thread's new hub.
 pub(crate) fn run(config: &Config, url: &str) -> Summary {
     let (config, url) = (config.clone(), url.to_owned());
-    greenhub::run(move || {
+    let observe = config.observe.clone();
+    let (summary, trace) = observe.hub().run(|| {
+        let console = observe.console();
         let redis = Client::open(&url).unwrap_or_else(|err| panic!("bad Redis URL: {err}"));
-        experiment(&config, &Target::Server(redis))
-    })
+        let summary = experiment(&config, &Target::Server(redis));
+        drop(console);
+        (summary, observe.stop())
+    });
+    observe.write(trace.as_ref(), summary.clients);
+    summary
 }
 
 /// Runs the experiment against the cluster that `urls` belong to, after
@@ -51,17 +57,28 @@ pub(crate) fn run(config: &Config, url: &str) -> Summary {
 /// clients whose keys it serves.
 pub(crate) fn run_cluster(config: &Config, urls: &[String]) -> Result<Summary, String> {
     let (config, urls) = (config.clone(), urls.to_vec());
-    greenhub::run(move || {
-        let client = ClusterClient::open(&urls).map_err(|err| format!("bad cluster URL: {err}"))?;
-        client.refresh_slots().map_err(|err| {
-            format!(
-                "cannot load the slot map from {}: {err} (is it a Redis Cluster node?)",
-                urls.join(", ")
-            )
-        })?;
-        cluster::check_capacity(&client, &urls[0], &client_keys(&config))?;
-        Ok(experiment(&config, &Target::Cluster(client)))
-    })
+    let observe = config.observe.clone();
+    let (summary, trace) = observe.hub().run(|| {
+        let console = observe.console();
+        let summary = (|| {
+            let client =
+                ClusterClient::open(&urls).map_err(|err| format!("bad cluster URL: {err}"))?;
+            client.refresh_slots().map_err(|err| {
+                format!(
+                    "cannot load the slot map from {}: {err} (is it a Redis Cluster node?)",
+                    urls.join(", ")
+                )
+            })?;
+            cluster::check_capacity(&client, &urls[0], &client_keys(&config))?;
+            Ok(experiment(&config, &Target::Cluster(client)))
+        })();
+        drop(console);
+        (summary, observe.stop())
+    });
+    if let Ok(summary) = &summary {
+        observe.write(trace.as_ref(), summary.clients);
+    }
+    summary
 }
 
 /// The keys of the clients of a cluster: `key:i` for client i.

@@ -21,6 +21,7 @@ mod cluster;
 mod coroutines;
 mod limits;
 mod logs;
+mod observe;
 mod private_cluster;
 mod report;
 mod server;
@@ -52,6 +53,10 @@ OPTIONS:
                            waits on KEY:i, so that every master holds some
   --dump-after SECONDS     log a table of every coroutine and what it waits on, once,
                            this long after the start (coroutines mode)
+  --trace FILE.json        record every park and wake; write Chrome trace-event JSON
+                           (open in https://ui.perfetto.dev) (coroutines mode)
+  --timeline FILE.svg      record; write an SVG timeline of the coroutines (coroutines mode)
+  --console                show a live view of the hub on stderr (coroutines mode)
   -h, --help               print this help
 
 The log level follows RUST_LOG (default: info). The last line is a summary:
@@ -80,6 +85,7 @@ pub(crate) struct Config {
     dump_after: Option<Duration>,
     /// `--cluster`, or `--redis private-cluster`: a cluster, through `ClusterClient`.
     cluster: bool,
+    observe: observe::Observe,
 }
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
@@ -93,6 +99,7 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
         mode: Mode::Coroutines,
         dump_after: None,
         cluster: false,
+        observe: observe::Observe::default(),
     };
     let mut tls = Vec::new();
     let mut parser = lexopt::Parser::from_env();
@@ -125,9 +132,18 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 config.dump_after = Some(Duration::from_secs_f64(secs));
             }
             Long("cluster") => config.cluster = true,
+            Long("trace") => config.observe.trace = Some(parser.value()?.into()),
+            Long("timeline") => config.observe.timeline = Some(parser.value()?.into()),
+            Long("console") => config.observe.console = true,
             Short('h') | Long("help") => return Ok(None),
             _ => return Err(arg.unexpected()),
         }
+    }
+    let observe = &config.observe;
+    if config.mode == Mode::Threads
+        && (observe.trace.is_some() || observe.timeline.is_some() || observe.console)
+    {
+        return Err("--trace, --timeline and --console need --mode coroutines".into());
     }
     if config.clients == 0 {
         return Err("--clients must be at least 1".into());
@@ -229,6 +245,7 @@ fn run(config: &Config) -> Result<report::Summary, String> {
             limits::SPARE_FDS
         ));
     }
+    config.observe.check()?;
     if config.cluster {
         let cluster = cluster::choose(config.redis.as_deref(), config.clients)?;
         log::debug!("using {}", cluster.description);

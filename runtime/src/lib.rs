@@ -39,11 +39,11 @@
 //!
 //! | layer | folder / file | role |
 //! | --- | --- | --- |
-//! | API | `run.rs`, `spawn.rs`, `join_error.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `local.rs`, `net/`, `process.rs`, `select.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`io::Async`], [`local!`], [`net`], [`process`], [`select`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`] |
+//! | API | `run.rs`, `spawn.rs`, `join_error.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `local.rs`, `net/`, `process.rs`, `select.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs`, `trace/`, `console.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`io::Async`], [`local!`], [`net`], [`process`], [`select`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`], [`trace`], [`console`] |
 //! | context | `context.rs` | the one thread-local, read once per public call to find the hub |
 //! | hub | `hub/` | the loop, the park protocol (`hub/park.rs`), the blocking monitor |
 //! | sources | `sources/` | the reactor (cached readiness), timers, wait queues, the cross-thread inbox, helper lanes, signal subscriptions |
-//! | sched | `sched/` | task ids with their hub's id and a generation, run queues, the park token |
+//! | sched | `sched/` | task ids with their hub's id and a generation, run queues, the park token, the trace recorder's ring (`sched/record.rs`) |
 //! | sys | `sys/` | stacks, the context switch, the overflow and signal handlers, `run`'s borrowing `main`: all the `unsafe` |
 //!
 //! # Beyond TCP: the embedder's toolkit
@@ -56,6 +56,7 @@
 //!
 //! The concepts are explained in `docs/architecture.md`.
 
+pub mod console;
 mod context;
 mod debug;
 mod group;
@@ -78,6 +79,7 @@ pub mod sync;
 mod sys;
 mod timeout;
 mod timer;
+pub mod trace;
 mod unblock;
 
 pub use debug::{dump, CoroutineInfo, Dump};

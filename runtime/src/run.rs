@@ -61,6 +61,8 @@ where
 pub struct HubBuilder {
     max_blocking_time: Option<Duration>,
     max_helpers: usize,
+    /// The trace ring's capacity, when the hub records from its start.
+    trace: Option<usize>,
 }
 
 impl Default for HubBuilder {
@@ -90,6 +92,7 @@ impl HubBuilder {
         HubBuilder {
             max_blocking_time: from_env,
             max_helpers: default_max_helpers(),
+            trace: None,
         }
     }
 
@@ -107,6 +110,14 @@ impl HubBuilder {
     /// of its own besides these.
     pub fn max_helpers(mut self, threads: usize) -> HubBuilder {
         self.max_helpers = threads.max(1);
+        self
+    }
+
+    /// Records a trace from the hub's first event (the spawn of `main`) into
+    /// a ring of `capacity` events; call [`trace::stop`](crate::trace::stop)
+    /// in a coroutine to take it. Off by default.
+    pub fn trace(mut self, capacity: usize) -> HubBuilder {
+        self.trace = Some(capacity);
         self
     }
 
@@ -130,6 +141,9 @@ impl HubBuilder {
             let hub = Hub::new(self.max_blocking_time, self.max_helpers).unwrap_or_else(|err| {
                 panic!("greenhub::run: cannot create the hub's poller: {err}")
             });
+            if let Some(capacity) = self.trace {
+                hub.sched.trace.start(capacity, None);
+            }
             let hub = Rc::new(hub);
             let _installed = crate::context::install(hub.clone());
             let handle = crate::Builder::new()

@@ -413,7 +413,10 @@ where
             Ok(Some(value)) => Ending::Returned(value),
             Ok(None) => Ending::Killed,
             Err(payload) if payload.is::<KillSignal>() => Ending::Killed,
-            Err(payload) => Ending::Panicked(payload), // reported by the panic hook
+            Err(payload) => {
+                crate::trace::panicked(&*payload);
+                Ending::Panicked(payload) // reported by the panic hook
+            }
         };
         *state.ending.borrow_mut() = Some(ending);
         state.finished.set(true);

@@ -8,7 +8,7 @@
 use std::cell::Cell;
 use std::io::{Read, Write};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use greenhub::net::UnixStream;
 use greenhub::sync::{Channel, Event, Semaphore};
@@ -52,12 +52,24 @@ fn ms(n: u64) -> Duration {
 /// One random operation; returns whether its outcome was the right one.
 fn operation(rng: &Rng, shared: &Shared) -> bool {
     match rng.below(6) {
-        // A sleep inside a timeout: cut exactly when the timeout is shorter
-        // (timers fire in deadline order, whatever the machine's speed).
+        // A sleep inside a timeout: cut exactly when the timeout's deadline
+        // comes first (timers fire in deadline order). A sleep at least as
+        // long as the timeout is always cut: its deadline is taken later.
+        // A shorter one is cut only if the thread stalled between taking
+        // the two deadlines (a loaded machine preempts it for milliseconds):
+        // a cut is wrong when the whole operation took no longer than the
+        // timeout's own length, so nothing stalled.
         0 => {
             let (sleep, limit) = (rng.below(4), rng.below(4));
+            let started = Instant::now();
             let outcome = greenhub::timeout(ms(limit), || greenhub::sleep(ms(sleep)));
-            outcome.is_ok() == (sleep < limit || sleep == 0)
+            if sleep == 0 {
+                outcome.is_ok() // a zero sleep does not park
+            } else if sleep < limit {
+                outcome.is_ok() || started.elapsed() > ms(limit + 1)
+            } else {
+                outcome.is_err()
+            }
         }
         // A round trip through a socket pair, echoed by a partner coroutine.
         1 => {

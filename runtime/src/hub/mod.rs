@@ -308,12 +308,14 @@ impl Hub {
 
     fn poll(&self, timeout: Option<Duration>) {
         let mut events = self.events.borrow_mut();
+        self.sched.trace.poll_begin();
         if let Err(err) = self.poll.borrow_mut().poll(&mut events, timeout) {
             if err.kind() != std::io::ErrorKind::Interrupted {
                 // epoll_wait fails only on a programming error (EBADF, EINVAL).
                 panic!("greenhub: Poll::poll failed: {err}");
             }
         }
+        self.sched.trace.poll_end(timeout, || events.iter().count());
         let mut wakes = self.wakes.borrow_mut();
         let mut posts = None;
         for event in events.iter() {
@@ -368,6 +370,7 @@ impl Hub {
         };
         self.sched.enter(key, killed);
         self.sched.switches.set(self.sched.switches.get() + 1);
+        self.sched.trace.resume(id);
         if let Some(monitor) = &self.monitor {
             monitor.enter(id);
         }
@@ -375,12 +378,20 @@ impl Hub {
         // here came from the runtime's own code on the coroutine stack.
         let result = panic::catch_unwind(AssertUnwindSafe(|| entry.coro.resume(())));
         let yielder = crate::sys::running::leaving();
+        self.sched.trace.left();
         if let Some(monitor) = &self.monitor {
             monitor.leave();
         }
         self.sched.leave();
         if let Ok(CoroutineResult::Yield(())) = result {
             entry.yielder = yielder;
+            if self.sched.trace.tracing() {
+                let tasks = self.sched.tasks.borrow();
+                let task = tasks.get(key).expect("a parked coroutine exists");
+                self.sched
+                    .trace
+                    .suspended(id, task.state, task.parked_until.is_some());
+            }
             return;
         }
         let coro = coros[key.index()]
@@ -389,6 +400,7 @@ impl Hub {
             .coro;
         drop(coros); // dropping an unfinished coroutine runs its code
         let task = self.sched.tasks.borrow_mut().remove(key);
+        self.sched.trace.finish(id);
         if let Some(monitor) = &self.monitor {
             monitor.finished(id);
         }

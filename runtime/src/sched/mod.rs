@@ -18,6 +18,7 @@
 //! Every method borrows the tables for its own duration only and calls no
 //! code outside this module, so none can be re-entered under a borrow.
 
+pub(crate) mod record;
 mod slab;
 mod task;
 
@@ -114,6 +115,8 @@ pub(crate) struct Sched {
     pub(crate) switches: Cell<u64>,
     /// The next coroutine id handed out.
     next_id: Cell<u64>,
+    /// The trace recorder and the console's pulse; off unless started.
+    pub(crate) trace: record::Recorder,
 }
 
 impl Sched {
@@ -128,6 +131,7 @@ impl Sched {
             current_killed: Cell::new(false),
             switches: Cell::new(0),
             next_id: Cell::new(0),
+            trace: record::Recorder::default(),
         }
     }
 
@@ -138,6 +142,7 @@ impl Sched {
         self.next_id.set(id + 1);
         task.id = id;
         task.state = State::Ready;
+        self.trace.spawn(id, task.name.as_ref());
         let key = self.tasks.borrow_mut().insert(task);
         self.fresh.borrow_mut().push_back(key);
         (key, id)
@@ -178,6 +183,7 @@ impl Sched {
         if task.seq != waiter.seq || !matches!(task.state, State::Parked(_)) {
             return false;
         }
+        self.trace.wake(task.id, task.state, &wake);
         task.state = State::Ready;
         task.wake = Some(wake);
         drop(tasks);
@@ -198,6 +204,7 @@ impl Sched {
             if self.current.get() == Some(key) {
                 self.current_killed.set(true);
             }
+            self.trace.kill(task.id);
             Waiter {
                 hub: self.hub,
                 task: key,

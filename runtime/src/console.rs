@@ -1,0 +1,367 @@
+//! A live view of the hub in the terminal, tokio-console's idea in one
+//! screen: the coroutines by state and by what they wait on, the longest
+//! runs since the last refresh (the blocking monitor's view), switches per
+//! second and the hub's poll gap.
+//!
+//! [`View`] measures; [`View::frame`] renders one frame as text. [`start`]
+//! spawns a `console` coroutine that writes a frame to stderr a few times per
+//! second. The hub's cost while a view is open: three relaxed atomic stores
+//! per switch, all on the hub's side, and two clock reads per poll (the pulse, `sched/record.rs`),
+//! plus one walk of the task table per frame, on the hub. Run lengths come
+//! from a sampler thread that reads the pulse every millisecond, as the
+//! blocking monitor does: a run it saw in two samples or more lasted at least
+//! the time between them, so runs under a millisecond are not listed. One
+//! view per hub at a time: closing one turns the pulse off. See
+//! `docs/tracing.md`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::sched::record::{Pulse, IDLE};
+use crate::sched::{ParkedOn, State};
+use crate::spawn::JoinHandle;
+
+/// How often the sampler thread reads the pulse: the resolution of run
+/// lengths. A wake-up per millisecond costs the sampler's core about 1%.
+const SAMPLE: Duration = Duration::from_millis(1);
+/// Runs kept between two frames; the longest survive.
+const RUNS_KEPT: usize = 256;
+
+/// How [`start`] refreshes and what a frame lists.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Time between two frames (at least 10 ms).
+    pub refresh: Duration,
+    /// Longest runs listed per frame.
+    pub longest: usize,
+    /// Wait reasons listed per frame (the most common first).
+    pub waits: usize,
+}
+
+impl Default for Options {
+    /// Four frames per second, five runs, eight wait reasons.
+    fn default() -> Self {
+        Options {
+            refresh: Duration::from_millis(250),
+            longest: 5,
+            waits: 8,
+        }
+    }
+}
+
+/// What the sampler thread shares with the view.
+#[derive(Debug, Default)]
+struct Runs {
+    seen: Mutex<Seen>,
+    stop: AtomicBool,
+}
+
+/// The runs the sampler has seen since the view last took them.
+#[derive(Debug, Default)]
+struct Seen {
+    /// (coroutine id, length) of ended runs seen in two samples or more.
+    done: Vec<(u64, Duration)>,
+    /// The run seen last, as (switch number, coroutine id, length so far):
+    /// it may have ended since, unseen yet, so a frame counts it too.
+    ongoing: Option<(u64, u64, Duration)>,
+    /// The switch number of a run a frame already counted as ongoing: not
+    /// counted again when the sampler sees it end.
+    taken: Option<u64>,
+}
+
+/// The measurements behind the frames of this thread's hub; see the module
+/// docs. Dropping it stops the sampler and the pulse.
+#[derive(Debug)]
+pub struct View {
+    options: Options,
+    runs: Arc<Runs>,
+    sampler: Option<thread::JoinHandle<()>>,
+    opened: Instant,
+    last: Instant,
+    last_switches: u64,
+}
+
+impl View {
+    /// Opens a view of this thread's hub; an error outside a hub or when the
+    /// sampler thread cannot start.
+    pub fn new(options: Options) -> std::io::Result<View> {
+        let (pulse, switches) =
+            crate::context::with(|hub| (hub.sched.trace.start_pulse(), hub.sched.switches.get()))
+                .ok_or_else(|| std::io::Error::other("greenhub::console needs a running hub"))?;
+        let runs = Arc::new(Runs::default());
+        let shared = runs.clone();
+        let sampler = thread::Builder::new()
+            .name("greenhub-console".into())
+            .spawn(move || sample(&pulse, &shared));
+        let sampler = match sampler {
+            Ok(sampler) => sampler,
+            Err(err) => {
+                crate::context::with(|hub| hub.sched.trace.stop_pulse());
+                return Err(err);
+            }
+        };
+        let now = Instant::now();
+        Ok(View {
+            options,
+            runs,
+            sampler: Some(sampler),
+            opened: now,
+            last: now,
+            last_switches: switches,
+        })
+    }
+
+    /// Takes this refresh's figures (rates since the previous frame) and
+    /// renders them.
+    pub fn frame(&mut self) -> String {
+        render(&self.snapshot(), &self.options)
+    }
+
+    fn snapshot(&mut self) -> Snapshot {
+        let now = Instant::now();
+        let interval = now.duration_since(self.last).max(Duration::from_micros(1));
+        self.last = now;
+        let mut runs = {
+            let mut seen = self
+                .runs
+                .seen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let mut runs = std::mem::take(&mut seen.done);
+            if let Some((switch, id, length)) = seen.ongoing {
+                if length > Duration::ZERO && seen.taken != Some(switch) {
+                    runs.push((id, length));
+                    seen.taken = Some(switch);
+                }
+            }
+            runs
+        };
+        runs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        runs.truncate(self.options.longest);
+        let snapshot = crate::context::with(|hub| {
+            let switches = hub.sched.switches.get();
+            let polls = hub.sched.trace.take_poll_stats();
+            let mut snapshot = Snapshot {
+                hub: hub.id.to_string(),
+                up: now.duration_since(self.opened),
+                refresh: self.options.refresh,
+                switches_per_s: (switches - self.last_switches) as f64 / interval.as_secs_f64(),
+                polls_per_s: polls.polls as f64 / interval.as_secs_f64(),
+                max_poll_gap: polls.max_gap,
+                in_poll: polls.waited.as_secs_f64() / interval.as_secs_f64(),
+                ..Snapshot::default()
+            };
+            self.last_switches = switches;
+            let wanted: HashMap<u64, Duration> = runs.iter().copied().collect();
+            let mut names: HashMap<u64, String> = HashMap::new();
+            // Keyed by a static label (no fd, no allocation): the walk runs
+            // on the hub, over every coroutine, at each refresh.
+            let mut waits: BTreeMap<&'static str, usize> = BTreeMap::new();
+            for (_, task) in hub.sched.tasks.borrow().iter() {
+                snapshot.alive += 1;
+                match task.state {
+                    State::Running => snapshot.running += 1,
+                    State::Ready => snapshot.ready += 1,
+                    State::Parked(on) => {
+                        snapshot.parked += 1;
+                        *waits.entry(label(on)).or_default() += 1;
+                    }
+                }
+                if wanted.contains_key(&task.id) {
+                    names.insert(task.id, task.display_name());
+                }
+            }
+            let mut waits: Vec<(String, usize)> = waits
+                .into_iter()
+                .map(|(label, count)| (label.to_owned(), count))
+                .collect();
+            waits.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+            snapshot.waits = waits;
+            snapshot.longest = runs
+                .iter()
+                .map(|(id, length)| {
+                    let name = match names.remove(id) {
+                        Some(name) => format!("{name} #{id}"),
+                        None => format!("#{id} (finished)"),
+                    };
+                    (*length, name)
+                })
+                .collect();
+            snapshot
+        });
+        snapshot.unwrap_or_default()
+    }
+}
+
+impl Drop for View {
+    fn drop(&mut self) {
+        self.runs.stop.store(true, Ordering::Relaxed);
+        if let Some(sampler) = self.sampler.take() {
+            let _ = sampler.join();
+        }
+        crate::context::with(|hub| hub.sched.trace.stop_pulse());
+    }
+}
+
+/// A running console: a coroutine writing frames to stderr. Dropping it (or
+/// [`Console::stop`]) kills that coroutine, which closes its view.
+#[derive(Debug)]
+pub struct Console {
+    coroutine: Option<JoinHandle<()>>,
+}
+
+impl Console {
+    /// Stops refreshing and waits until the console coroutine has ended.
+    pub fn stop(mut self) {
+        if let Some(coroutine) = self.coroutine.take() {
+            coroutine.kill();
+            let _ = coroutine.join();
+        }
+    }
+}
+
+impl Drop for Console {
+    fn drop(&mut self) {
+        if let Some(coroutine) = self.coroutine.take() {
+            coroutine.kill();
+        }
+    }
+}
+
+/// Starts the console on this thread's hub: a coroutine named `console`
+/// that clears the terminal (ANSI) and writes a frame to stderr every
+/// `options.refresh`.
+pub fn start(options: Options) -> std::io::Result<Console> {
+    start_with_writer(options, Box::new(std::io::stderr()))
+}
+
+/// [`start`], writing frames to `out` instead (each frame preceded by the
+/// ANSI "home, clear screen" sequence).
+pub fn start_with_writer(options: Options, mut out: Box<dyn Write>) -> std::io::Result<Console> {
+    let refresh = options.refresh.max(Duration::from_millis(10));
+    let mut view = View::new(options)?;
+    let coroutine = crate::Builder::new().name("console").spawn(move || loop {
+        crate::sleep(refresh);
+        let frame = view.frame();
+        if out
+            .write_all(format!("\x1b[H\x1b[2J{frame}").as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return; // the terminal went away: nothing left to show
+        }
+    })?;
+    Ok(Console {
+        coroutine: Some(coroutine),
+    })
+}
+
+/// The sampler thread: sees which run is current every [`SAMPLE`] and keeps
+/// the length of every run it saw twice or more.
+fn sample(pulse: &Pulse, runs: &Runs) {
+    let mut current = (0u64, IDLE);
+    let (mut first, mut last) = (Instant::now(), Instant::now());
+    while !runs.stop.load(Ordering::Relaxed) {
+        thread::sleep(SAMPLE);
+        let now = Instant::now();
+        let seen = (
+            pulse.switches.load(Ordering::Relaxed),
+            pulse.running.load(Ordering::Relaxed),
+        );
+        let mut shared = runs.seen.lock().unwrap_or_else(PoisonError::into_inner);
+        if seen == current {
+            last = now;
+        } else {
+            let counted = shared.taken == Some(current.0);
+            if current.1 != IDLE && last > first && !counted {
+                shared.done.push((current.1, last - first));
+                if shared.done.len() > RUNS_KEPT * 2 {
+                    shared.done.sort_by_key(|run| std::cmp::Reverse(run.1));
+                    shared.done.truncate(RUNS_KEPT);
+                }
+            }
+            current = seen;
+            (first, last) = (now, now);
+        }
+        shared.ongoing = (current.1 != IDLE).then_some((current.0, current.1, last - first));
+    }
+}
+
+/// What a parked coroutine waits on, without the fd: the rows of a frame.
+fn label(on: ParkedOn) -> &'static str {
+    match on {
+        ParkedOn::Io { write: false, .. } => "socket read",
+        ParkedOn::Io { write: true, .. } => "socket write",
+        ParkedOn::Sleep => "sleep",
+        ParkedOn::Queue(label) => label,
+        ParkedOn::Unblock => "helper thread",
+        ParkedOn::Remote => "another thread",
+    }
+}
+
+/// One frame's figures.
+#[derive(Debug, Default)]
+struct Snapshot {
+    hub: String,
+    up: Duration,
+    refresh: Duration,
+    alive: usize,
+    running: usize,
+    ready: usize,
+    parked: usize,
+    /// Parked coroutines by what they wait on, most common first.
+    waits: Vec<(String, usize)>,
+    /// Longest runs since the last frame: length and `name #id`.
+    longest: Vec<(Duration, String)>,
+    switches_per_s: f64,
+    polls_per_s: f64,
+    max_poll_gap: Duration,
+    in_poll: f64,
+}
+
+/// The frame's text. Lines that hold times or rates start with
+/// `greenhub console` or `switches/s`, or are run lines (`  >= `).
+fn render(s: &Snapshot, options: &Options) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "greenhub console  {}  up {:.1} s  refresh {} ms",
+        s.hub,
+        s.up.as_secs_f64(),
+        s.refresh.as_millis()
+    );
+    let _ = writeln!(
+        out,
+        "coroutines {}  running {}  ready {}  parked {}",
+        s.alive, s.running, s.ready, s.parked
+    );
+    out.push_str("parked on\n");
+    for (wait, count) in s.waits.iter().take(options.waits) {
+        let _ = writeln!(out, "  {wait:<24}{count:>8}");
+    }
+    if s.waits.len() > options.waits {
+        let rest: usize = s.waits[options.waits..].iter().map(|w| w.1).sum();
+        let _ = writeln!(out, "  {:<24}{rest:>8}", "(other)");
+    }
+    let _ = writeln!(
+        out,
+        "switches/s {:.0}  polls/s {:.0}  poll gap max {:.2} ms  in poll {:.0}%",
+        s.switches_per_s,
+        s.polls_per_s,
+        s.max_poll_gap.as_secs_f64() * 1e3,
+        (s.in_poll * 100.0).min(100.0)
+    );
+    out.push_str("longest runs since last refresh\n");
+    if s.longest.is_empty() {
+        out.push_str("  none of 1 ms or more\n");
+    }
+    for (length, name) in &s.longest {
+        let _ = writeln!(out, "  >= {:>5} ms  {name}", length.as_millis());
+    }
+    out
+}

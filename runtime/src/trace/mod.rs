@@ -1,0 +1,161 @@
+//! Traces: a recording of every park and wake of one hub, to look at
+//! afterwards. [`start`] turns the hub's recorder on (`sched/record.rs`: a
+//! bounded ring, one predictable branch per event while off), [`stop`] hands
+//! back a [`Trace`], which exports to the Chrome trace-event JSON format
+//! ([`Trace::to_chrome_json`], `export_json.rs`) and to a self-contained SVG
+//! timeline ([`Trace::to_svg`], `svg.rs`). See `docs/tracing.md`.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let trace = greenhub::run(|| {
+//!     greenhub::trace::start();
+//!     let sleeper = greenhub::Builder::new()
+//!         .name("sleeper")
+//!         .spawn(|| greenhub::sleep(Duration::from_millis(5)))
+//!         .unwrap();
+//!     sleeper.join().unwrap();
+//!     greenhub::trace::stop()
+//! });
+//! assert_eq!(trace.name_of(1), "sleeper");
+//! assert!(trace.to_chrome_json().starts_with('{'));
+//! ```
+
+mod export_json;
+mod svg;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub use crate::sched::record::{EventKind, Wait, WakeBy};
+pub use svg::TimelineOptions;
+
+/// The ring's size when [`start`] is called without one: 65,536 events,
+/// about 4 MiB, enough for the demo's 500 clients from start to end (about
+/// 12 events per client).
+pub const DEFAULT_CAPACITY: usize = 1 << 16;
+
+/// One event of a [`Trace`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Event {
+    /// Time since the trace started (a monotonic clock).
+    pub at: Duration,
+    /// The coroutine's id (`current().id()`); `None` for the hub's polls.
+    pub coroutine: Option<u64>,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+/// A finished recording of one hub, oldest event first.
+#[derive(Clone, Debug, Default)]
+pub struct Trace {
+    /// The events, in the order they happened; `at` never decreases.
+    pub events: Vec<Event>,
+    /// Names of the coroutines that have one (spawned with a name).
+    pub names: BTreeMap<u64, String>,
+    /// Events lost because the ring was full (the oldest go first).
+    pub dropped: u64,
+    /// How long the recording ran.
+    pub duration: Duration,
+}
+
+impl Trace {
+    /// A coroutine's name as reports print it: its own, or `coroutine-ID`.
+    pub fn name_of(&self, id: u64) -> String {
+        self.names
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| format!("coroutine-{id}"))
+    }
+
+    /// Every coroutine id that appears in the trace, in ascending order.
+    pub fn coroutines(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.events.iter().filter_map(|e| e.coroutine).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        ids
+    }
+
+    /// The trace in the Chrome trace-event JSON format, for Perfetto
+    /// (<https://ui.perfetto.dev>) or `chrome://tracing`: one track per
+    /// coroutine with its running, ready and parked spans (parked spans
+    /// named by what they wait on), the hub's polls on a track of their own,
+    /// and flow arrows from each waking coroutine to the one it woke.
+    pub fn to_chrome_json(&self) -> String {
+        export_json::render(self)
+    }
+
+    /// The trace as a self-contained SVG timeline: a row per coroutine
+    /// coloured by state (running, ready, parked by what it waits on), or,
+    /// past `options.bundle_above` coroutines, a band per state showing how
+    /// many are in it; the resumes of the coroutine named `options.mark`
+    /// drawn as ticks.
+    pub fn to_svg(&self, options: &TimelineOptions) -> String {
+        svg::render(self, options)
+    }
+}
+
+/// Starts recording this hub's events into a ring of
+/// [`DEFAULT_CAPACITY`] events; see [`start_with_capacity`].
+pub fn start() -> bool {
+    start_with_capacity(DEFAULT_CAPACITY)
+}
+
+/// Starts recording this hub's events into a fresh ring of `capacity`
+/// events (at least 1); once full, each new event drops the oldest. A
+/// recording already running is discarded. Returns false, and records
+/// nothing, outside a hub.
+pub fn start_with_capacity(capacity: usize) -> bool {
+    crate::context::with(|hub| {
+        let running = hub.sched.with_current(|task| task.id);
+        hub.sched.trace.start(capacity, running);
+    })
+    .is_some()
+}
+
+/// Stops recording and returns what was recorded: an empty trace when
+/// nothing was (outside a hub, or [`start`] was not called).
+pub fn stop() -> Trace {
+    crate::context::with(|hub| {
+        let (records, started, dropped) = hub.sched.trace.stop()?;
+        let mut names = BTreeMap::new();
+        let events = records
+            .into_iter()
+            .map(|record| {
+                if let (Some(id), Some(name)) = (record.coroutine, record.name) {
+                    names.insert(id, name.to_string());
+                }
+                Event {
+                    at: record.at.saturating_duration_since(started),
+                    coroutine: record.coroutine,
+                    kind: record.kind,
+                }
+            })
+            .collect::<Vec<_>>();
+        // Coroutines spawned before the recording started: their names
+        // from the task table, if they are still alive.
+        for (_, task) in hub.sched.tasks.borrow().iter() {
+            if let Some(name) = &task.name {
+                names.entry(task.id).or_insert_with(|| name.to_string());
+            }
+        }
+        Some(Trace {
+            events,
+            names,
+            dropped,
+            duration: started.elapsed(),
+        })
+    })
+    .flatten()
+    .unwrap_or_default()
+}
+
+/// Whether this hub is recording now.
+pub fn is_recording() -> bool {
+    crate::context::with(|hub| hub.sched.trace.tracing()).unwrap_or(false)
+}
+
+/// Records the running coroutine's panic (its trampoline calls this).
+pub(crate) fn panicked(payload: &(dyn std::any::Any + Send)) {
+    crate::context::with(|hub| hub.sched.trace.panic(|| crate::hub::panic_message(payload)));
+}

@@ -1,0 +1,790 @@
+//! Traces and the console: what a scripted program records, that the
+//! exports are well formed (small JSON and XML checkers at the end of this
+//! file), and the console's frame for a scripted hub.
+
+mod util;
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+
+use greenhub::net::UnixStream;
+use greenhub::sync::Channel;
+use greenhub::trace::{EventKind, Trace, Wait, WakeBy};
+use util::SLACK;
+
+/// Three coroutines: `sleeper` sleeps, `reader` reads a socket, `waiter`
+/// waits on a channel; `main` writes the byte and sends the message.
+/// Returns the trace and the reader's fd.
+fn scripted() -> (Trace, i32) {
+    greenhub::HubBuilder::new().trace(1024).run(|| {
+        let (mut tx, mut rx) = UnixStream::pair().unwrap();
+        let fd = rx.as_raw_fd();
+        let channel = Channel::<u32>::unbounded();
+        let sleeper = greenhub::Builder::new()
+            .name("sleeper")
+            .spawn(|| greenhub::sleep(SLACK))
+            .unwrap();
+        let reader = greenhub::Builder::new()
+            .name("reader")
+            .spawn(move || {
+                let mut byte = [0u8; 1];
+                rx.read_exact(&mut byte).unwrap();
+            })
+            .unwrap();
+        let waiter = {
+            let channel = channel.clone();
+            greenhub::Builder::new()
+                .name("waiter")
+                .spawn(move || channel.recv().unwrap())
+                .unwrap()
+        };
+        greenhub::yield_now(); // all three run and park
+        tx.write_all(b"x").unwrap();
+        channel.send(7).unwrap();
+        reader.join().unwrap();
+        waiter.join().unwrap();
+        sleeper.join().unwrap();
+        (greenhub::trace::stop(), fd)
+    })
+}
+
+/// The events of coroutine-bearing kinds, polls left out: how many polls
+/// the hub makes depends on the machine's timing, the rest does not.
+fn without_polls(trace: &Trace) -> Vec<(Option<u64>, EventKind)> {
+    trace
+        .events
+        .iter()
+        .filter(|e| !matches!(e.kind, EventKind::Poll { .. }))
+        .map(|e| (e.coroutine, e.kind.clone()))
+        .collect()
+}
+
+#[test]
+fn a_scripted_program_records_exactly_its_parks_and_wakes_in_order() {
+    let (trace, fd) = scripted();
+    let (main, sleeper, reader, waiter) = (0, 1, 2, 3);
+    let queue = |label| Wait::Queue(label);
+    let expected = vec![
+        (Some(main), EventKind::Spawn { by: None }),
+        (Some(main), EventKind::Resume),
+        (Some(sleeper), EventKind::Spawn { by: Some(main) }),
+        (Some(reader), EventKind::Spawn { by: Some(main) }),
+        (Some(waiter), EventKind::Spawn { by: Some(main) }),
+        (Some(main), EventKind::Yield),
+        (Some(sleeper), EventKind::Resume),
+        (
+            Some(sleeper),
+            EventKind::Park {
+                on: Wait::Timer,
+                deadline: true,
+            },
+        ),
+        (Some(reader), EventKind::Resume),
+        (
+            Some(reader),
+            EventKind::Park {
+                on: Wait::Socket { fd, write: false },
+                deadline: false,
+            },
+        ),
+        (Some(waiter), EventKind::Resume),
+        (
+            Some(waiter),
+            EventKind::Park {
+                on: queue("channel recv"),
+                deadline: false,
+            },
+        ),
+        (Some(main), EventKind::Resume),
+        (
+            Some(waiter),
+            EventKind::Wake {
+                by: WakeBy::Queue,
+                waker: Some(main),
+            },
+        ),
+        (
+            Some(main),
+            EventKind::Park {
+                on: queue("join"),
+                deadline: false,
+            },
+        ),
+        (Some(waiter), EventKind::Resume),
+        (Some(waiter), EventKind::Finish),
+        (
+            Some(reader),
+            EventKind::Wake {
+                by: WakeBy::Readiness,
+                waker: None,
+            },
+        ),
+        (Some(reader), EventKind::Resume),
+        (
+            Some(main),
+            EventKind::Wake {
+                by: WakeBy::Queue,
+                waker: Some(reader),
+            },
+        ),
+        (Some(reader), EventKind::Finish),
+        (Some(main), EventKind::Resume),
+        (
+            Some(main),
+            EventKind::Park {
+                on: queue("join"),
+                deadline: false,
+            },
+        ),
+        (
+            Some(sleeper),
+            EventKind::Wake {
+                by: WakeBy::Timer,
+                waker: None,
+            },
+        ),
+        (Some(sleeper), EventKind::Resume),
+        (
+            Some(main),
+            EventKind::Wake {
+                by: WakeBy::Queue,
+                waker: Some(sleeper),
+            },
+        ),
+        (Some(sleeper), EventKind::Finish),
+        (Some(main), EventKind::Resume),
+    ];
+    assert_eq!(without_polls(&trace), expected);
+    assert_eq!(trace.dropped, 0);
+    assert!(
+        trace.events.windows(2).all(|w| w[0].at <= w[1].at),
+        "time went back"
+    );
+    // The reader's readiness wake came out of a poll that saw its socket.
+    let wake = trace
+        .events
+        .iter()
+        .position(|e| e.coroutine == Some(reader) && matches!(e.kind, EventKind::Wake { .. }))
+        .unwrap();
+    assert!(
+        trace.events[..wake]
+            .iter()
+            .rev()
+            .find_map(|e| match e.kind {
+                EventKind::Poll { events, .. } => Some(events),
+                _ => None,
+            })
+            .is_some_and(|events| events >= 1),
+        "no poll with events before the readiness wake"
+    );
+    let names: Vec<String> = [main, sleeper, reader, waiter]
+        .map(|id| trace.name_of(id))
+        .into();
+    assert_eq!(names, ["main", "sleeper", "reader", "waiter"]);
+}
+
+#[test]
+fn kills_and_panics_are_recorded_with_who_did_them() {
+    let trace = greenhub::run(|| {
+        greenhub::trace::start();
+        let victim = greenhub::Builder::new()
+            .name("victim")
+            .spawn(|| greenhub::sleep(SLACK * 10))
+            .unwrap();
+        let doomed = greenhub::Builder::new()
+            .name("doomed")
+            .spawn(|| panic!("on purpose"))
+            .unwrap();
+        greenhub::yield_now();
+        victim.kill();
+        assert!(victim.join().is_err());
+        assert!(doomed.join().is_err());
+        greenhub::trace::stop()
+    });
+    let victim = *trace.names.iter().find(|(_, n)| *n == "victim").unwrap().0;
+    let doomed = *trace.names.iter().find(|(_, n)| *n == "doomed").unwrap().0;
+    let of = |id| -> Vec<EventKind> {
+        trace
+            .events
+            .iter()
+            .filter(|e| e.coroutine == Some(id))
+            .map(|e| e.kind.clone())
+            .collect()
+    };
+    assert_eq!(
+        of(victim),
+        [
+            EventKind::Spawn { by: Some(0) },
+            EventKind::Resume,
+            EventKind::Park {
+                on: Wait::Timer,
+                deadline: true
+            },
+            EventKind::Kill { by: Some(0) },
+            EventKind::Wake {
+                by: WakeBy::Kill,
+                waker: Some(0)
+            },
+            EventKind::Resume,
+            EventKind::Finish,
+        ]
+    );
+    assert_eq!(
+        of(doomed),
+        [
+            EventKind::Spawn { by: Some(0) },
+            EventKind::Resume,
+            EventKind::Panic {
+                message: "on purpose".into()
+            },
+            EventKind::Finish,
+        ]
+    );
+}
+
+#[test]
+fn a_full_ring_keeps_the_newest_events_and_counts_the_dropped() {
+    let trace = greenhub::run(|| {
+        greenhub::trace::start_with_capacity(8);
+        for _ in 0..20 {
+            greenhub::yield_now();
+        }
+        greenhub::trace::stop()
+    });
+    assert_eq!(trace.events.len(), 8);
+    assert_eq!(trace.dropped, 32);
+    assert!(trace.events.iter().all(|e| e.coroutine == Some(0)));
+    assert_eq!(trace.events.last().unwrap().kind, EventKind::Resume);
+}
+
+#[test]
+fn outside_a_hub_nothing_records_and_stop_is_empty() {
+    assert!(!greenhub::trace::start());
+    let trace = greenhub::trace::stop();
+    assert!(trace.events.is_empty());
+    assert!(greenhub::run(greenhub::trace::stop).events.is_empty());
+}
+
+#[test]
+fn the_chrome_json_parses_and_every_begin_has_its_end_in_time_order() {
+    let (trace, _) = scripted();
+    let text = trace.to_chrome_json();
+    let json = Json::parse(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
+    let events = json
+        .get("traceEvents")
+        .and_then(Json::array)
+        .expect("traceEvents");
+    let mut open: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    let mut last_ts = f64::MIN;
+    let mut flows: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+    let mut parked_names = Vec::new();
+    for event in events {
+        let ph = event.get("ph").and_then(Json::str).expect("ph");
+        let tid = event.get("tid").and_then(Json::num).expect("tid") as i64;
+        let ts = event.get("ts").and_then(Json::num).expect("ts");
+        assert!(ts >= last_ts, "timestamp went back: {ts} after {last_ts}");
+        last_ts = ts;
+        match ph {
+            "B" => {
+                let name = event.get("name").and_then(Json::str).expect("name");
+                if event.get("cat").and_then(Json::str) == Some("parked") {
+                    parked_names.push(name.to_owned());
+                }
+                open.entry(tid).or_default().push(name.to_owned());
+            }
+            "E" => {
+                let stack = open.entry(tid).or_default();
+                assert!(stack.pop().is_some(), "an E without its B on track {tid}");
+            }
+            "s" | "f" => {
+                let id = event.get("id").and_then(Json::num).expect("flow id") as i64;
+                let entry = flows.entry(id).or_default();
+                if ph == "s" {
+                    entry.0 += 1;
+                } else {
+                    entry.1 += 1;
+                }
+            }
+            "M" | "i" => {}
+            other => panic!("unexpected phase {other}"),
+        }
+    }
+    assert!(
+        open.values().all(Vec::is_empty),
+        "spans left open: {open:?}"
+    );
+    assert!(
+        flows.values().all(|&(s, f)| s == 1 && f == 1),
+        "flows: {flows:?}"
+    );
+    // Spawns by main (3) and wakes by a coroutine (3: main wakes the
+    // waiter, the reader and the sleeper wake main) are drawn as arrows.
+    assert_eq!(flows.len(), 6);
+    assert!(parked_names
+        .iter()
+        .any(|n| n.starts_with("socket read fd ")));
+    for name in ["sleep", "channel recv", "join"] {
+        assert!(
+            parked_names.iter().any(|n| n == name),
+            "no parked span {name}"
+        );
+    }
+}
+
+#[test]
+fn the_svg_is_well_formed_xml_with_one_row_per_coroutine() {
+    let (trace, _) = scripted();
+    let svg = trace.to_svg(&Default::default());
+    let root = xml_root(&svg).unwrap_or_else(|err| panic!("{err}\n{svg}"));
+    assert_eq!(root, "svg");
+    let rows: Vec<&str> = svg
+        .match_indices("<g class=\"row\" data-coroutine=\"")
+        .map(|(at, m)| {
+            let rest = &svg[at + m.len()..];
+            &rest[..rest.find('"').unwrap()]
+        })
+        .collect();
+    assert_eq!(rows, ["0", "1", "2", "3"]);
+}
+
+#[test]
+fn hundreds_of_coroutines_are_bundled_into_bands_per_state() {
+    let trace = greenhub::run(|| {
+        greenhub::trace::start();
+        let sleepers: Vec<_> = (0..300)
+            .map(|_| greenhub::spawn(|| greenhub::sleep(std::time::Duration::from_millis(5))))
+            .collect();
+        for sleeper in sleepers {
+            sleeper.join().unwrap();
+        }
+        greenhub::trace::stop()
+    });
+    let svg = trace.to_svg(&Default::default());
+    assert_eq!(xml_root(&svg).unwrap(), "svg");
+    assert!(!svg.contains("class=\"row\""));
+    assert!(svg.contains("data-state=\"parked: sleep\""));
+    assert!(svg.contains("data-state=\"running\""));
+}
+
+#[test]
+fn the_console_renders_a_frame_of_a_scripted_hub() {
+    let frame = greenhub::run(|| {
+        let mut view = greenhub::console::View::new(Default::default()).unwrap();
+        let (_tx, mut rx) = UnixStream::pair().unwrap();
+        let channel = Channel::<u32>::unbounded();
+        let sleeper = greenhub::Builder::new()
+            .name("sleeper")
+            .spawn(|| greenhub::sleep(SLACK * 10))
+            .unwrap();
+        let reader = greenhub::Builder::new()
+            .name("reader")
+            .spawn(move || {
+                let mut byte = [0u8; 1];
+                let _ = rx.read(&mut byte);
+            })
+            .unwrap();
+        let waiter = {
+            let channel = channel.clone();
+            greenhub::Builder::new()
+                .name("waiter")
+                .spawn(move || channel.recv())
+                .unwrap()
+        };
+        greenhub::yield_now();
+        let frame = view.frame();
+        for handle in [&sleeper, &reader] {
+            handle.kill();
+        }
+        waiter.kill();
+        frame
+    });
+    let expected = "\
+greenhub console  hub-#  up # s  refresh # ms
+coroutines 4  running 1  ready 0  parked 3
+parked on
+  channel recv                   1
+  sleep                          1
+  socket read                    1
+switches/s #  polls/s #  poll gap max # ms  in poll #%
+longest runs since last refresh
+  (masked)
+";
+    assert_eq!(mask(&frame), expected, "frame:\n{frame}");
+}
+
+/// The frame with the numbers of its time and rate lines replaced by `#`,
+/// and its runs section by `(masked)`: on a loaded machine the OS may stop
+/// the hub's thread mid-run for milliseconds, and the sampler sees that.
+fn mask(frame: &str) -> String {
+    let (frame, runs) = frame
+        .split_once("longest runs since last refresh\n")
+        .expect("a runs section");
+    assert!(runs.starts_with("  "), "runs: {runs}");
+    let mut out = String::new();
+    for line in frame
+        .lines()
+        .chain(["longest runs since last refresh", "  (masked)"])
+    {
+        if line.starts_with("greenhub console") || line.starts_with("switches/s") {
+            let mut in_number = false;
+            for c in line.chars() {
+                let digit = c.is_ascii_digit() || (in_number && c == '.');
+                if digit && !in_number {
+                    out.push('#');
+                }
+                if !digit {
+                    out.push(c);
+                }
+                in_number = digit;
+            }
+        } else {
+            out.push_str(line);
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Checks that `text` is one well-formed XML element (tags balanced and
+/// properly nested, attributes quoted, only the five predefined entities)
+/// and returns its root element's name.
+fn xml_root(text: &str) -> Result<String, String> {
+    let mut stack: Vec<String> = Vec::new();
+    let mut root = None;
+    let mut rest = text.trim_start();
+    while !rest.is_empty() {
+        if let Some(after) = rest.strip_prefix('<') {
+            let end = after.find('>').ok_or("unclosed tag")?;
+            let tag = &after[..end];
+            rest = &after[end + 1..];
+            if let Some(name) = tag.strip_prefix('/') {
+                let open = stack.pop().ok_or(format!("</{name}> closes nothing"))?;
+                if open != name.trim() {
+                    return Err(format!("</{name}> closes <{open}>"));
+                }
+                continue;
+            }
+            let self_closing = tag.ends_with('/');
+            let tag = tag.trim_end_matches('/');
+            let name: String = tag.chars().take_while(|c| !c.is_whitespace()).collect();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '-' || c == ':')
+            {
+                return Err(format!("bad element name in <{tag}>"));
+            }
+            check_attributes(&tag[name.len()..])?;
+            if stack.is_empty() {
+                if root.is_some() {
+                    return Err("two root elements".into());
+                }
+                root = Some(name.clone());
+            }
+            if !self_closing {
+                stack.push(name);
+            }
+        } else {
+            let end = rest.find('<').unwrap_or(rest.len());
+            check_text(&rest[..end])?;
+            if stack.is_empty() && !rest[..end].trim().is_empty() {
+                return Err("text outside the root".into());
+            }
+            rest = &rest[end..];
+        }
+    }
+    if !stack.is_empty() {
+        return Err(format!("unclosed elements: {stack:?}"));
+    }
+    root.ok_or_else(|| "no root element".into())
+}
+
+fn check_attributes(mut attrs: &str) -> Result<(), String> {
+    loop {
+        attrs = attrs.trim_start();
+        if attrs.is_empty() {
+            return Ok(());
+        }
+        let eq = attrs
+            .find('=')
+            .ok_or(format!("attribute without value: {attrs}"))?;
+        let name = attrs[..eq].trim();
+        if name.is_empty() || name.contains(char::is_whitespace) {
+            return Err(format!("bad attribute name {name:?}"));
+        }
+        let value = attrs[eq + 1..]
+            .strip_prefix('"')
+            .ok_or("unquoted attribute")?;
+        let close = value.find('"').ok_or("unterminated attribute")?;
+        check_text(&value[..close])?;
+        if value[..close].contains('<') {
+            return Err("< in an attribute".into());
+        }
+        attrs = &value[close + 1..];
+    }
+}
+
+fn check_text(text: &str) -> Result<(), String> {
+    let mut rest = text;
+    while let Some(at) = rest.find('&') {
+        let end = rest[at..].find(';').ok_or("unterminated entity")?;
+        let entity = &rest[at + 1..at + end];
+        if !["amp", "lt", "gt", "quot", "apos"].contains(&entity) {
+            return Err(format!("unknown entity &{entity};"));
+        }
+        rest = &rest[at + end + 1..];
+    }
+    Ok(())
+}
+
+/// A JSON value, from a parser of the whole grammar (RFC 8259) that
+/// rejects what it does not know.
+#[derive(Debug, PartialEq)]
+enum Json {
+    Null,
+    Bool(bool),
+    Num(f64),
+    Str(String),
+    Arr(Vec<Json>),
+    Obj(Vec<(String, Json)>),
+}
+
+impl Json {
+    fn parse(text: &str) -> Result<Json, String> {
+        let mut parser = Parser {
+            bytes: text.as_bytes(),
+            at: 0,
+        };
+        let value = parser.value()?;
+        parser.space();
+        if parser.at != parser.bytes.len() {
+            return Err(format!("trailing bytes at {}", parser.at));
+        }
+        Ok(value)
+    }
+
+    fn get(&self, key: &str) -> Option<&Json> {
+        match self {
+            Json::Obj(fields) => fields.iter().find(|(k, _)| k == key).map(|(_, v)| v),
+            _ => None,
+        }
+    }
+
+    fn array(&self) -> Option<&Vec<Json>> {
+        match self {
+            Json::Arr(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    fn str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    fn num(&self) -> Option<f64> {
+        match self {
+            Json::Num(n) => Some(*n),
+            _ => None,
+        }
+    }
+}
+
+struct Parser<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Parser<'_> {
+    fn space(&mut self) {
+        while self
+            .bytes
+            .get(self.at)
+            .is_some_and(|b| b" \t\r\n".contains(b))
+        {
+            self.at += 1;
+        }
+    }
+
+    fn expect(&mut self, byte: u8) -> Result<(), String> {
+        self.space();
+        if self.bytes.get(self.at) == Some(&byte) {
+            self.at += 1;
+            Ok(())
+        } else {
+            Err(format!("expected {:?} at {}", byte as char, self.at))
+        }
+    }
+
+    fn value(&mut self) -> Result<Json, String> {
+        self.space();
+        match self.bytes.get(self.at) {
+            Some(b'{') => {
+                self.at += 1;
+                let mut fields = Vec::new();
+                self.space();
+                if self.bytes.get(self.at) == Some(&b'}') {
+                    self.at += 1;
+                    return Ok(Json::Obj(fields));
+                }
+                loop {
+                    self.space();
+                    let key = self.string()?;
+                    self.expect(b':')?;
+                    fields.push((key, self.value()?));
+                    self.space();
+                    match self.bytes.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(b'}') => {
+                            self.at += 1;
+                            return Ok(Json::Obj(fields));
+                        }
+                        _ => return Err(format!("bad object at {}", self.at)),
+                    }
+                }
+            }
+            Some(b'[') => {
+                self.at += 1;
+                let mut items = Vec::new();
+                self.space();
+                if self.bytes.get(self.at) == Some(&b']') {
+                    self.at += 1;
+                    return Ok(Json::Arr(items));
+                }
+                loop {
+                    items.push(self.value()?);
+                    self.space();
+                    match self.bytes.get(self.at) {
+                        Some(b',') => self.at += 1,
+                        Some(b']') => {
+                            self.at += 1;
+                            return Ok(Json::Arr(items));
+                        }
+                        _ => return Err(format!("bad array at {}", self.at)),
+                    }
+                }
+            }
+            Some(b'"') => self.string().map(Json::Str),
+            Some(b't') => self.word("true", Json::Bool(true)),
+            Some(b'f') => self.word("false", Json::Bool(false)),
+            Some(b'n') => self.word("null", Json::Null),
+            Some(b'-' | b'0'..=b'9') => {
+                let start = self.at;
+                while self
+                    .bytes
+                    .get(self.at)
+                    .is_some_and(|b| b"+-.eE0123456789".contains(b))
+                {
+                    self.at += 1;
+                }
+                let text = std::str::from_utf8(&self.bytes[start..self.at]).unwrap();
+                if text.starts_with("0") && text.len() > 1 && text.as_bytes()[1].is_ascii_digit() {
+                    return Err(format!("leading zero at {start}"));
+                }
+                text.parse()
+                    .map(Json::Num)
+                    .map_err(|_| format!("bad number {text}"))
+            }
+            _ => Err(format!("unexpected byte at {}", self.at)),
+        }
+    }
+
+    fn word(&mut self, word: &str, value: Json) -> Result<Json, String> {
+        if self.bytes[self.at..].starts_with(word.as_bytes()) {
+            self.at += word.len();
+            Ok(value)
+        } else {
+            Err(format!("bad literal at {}", self.at))
+        }
+    }
+
+    fn string(&mut self) -> Result<String, String> {
+        if self.bytes.get(self.at) != Some(&b'"') {
+            return Err(format!("expected a string at {}", self.at));
+        }
+        self.at += 1;
+        let mut out = Vec::new();
+        loop {
+            let byte = *self.bytes.get(self.at).ok_or("unterminated string")?;
+            self.at += 1;
+            match byte {
+                b'"' => return String::from_utf8(out).map_err(|_| "bad UTF-8".into()),
+                b'\\' => {
+                    let escape = *self.bytes.get(self.at).ok_or("bad escape")?;
+                    self.at += 1;
+                    match escape {
+                        b'"' | b'\\' | b'/' => out.push(escape),
+                        b'n' => out.push(b'\n'),
+                        b'r' => out.push(b'\r'),
+                        b't' => out.push(b'\t'),
+                        b'b' => out.push(8),
+                        b'f' => out.push(12),
+                        b'u' => {
+                            let hex = self.bytes.get(self.at..self.at + 4).ok_or("bad \\u")?;
+                            let code = u32::from_str_radix(std::str::from_utf8(hex).unwrap(), 16)
+                                .map_err(|_| "bad \\u")?;
+                            self.at += 4;
+                            let c = char::from_u32(code).ok_or("bad \\u code")?;
+                            out.extend_from_slice(c.to_string().as_bytes());
+                        }
+                        _ => return Err("bad escape".into()),
+                    }
+                }
+                0..=0x1f => return Err("control byte in a string".into()),
+                _ => out.push(byte),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_json_checker_rejects_what_is_not_json() {
+    for bad in ["{", "[1,]", "{\"a\" 1}", "01", "\"\\x\"", "[1] 2", "tru"] {
+        assert!(Json::parse(bad).is_err(), "accepted {bad:?}");
+    }
+    assert!(xml_root("<a><b></a></b>").is_err());
+    assert!(xml_root("<a x=1/>").is_err());
+    assert!(xml_root("<a>&nbsp;</a>").is_err());
+    assert_eq!(xml_root("<a><b x=\"&amp;\"/>t</a>").unwrap(), "a");
+}
+
+#[test]
+fn the_console_names_a_coroutine_that_hogs_the_hub() {
+    let frame = greenhub::run(|| {
+        let mut view = greenhub::console::View::new(Default::default()).unwrap();
+        let done = greenhub::sync::Event::new();
+        let hog = {
+            let done = done.clone();
+            greenhub::Builder::new()
+                .name("hog")
+                .spawn(move || {
+                    // Runs without parking for a fifth of SLACK: long enough
+                    // for the sampler thread to see it twice on a loaded
+                    // machine. Then it waits, alive, while main looks.
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < SLACK / 5 {
+                        std::hint::spin_loop();
+                    }
+                    done.wait().unwrap();
+                })
+                .unwrap()
+        };
+        greenhub::yield_now(); // the hog runs, then parks
+        let frame = view.frame();
+        done.set();
+        hog.join().unwrap();
+        frame
+    });
+    let runs = frame
+        .split("longest runs since last refresh\n")
+        .nth(1)
+        .expect("a runs section");
+    let first = runs.lines().next().unwrap();
+    assert!(
+        first.starts_with("  >= ") && first.ends_with(" ms  hog #1"),
+        "frame:\n{frame}"
+    );
+}
