@@ -48,6 +48,10 @@ const INITIAL_REQUEST: usize = 64;
 /// The commands an atomic pipeline is wrapped in.
 static MULTI: LazyLock<Cmd> = LazyLock::new(|| cmd("MULTI"));
 static EXEC: LazyLock<Cmd> = LazyLock::new(|| cmd("EXEC"));
+/// Sent ahead of the first blocking command of a connection, in the same
+/// write (no round trip of its own): the reaper needs the id to end that
+/// connection's block with `CLIENT UNBLOCK` (`reaper.rs`).
+static CLIENT_ID: LazyLock<Cmd> = LazyLock::new(|| cmd("CLIENT").arg("ID").clone());
 
 /// A connection to one Redis server.
 #[derive(Debug)]
@@ -78,6 +82,14 @@ pub struct Connection {
     handlers: Rc<PushHandlers>,
     /// Set up with `CLIENT TRACKING ON REDIRECT` this id (`Setup`).
     tracking_redirect: Option<i64>,
+    /// The server's id for this connection (`CLIENT ID`), learnt with the
+    /// first blocking command sent.
+    client_id: Option<i64>,
+    /// A single blocking command (BRPOP, BLMOVE, XREAD BLOCK, ...) was
+    /// written and its reply is owed; only a kill, a timeout or a drop
+    /// leaves it set, and then the pool hands the connection to the reaper
+    /// (`reaper.rs`) instead of closing it.
+    blocked: bool,
     pub(crate) last_used: Instant,
 }
 
@@ -154,6 +166,8 @@ impl Connection {
             baseline: Session::new(),
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
+            client_id: None,
+            blocked: false,
             last_used: Instant::now(),
         };
         conn.handshake(info, setup)?;
@@ -328,7 +342,14 @@ impl Connection {
             Replies::Confirmations(n) => self.confirmations(n),
             Replies::AllOf(kind) => self.confirmations(self.session.unsubscribe_all_replies(kind)),
         };
-        let value = value.map_err(|err| self.fail(unwinding(err)))?;
+        let value = value.map_err(|err| {
+            // A blocking command's reply cut short by a timeout is still
+            // owed, and the reaper may read it yet; anything else ends it.
+            if !(self.blocked && err.is_timeout()) {
+                self.blocked = false;
+            }
+            self.fail(unwinding(err))
+        })?;
         self.known
             .settle(&expect.effect, !matches!(value, Value::Error(_)));
         self.unread = self.unread.saturating_sub(1);
@@ -439,6 +460,13 @@ impl Connection {
         if let Some(why) = self.other_context() {
             return Err(Error::Usage(why));
         }
+        if self.blocked {
+            return Err(Error::Usage(
+                "this connection still owes the reply of a blocking command that was cut short; \
+                 it cannot be reused"
+                    .into(),
+            ));
+        }
         match &self.broken {
             None => Ok(()),
             Some(why) => Err(Error::Usage(format!(
@@ -484,9 +512,60 @@ impl Connection {
         Ok(())
     }
 
+    /// For the reaper: the server's id for this connection and the request
+    /// whose reply is owed, if a blocking command's reply is owed and the
+    /// connection is otherwise in step (no I/O or protocol error).
+    pub(crate) fn orphaned_block(&self) -> Option<(Option<i64>, &[u8])> {
+        (self.blocked && self.broken.is_none() && self.unread > 0)
+            .then_some((self.client_id, self.out.as_slice()))
+    }
+
+    /// For the reaper: the next owed reply, or `Ok(None)` if `wait` passes
+    /// first (the parser keeps what it has, so the next call resumes).
+    pub(crate) fn read_owed(&mut self, wait: Duration) -> Result<Option<Value>> {
+        if let Some(why) = self.other_context() {
+            return Err(Error::Usage(why));
+        }
+        self.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        match self.next_reply(false, false) {
+            Ok(value) => {
+                self.unread = self.unread.saturating_sub(1);
+                if self.unread == 0 {
+                    self.blocked = false;
+                }
+                if self.client_id.is_none() && self.unread > 0 {
+                    if let Value::Int(id) = value {
+                        self.client_id = Some(id);
+                    }
+                }
+                self.last_used = Instant::now();
+                Ok(Some(value))
+            }
+            Err(err) if err.is_timeout() => Ok(None),
+            Err(err) => {
+                self.blocked = false;
+                Err(self.fail(err))
+            }
+        }
+    }
+
+    /// Ends a reaping that cannot finish: the connection is closed, never pooled.
+    pub(crate) fn abandon(&mut self, why: &str) {
+        self.blocked = false;
+        self.broken = Some(why.to_owned());
+    }
+
+    /// The server's id for this connection, once a blocking command learnt it.
+    pub(crate) fn client_id(&self) -> Option<i64> {
+        self.client_id
+    }
+
     /// Records a fatal error: the connection is unusable from now on.
     fn fail(&mut self, err: Error) -> Error {
-        if err.breaks_connection() {
+        // A blocked command's timeout leaves the connection in step (the
+        // parser resumes where it stopped): its owed reply keeps it out of
+        // the pool until the reaper has read it.
+        if err.breaks_connection() && !(self.blocked && err.is_timeout()) {
             self.broken = Some(err.to_string());
         }
         err
@@ -526,7 +605,7 @@ fn unwinding_during(what: &str, err: Error) -> Error {
 fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
     let kind = err.kind();
     let err = io::Error::new(kind, format!("cannot connect to {}: {err}", info.addr));
-    Error::from(err)
+    Error::from(err).unsent()
 }
 
 impl ConnectionLike for Connection {
@@ -535,9 +614,25 @@ impl ConnectionLike for Connection {
         refuse(cmd)?;
         self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
         self.out.clear();
+        let blocking = cmd.server_timeout().is_some() && !self.session.multi;
+        let id = (blocking && self.client_id.is_none() && !self.session.subscribed)
+            .then(|| self.add(&CLIENT_ID));
         let expect = self.add(cmd);
-        self.send(1)?;
-        match self.read_reply(expect)? {
+        self.blocked = blocking;
+        // A write cut short never delivered the command's last byte: it
+        // cannot have run. A failure after the write is ambiguous.
+        self.send(1 + usize::from(id.is_some()))
+            .map_err(Error::unsent)?;
+        if let Some(id) = id {
+            if let Value::Int(id) = self.read_reply(id).map_err(Error::after_write)? {
+                self.client_id = Some(id);
+            }
+        }
+        let reply = self.read_reply(expect).map_err(Error::after_write);
+        if reply.is_ok() {
+            self.blocked = false;
+        }
+        match reply? {
             Value::Error(err) => {
                 // The server refuses the connection itself and closes it.
                 if err.message.starts_with("max number of clients reached") {
@@ -563,13 +658,18 @@ impl ConnectionLike for Connection {
         for cmd in multi.into_iter().chain(cmds).chain(exec) {
             expect.push(self.add(cmd));
         }
-        let result = self.send(expect.len()).and_then(|()| {
-            let mut replies = Vec::with_capacity(expect.len());
-            for &one in &expect {
-                replies.push(self.read_reply(one)?);
-            }
-            Ok(replies)
-        });
+        // Commands before a cut in the write may have run: every failure
+        // here is ambiguous.
+        let result = self
+            .send(expect.len())
+            .and_then(|()| {
+                let mut replies = Vec::with_capacity(expect.len());
+                for &one in &expect {
+                    replies.push(self.read_reply(one)?);
+                }
+                Ok(replies)
+            })
+            .map_err(Error::after_write);
         self.expect = expect;
         result
     }
