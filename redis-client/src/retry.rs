@@ -92,16 +92,20 @@ impl RetryPolicy {
         if self.max_time.is_zero() || !may_retry(&err, repeatable) {
             return Err(err);
         }
+        // Giving up returns the first failure: it says what went wrong
+        // with the command itself (a reply cut short), where the last one
+        // often says only that the server is still away (refused).
         let mut backoff = Backoff::new(Instant::now() + self.max_time);
-        let mut last = err;
         while backoff.pause() {
-            log::debug!("retrying after a lost connection: {last}");
+            log::debug!("retrying after a lost connection: {err}");
             match attempt() {
-                Err(err) if may_retry(&err, repeatable) => last = err,
+                Err(later) if may_retry(&later, repeatable) => {
+                    log::debug!("the retry failed too: {later}");
+                }
                 done => return done,
             }
         }
-        Err(last)
+        Err(err)
     }
 }
 

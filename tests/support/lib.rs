@@ -6,9 +6,12 @@
 //! answers `PING` (polling, no fixed sleep) and kills it when dropped. Fault
 //! tests stop, resume, kill and restart it on purpose. A six-node Redis
 //! Cluster behind the same kind of guard lives in `cluster.rs`
-//! ([`RedisCluster`]). See `docs/testing.md`.
+//! ([`RedisCluster`]). A TCP fault proxy to put between client and server
+//! is in `proxy.rs` ([`FaultProxy`]). See `docs/testing.md`.
 
 mod cluster;
+mod proxy;
+pub use proxy::{Fault, FaultProxy};
 pub use cluster::{NodeInfo, RedisCluster, Reshard, CLUSTER_TIMEOUT, NODE_TIMEOUT_MS};
 
 use std::io::{Read, Write};
