@@ -18,20 +18,43 @@ fn corpus() -> Vec<Cmd> {
         cmd("GET").arg("s").clone(),
         cmd("SET").arg("big").arg(&big[..]).clone(),
         cmd("GET").arg("big").clone(),
-        cmd("INCRBY").arg("n").arg(-9_223_372_036_854_775_807i64).clone(),
+        cmd("INCRBY")
+            .arg("n")
+            .arg(-9_223_372_036_854_775_807i64)
+            .clone(),
         cmd("INCR").arg("s").clone(),
-        cmd("HSET").arg("h").arg("f1").arg("v1").arg("f2").arg("").clone(),
+        cmd("HSET")
+            .arg("h")
+            .arg("f1")
+            .arg("v1")
+            .arg("f2")
+            .arg("")
+            .clone(),
         cmd("HGETALL").arg("h").clone(),
         cmd("RPUSH").arg("l").arg("a").arg("b").arg("c").clone(),
         cmd("LRANGE").arg("l").arg(0).arg(-1).clone(),
         cmd("SADD").arg("set").arg(3).arg(1).arg(2).clone(),
         cmd("SMEMBERS").arg("set").clone(),
-        cmd("ZADD").arg("z").arg(1.5).arg("a").arg("-inf").arg("b").clone(),
-        cmd("ZRANGE").arg("z").arg(0).arg(-1).arg("WITHSCORES").clone(),
+        cmd("ZADD")
+            .arg("z")
+            .arg(1.5)
+            .arg("a")
+            .arg("-inf")
+            .arg("b")
+            .clone(),
+        cmd("ZRANGE")
+            .arg("z")
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES")
+            .clone(),
         cmd("ZSCORE").arg("z").arg("a").clone(),
         cmd("XADD").arg("x").arg("1-1").arg("f").arg("v").clone(),
         cmd("XRANGE").arg("x").arg("-").arg("+").clone(),
-        cmd("EVAL").arg("return {1, {2, {3, 'x'}}, redis.status_reply('OK')}").arg(0).clone(),
+        cmd("EVAL")
+            .arg("return {1, {2, {3, 'x'}}, redis.status_reply('OK')}")
+            .arg(0)
+            .clone(),
         cmd("LPOP").arg("h").clone(),
         cmd("BRPOP").arg("empty").arg(0.05).clone(),
         cmd("GET").arg("missing").clone(),
@@ -53,10 +76,20 @@ fn run_corpus(redis: &mut Client) -> Vec<String> {
         .map(|c| format!("{:?}", redis.req_command(c).map_err(|e| e.to_string())))
         .collect();
     let _: Value = redis.req_command(&cmd("FLUSHDB")).unwrap();
-    out.push(format!("{:?}", redis.req_pipeline(&cmds, false).map_err(|e| e.to_string())));
+    out.push(format!(
+        "{:?}",
+        redis.req_pipeline(&cmds, false).map_err(|e| e.to_string())
+    ));
     let _: Value = redis.req_command(&cmd("FLUSHDB")).unwrap();
-    let atomic: Vec<Cmd> = cmds.iter().filter(|c| !format!("{c:?}").contains("BRPOP")).cloned().collect();
-    out.push(format!("{:?}", redis.req_pipeline(&atomic, true).map_err(|e| e.to_string())));
+    let atomic: Vec<Cmd> = cmds
+        .iter()
+        .filter(|c| !format!("{c:?}").contains("BRPOP"))
+        .cloned()
+        .collect();
+    out.push(format!(
+        "{:?}",
+        redis.req_pipeline(&atomic, true).map_err(|e| e.to_string())
+    ));
     out
 }
 
@@ -106,7 +139,11 @@ fn added_latency_past_the_socket_timeout_is_a_timeout_and_the_connection_is_not_
         proxy.set(Fault::Latency(Duration::from_secs(3)));
         let err = redis.get::<Option<String>>("own1").unwrap_err();
         assert!(err.is_timeout() && err.is_ambiguous(), "{err}");
-        assert_eq!(redis.stats().available, 0, "the late connection was not pooled");
+        assert_eq!(
+            redis.stats().available,
+            0,
+            "the late connection was not pooled"
+        );
         proxy.set(Fault::None);
         // The late reply arrives on a closed connection; the next caller
         // gets a fresh one and its own answers.
@@ -128,7 +165,11 @@ fn a_reply_cut_in_its_middle_is_a_connection_error_and_then_the_client_recovers(
         let err = redis.get::<Vec<u8>>("big").unwrap_err();
         assert!(matches!(err, Error::Io(_)) && err.is_ambiguous(), "{err}");
         assert!(proxy.cut_replies() >= 1);
-        assert_eq!(redis.stats().available, 0, "a half-read connection is never pooled");
+        assert_eq!(
+            redis.stats().available,
+            0,
+            "a half-read connection is never pooled"
+        );
         proxy.set(Fault::None);
         assert_eq!(redis.get::<Vec<u8>>("big").unwrap(), big);
         each_gets_its_own(&mut redis, 10);

@@ -549,6 +549,32 @@ impl Connection {
         }
     }
 
+    /// For the reaper, before it writes a restore: whether the server has
+    /// closed this connection already (its end of file waits unread behind
+    /// the reply just read). A write into such a socket succeeds and only
+    /// the read fails, which would make a restore that never ran look as if
+    /// it may have. Waits a millisecond for a frame or the close; either
+    /// breaks the connection (nothing is owed).
+    pub(crate) fn closed_by_peer(&mut self) -> bool {
+        if self
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .is_err()
+        {
+            return true;
+        }
+        match self.reader.next_frame(&mut self.stream) {
+            Err(err) if err.is_timeout() => false,
+            Err(err) => {
+                self.fail(err);
+                true
+            }
+            Ok(frame) => {
+                self.broken = Some(format!("an unasked frame arrived: {frame:?}"));
+                true
+            }
+        }
+    }
+
     /// Ends a reaping that cannot finish: the connection is closed, never pooled.
     pub(crate) fn abandon(&mut self, why: &str) {
         self.blocked = false;

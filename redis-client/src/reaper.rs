@@ -224,7 +224,7 @@ fn reap(mut orphan: Orphan) {
             return;
         }
     };
-    let Some((item, restore)) = plan(&args, reply) else {
+    let Some((item, restore)) = plan(&args, reply, &token()) else {
         return;
     };
     let reaper = pool.reaper();
@@ -293,17 +293,17 @@ fn end_block(
     }
 }
 
-/// Runs the restore, on the reaped connection, or, if it broke, on a new
-/// one while the failure says nothing was sent (a server restarting).
-/// A failure after the restore was sent is not retried: it may have run,
-/// and running it twice would duplicate the item.
+/// Runs the restore, on the reaped connection, or, if it broke, on new
+/// ones until the reaper's time runs out (a server restarting). The restore
+/// is guarded by its token (`restore.rs`), so one whose reply was lost is
+/// sent again without pushing the item twice.
 fn put_back(conn: &mut Connection, pool: &Pool, restore: &Cmd, deadline: Instant) -> Result<()> {
     let mut backoff = crate::retry::Backoff::new(deadline);
     let mut fresh: Option<Connection> = None;
     loop {
         let target = match fresh.as_mut() {
             Some(fresh) => fresh,
-            None if conn.is_reusable() => &mut *conn,
+            None if conn.is_reusable() && !conn.closed_by_peer() => &mut *conn,
             None => match Connection::open(pool.info()) {
                 Ok(opened) => fresh.insert(opened),
                 Err(err) if backoff.pause() => {
@@ -315,15 +315,31 @@ fn put_back(conn: &mut Connection, pool: &Pool, restore: &Cmd, deadline: Instant
         };
         match target.req_command(restore) {
             Ok(_) => return Ok(()),
-            Err(err) if !err.is_ambiguous() && !matches!(err, Error::Server(_)) => {
+            // LOADING, a replica's READONLY, ...: the server is not ready.
+            Err(Error::Server(err))
+                if !matches!(err.code.as_str(), "LOADING" | "BUSY" | "TRYAGAIN") =>
+            {
+                return Err(Error::Server(err))
+            }
+            Err(err) => {
                 fresh = None;
                 if !backoff.pause() {
                     return Err(err);
                 }
             }
-            Err(err) => return Err(err),
         }
     }
+}
+
+/// A token no other restore uses: the connection's process, the time, and
+/// std's per-process random keys.
+fn token() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let random = RandomState::new().hash_one(now);
+    format!("{}-{}-{random:016x}", std::process::id(), now.as_nanos())
 }
 
 /// The arguments of the last command in `request` (an encoded request: the

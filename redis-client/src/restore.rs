@@ -18,6 +18,11 @@
 //!
 //! The move back of BLMOVE runs as one script, so an item a consumer has
 //! already taken from `dst` is never pushed to `src` again (no duplicate).
+//! Every push back runs as a script too, guarded by a token key
+//! (`SET token 1 NX EX 600` first): so a restore whose reply was lost can be
+//! sent again without pushing the item twice. The token key carries the
+//! list key's hash tag (or the key itself as one), so on a cluster it lives
+//! in the list's slot.
 
 use crate::cmd::{cmd, Cmd};
 use crate::resp::Value;
@@ -50,10 +55,90 @@ impl OrphanedItem {
 const MOVE_BACK: &str = "if redis.call('LREM', KEYS[2], ARGV[1], ARGV[2]) > 0 then \
      return redis.call(ARGV[3], KEYS[1], ARGV[2]) end return 0";
 
-/// The popped item in `reply` to `args`, and the command that puts it back;
-/// `None` when nothing was popped (a nil reply, an error, a command that
-/// removes nothing).
-pub(crate) fn plan(args: &[Vec<u8>], reply: Value) -> Option<(OrphanedItem, Cmd)> {
+/// Pushes ARGV[2..] with ARGV[1] (LPUSH or RPUSH) onto KEYS[1], once per
+/// token KEYS[2]. The token lives 600 s: far longer than the reaper retries
+/// a restore (10 s), short enough to leave nothing behind.
+const PUSH_ONCE: &str = "if redis.call('SET', KEYS[2], 1, 'NX', 'EX', 600) then \
+     return redis.call(ARGV[1], KEYS[1], unpack(ARGV, 2)) end return 0";
+
+/// The popped item in `reply` to `args`, and the command that puts it back
+/// (safe to send twice: see the module's note on tokens); `None` when
+/// nothing was popped (a nil reply, an error, a command that removes
+/// nothing). `token` is unique to this restore.
+pub(crate) fn plan(args: &[Vec<u8>], reply: Value, token: &str) -> Option<(OrphanedItem, Cmd)> {
+    let (item, restore) = plan_once(args, reply)?;
+    Some((item, guarded(restore, token)))
+}
+
+/// A list push becomes the token-guarded script; a move back (already a
+/// script) gets the token as its third key; ZADD is idempotent as it is.
+fn guarded(restore: Cmd, token: &str) -> Cmd {
+    let args: Vec<&[u8]> = restore.arg_bytes().collect();
+    let name = args[0];
+    let token_of = |key: &[u8]| token_key(key, token);
+    if name == b"LPUSH" || name == b"RPUSH" {
+        let key = args[1];
+        let Some(token) = token_of(key) else {
+            return restore;
+        };
+        let mut script = cmd("EVAL");
+        script
+            .arg(PUSH_ONCE)
+            .arg(2)
+            .arg(key)
+            .arg(token)
+            .arg(name)
+            .args(args[2..].iter().copied());
+        script
+    } else if name == b"EVAL" {
+        // EVAL MOVE_BACK 2 src dst count item push
+        let Some(token) = token_of(args[3]) else {
+            return restore;
+        };
+        let mut script = cmd("EVAL");
+        script
+            .arg(MOVE_BACK_ONCE)
+            .arg(3)
+            .arg(args[3])
+            .arg(args[4])
+            .arg(token)
+            .args(args[5..].iter().copied());
+        script
+    } else {
+        restore
+    }
+}
+
+/// [`MOVE_BACK`] once per token KEYS[3].
+const MOVE_BACK_ONCE: &str =
+    "if not redis.call('SET', KEYS[3], 1, 'NX', 'EX', 600) then return 0 end \
+     if redis.call('LREM', KEYS[2], ARGV[1], ARGV[2]) > 0 then \
+     return redis.call(ARGV[3], KEYS[1], ARGV[2]) end return 0";
+
+/// The token's key, in `key`'s cluster slot: `key`'s own hash tag kept,
+/// or `key` made the tag. `None` for a key with braces but no tag (such as
+/// `a{}b`), whose slot no other key name shares: its restore goes unguarded.
+fn token_key(key: &[u8], token: &str) -> Option<Vec<u8>> {
+    let open = key.iter().position(|&b| b == b'{');
+    let close = |open: usize| key[open + 1..].iter().position(|&b| b == b'}');
+    let mut out = Vec::with_capacity(key.len() + token.len() + 24);
+    match open.map(|open| (open, close(open))) {
+        // A tag: kept as it is.
+        Some((_, Some(len))) if len > 0 => out.extend_from_slice(key),
+        // No brace at all: the key itself becomes the tag.
+        None if !key.contains(&b'}') => {
+            out.push(b'{');
+            out.extend_from_slice(key);
+            out.push(b'}');
+        }
+        _ => return None,
+    }
+    out.extend_from_slice(b":greenhub-restore:");
+    out.extend_from_slice(token.as_bytes());
+    Some(out)
+}
+
+fn plan_once(args: &[Vec<u8>], reply: Value) -> Option<(OrphanedItem, Cmd)> {
     let name = String::from_utf8_lossy(args.first()?).to_uppercase();
     let word = |i: usize| {
         args.get(i)
@@ -188,7 +273,7 @@ mod tests {
     }
 
     fn restore(words: &[&str], reply: Value) -> Option<Vec<String>> {
-        plan(&args(words), reply).map(|(_, cmd)| {
+        plan_once(&args(words), reply).map(|(_, cmd)| {
             cmd.arg_bytes()
                 .map(|a| String::from_utf8_lossy(a).into_owned())
                 .collect()
@@ -220,6 +305,27 @@ mod tests {
         assert_eq!(moved[2..], ["2", "src", "dst", "1", "x", "RPUSH"]);
         let moved = restore(&["BRPOPLPUSH", "src", "dst", "1"], bulk("x")).unwrap();
         assert_eq!(moved[2..], ["2", "src", "dst", "1", "x", "RPUSH"]);
+    }
+
+    #[test]
+    fn a_push_back_is_guarded_by_a_token_in_the_list_slot() {
+        let kv = Value::Array(vec![bulk("q"), bulk("x")]);
+        let (_, cmd) = plan(&args(&["BRPOP", "q", "1"]), kv, "t1").unwrap();
+        let words: Vec<String> = cmd
+            .arg_bytes()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert_eq!(words[0], "EVAL");
+        assert_eq!(
+            words[2..],
+            ["2", "q", "{q}:greenhub-restore:t1", "RPUSH", "x"]
+        );
+        assert_eq!(
+            token_key(b"{user}:q", "t").unwrap(),
+            b"{user}:q:greenhub-restore:t"
+        );
+        assert_eq!(token_key(b"a{}b", "t"), None);
+        assert_eq!(token_key(b"a}b", "t"), None);
     }
 
     #[test]

@@ -11,8 +11,8 @@
 
 mod cluster;
 mod proxy;
-pub use proxy::{Fault, FaultProxy};
 pub use cluster::{NodeInfo, RedisCluster, Reshard, CLUSTER_TIMEOUT, NODE_TIMEOUT_MS};
+pub use proxy::{Fault, FaultProxy};
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};

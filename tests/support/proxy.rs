@@ -132,7 +132,7 @@ fn serve(upstream: SocketAddr, shared: Arc<Shared>, tx: std::sync::mpsc::Sender<
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind the proxy");
     let addr = listener.local_addr().unwrap();
     tx.send(addr).unwrap();
-    let pumps: Rc<std::cell::RefCell<Vec<(u64, greenhub::JoinHandle<()>)>>> = Rc::default();
+    let pumps: Pumps = Rc::default();
     let mut acceptor = Some(spawn_acceptor(listener, upstream, &shared, &pumps));
     let mut seen_cuts = 0;
     while !shared.stop.load(Ordering::SeqCst) {
@@ -157,6 +157,7 @@ fn serve(upstream: SocketAddr, shared: Arc<Shared>, tx: std::sync::mpsc::Sender<
     }
 }
 
+/// Each connection's coroutine, with the cut generation it was accepted in.
 type Pumps = Rc<std::cell::RefCell<Vec<(u64, greenhub::JoinHandle<()>)>>>;
 
 fn spawn_acceptor(
@@ -191,7 +192,11 @@ fn connection(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
     };
     let _ = server.set_nodelay(true);
     let (client, server) = (Rc::new(client), Rc::new(server));
-    struct Close(Rc<TcpStream>, Rc<TcpStream>, Option<greenhub::JoinHandle<()>>);
+    struct Close(
+        Rc<TcpStream>,
+        Rc<TcpStream>,
+        Option<greenhub::JoinHandle<()>>,
+    );
     impl Drop for Close {
         fn drop(&mut self) {
             let _ = self.0.shutdown(Shutdown::Both);
@@ -203,7 +208,12 @@ fn connection(client: TcpStream, upstream: SocketAddr, shared: Arc<Shared>) {
     }
     let up = {
         let (client, server, shared) = (client.clone(), server.clone(), shared.clone());
-        greenhub::spawn(move || pump(&client, &server, &shared, false))
+        greenhub::spawn(move || {
+            pump(&client, &server, &shared, false);
+            // The client is gone: end the other pump's read too.
+            let _ = server.shutdown(Shutdown::Both);
+            let _ = client.shutdown(Shutdown::Both);
+        })
     };
     let _close = Close(client.clone(), server.clone(), Some(up));
     pump(&server, &client, &shared, true);
