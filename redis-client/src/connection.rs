@@ -85,6 +85,8 @@ pub struct Connection {
     /// The server's id for this connection (`CLIENT ID`), learnt with the
     /// first blocking command sent.
     client_id: Option<i64>,
+    /// `CLIENT ID` was sent once (asked once even if refused, as by an ACL).
+    id_asked: bool,
     /// A single blocking command (BRPOP, BLMOVE, XREAD BLOCK, ...) was
     /// written and its reply is owed; only a kill, a timeout or a drop
     /// leaves it set, and then the pool hands the connection to the reaper
@@ -167,6 +169,7 @@ impl Connection {
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
             client_id: None,
+            id_asked: false,
             blocked: false,
             last_used: Instant::now(),
         };
@@ -641,8 +644,10 @@ impl ConnectionLike for Connection {
         self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
         self.out.clear();
         let blocking = cmd.server_timeout().is_some() && !self.session.multi;
-        let id = (blocking && self.client_id.is_none() && !self.session.subscribed)
-            .then(|| self.add(&CLIENT_ID));
+        let id = (blocking && !self.id_asked && !self.session.subscribed).then(|| {
+            self.id_asked = true;
+            self.add(&CLIENT_ID)
+        });
         let expect = self.add(cmd);
         self.blocked = blocking;
         // A write cut short never delivered the command's last byte: it
