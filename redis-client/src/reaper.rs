@@ -53,6 +53,10 @@ use crate::restore::{plan, OrphanedItem};
 /// connection. Ending a block takes one CLIENT UNBLOCK round trip; the rest
 /// is room for a server that is restarting (a restore that waits for it).
 const PATIENCE: Duration = Duration::from_secs(10);
+/// How long it goes on trying to put a popped item back: the item lives
+/// only in the reaper's memory, so it waits out a server that restarts
+/// (and loads its data) several times over.
+const RESTORE_PATIENCE: Duration = Duration::from_secs(60);
 /// The first wait for a reply already on its way, before CLIENT UNBLOCK.
 const FIRST_WAIT: Duration = Duration::from_millis(2);
 /// The longest wait between two CLIENT UNBLOCKs. An UNBLOCK that found the
@@ -77,9 +81,9 @@ pub struct ReaperStats {
     pub restored: usize,
     /// Popped items handed to `on_orphaned_item`.
     pub delivered: usize,
-    /// Popped items that could be neither: their restore failed after it
-    /// was sent, or never reached a server within the reaper's time. Each
-    /// is logged with its bytes.
+    /// Popped items that could be neither: their restore did not succeed
+    /// within 60 s of tries, or the server refused it. Each is logged with
+    /// its bytes.
     pub lost: usize,
     /// Reapers running now.
     pub running: usize,
@@ -234,7 +238,7 @@ fn reap(mut orphan: Orphan) {
         callback(item);
         return;
     }
-    match put_back(conn, &pool, &restore, deadline) {
+    match put_back(conn, &pool, &restore, Instant::now() + RESTORE_PATIENCE) {
         Ok(()) => reaper.count(|s| s.restored += 1),
         Err(err) => {
             reaper.count(|s| s.lost += 1);
