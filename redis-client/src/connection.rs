@@ -649,11 +649,12 @@ impl ConnectionLike for Connection {
             self.add(&CLIENT_ID)
         });
         let expect = self.add(cmd);
-        self.blocked = blocking;
         // A write cut short never delivered the command's last byte: it
-        // cannot have run. A failure after the write is ambiguous.
+        // cannot have run (nor blocked). A failure after the write is
+        // ambiguous.
         self.send(1 + usize::from(id.is_some()))
             .map_err(Error::unsent)?;
+        self.blocked = blocking;
         if let Some(id) = id {
             if let Value::Int(id) = self.read_reply(id).map_err(Error::after_write)? {
                 self.client_id = Some(id);
