@@ -20,7 +20,10 @@
 //! baseline (the state the handshake set up from the URL) holds state the
 //! next user must not inherit. The pool checks all three
 //! ([`Connection::is_reusable`]) and closes such a connection. A coroutine
-//! killed mid-read unwinds with `unread > 0`, so its connection is closed.
+//! killed mid-read unwinds with `unread > 0`, so its connection is closed;
+//! unless the reply owed is a single blocking command's (`blocked`): then
+//! the pool hands it to the reaper (`reaper.rs`), which reads that reply
+//! and returns the connection in step.
 //! See `docs/redis-client.md`, "The connection".
 
 use std::io;
@@ -48,6 +51,8 @@ const INITIAL_REQUEST: usize = 64;
 /// The commands an atomic pipeline is wrapped in.
 static MULTI: LazyLock<Cmd> = LazyLock::new(|| cmd("MULTI"));
 static EXEC: LazyLock<Cmd> = LazyLock::new(|| cmd("EXEC"));
+/// How a server at `maxclients` refuses a connection, before it closes it.
+const MAX_CLIENTS: &str = "max number of clients reached";
 /// Sent ahead of the first blocking command of a connection, in the same
 /// write (no round trip of its own): the reaper needs the id to end that
 /// connection's block with `CLIENT UNBLOCK` (`reaper.rs`).
@@ -649,6 +654,12 @@ impl ConnectionLike for Connection {
             self.add(&CLIENT_ID)
         });
         let expect = self.add(cmd);
+        // CLIENT ID's reply gets the blocking command's deadline: the two
+        // are one request, and a stalled server delays both alike.
+        let id = id.map(|id| Expect {
+            blocking: expect.blocking,
+            ..id
+        });
         // A write cut short never delivered the command's last byte: it
         // cannot have run (nor blocked). A failure after the write is
         // ambiguous.
@@ -656,8 +667,17 @@ impl ConnectionLike for Connection {
             .map_err(Error::unsent)?;
         self.blocked = blocking;
         if let Some(id) = id {
-            if let Value::Int(id) = self.read_reply(id).map_err(Error::after_write)? {
-                self.client_id = Some(id);
+            match self.read_reply(id).map_err(Error::after_write)? {
+                Value::Int(id) => self.client_id = Some(id),
+                // A server at maxclients answers the first request with its
+                // refusal and closes: that is the command's answer too.
+                Value::Error(err) if err.message.starts_with(MAX_CLIENTS) => {
+                    self.blocked = false;
+                    self.broken = Some(err.to_string());
+                    return Err(Error::Server(err));
+                }
+                // Refused (an ACL without CLIENT ID): no reaper for this one.
+                _ => {}
             }
         }
         let reply = self.read_reply(expect).map_err(Error::after_write);
@@ -667,7 +687,7 @@ impl ConnectionLike for Connection {
         match reply? {
             Value::Error(err) => {
                 // The server refuses the connection itself and closes it.
-                if err.message.starts_with("max number of clients reached") {
+                if err.message.starts_with(MAX_CLIENTS) {
                     self.broken = Some(err.to_string());
                 }
                 Err(Error::Server(err))
