@@ -178,20 +178,21 @@ fn a_coroutine_killed_mid_brpop_leaves_no_poisoned_connection() {
         });
         victim.kill();
         assert!(victim.join().is_err());
+        // The reaper ends the victim's BRPOP on the server (CLIENT UNBLOCK),
+        // reads its nil, and pools the connection back, in step.
+        wait_until("the reaper finished", || {
+            redis.pool().reaper_stats().running == 0
+        });
         assert_eq!(
             redis.stats(),
             PoolStats {
                 created: 1,
                 in_use: 0,
-                available: 0
+                available: 1
             },
-            "closed, not pooled"
+            "reaped and pooled, never handed out half-read"
         );
-        // The server drops the victim's BRPOP once it sees the connection
-        // close; until then a pushed job could still go to that ghost.
-        wait_until("the victim's BRPOP gone from the server", || {
-            server.blocked_clients() == 0
-        });
+        assert_eq!(server.blocked_clients(), 0, "no ghost BRPOP is left");
 
         let mut next = redis.clone();
         next.set("mine", "my value").unwrap();
@@ -224,8 +225,8 @@ fn a_brpop_cut_by_a_timeout_leaves_no_poisoned_connection() {
             inner.unwrap().is_none(),
             "the inner timeout elapsed, the outer did not"
         );
-        // Both cut connections were closed; once the server has seen that,
-        // no BRPOP of theirs is left to take an item.
+        // Both cut BRPOPs were reaped (ended on the server, their replies
+        // read); no BRPOP of theirs is left to take an item.
         wait_until("the cut BRPOPs gone from the server", || {
             server.blocked_clients() == 0
         });
@@ -395,6 +396,10 @@ fn a_command_run_while_a_killed_coroutine_unwinds_says_it_may_have_run() {
         while check.get::<Option<String>>("released").unwrap().is_none() {
             greenhub::yield_now();
         }
+        // The BRPOP's connection went to the reaper, which returns it.
+        wait_until("the reaper finished", || {
+            redis.pool().reaper_stats().running == 0
+        });
         assert_eq!(
             redis.stats().in_use,
             0,

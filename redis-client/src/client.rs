@@ -11,6 +11,8 @@ use crate::error::Result;
 use crate::pool::{Pool, PoolConfig, PoolStats, PooledConnection};
 use crate::pubsub::PubSub;
 use crate::resp::Value;
+use crate::restore::OrphanedItem;
+use crate::retry::{is_repeatable, RetryPolicy};
 use crate::types::{FromValue, ToArg};
 use crate::url::ConnectionInfo;
 
@@ -32,6 +34,8 @@ pub struct Client {
     pool: Pool,
     /// The local cache of read replies, with [`Client::with_cache`].
     cache: Option<Rc<Cache>>,
+    /// What is retried after a lost connection ([`Client::with_retry`]).
+    retry: RetryPolicy,
 }
 
 impl Client {
@@ -49,6 +53,7 @@ impl Client {
         Client {
             pool: Pool::new(info, config),
             cache: None,
+            retry: RetryPolicy::default(),
         }
     }
 
@@ -78,7 +83,28 @@ impl Client {
         Client {
             pool: Pool::new(info, config),
             cache: Some(Rc::new(Cache::new(cache))),
+            retry: RetryPolicy::default(),
         }
+    }
+
+    /// This client (and its clones made after) with `policy` for commands
+    /// whose connection is lost: by default ([`RetryPolicy::default`]) a
+    /// command is sent again within 2 s when nothing had been sent, or when
+    /// it only reads or was marked [`Cmd::idempotent`]; never an INCR, a
+    /// push or a pop that may have run. [`RetryPolicy::never`] turns it off.
+    pub fn with_retry(mut self, policy: RetryPolicy) -> Client {
+        self.retry = policy;
+        self
+    }
+
+    /// Sets what receives an item that a blocking pop (BRPOP, BLMOVE,
+    /// BZPOPMIN, ...) took from the server for a caller that was gone:
+    /// killed, cut by a `timeout`, or dropped. Without a callback the reaper
+    /// puts the item back where it was taken from (`docs/reliability.md`,
+    /// "Kill-safe blocking commands"). The callback runs in the reaper's
+    /// coroutine and may park.
+    pub fn on_orphaned_item(&self, handler: impl Fn(OrphanedItem) + 'static) {
+        self.pool.reaper().set_on_orphaned(Rc::new(handler));
     }
 
     /// What the local cache did, for a client made [`with_cache`](Client::with_cache).
@@ -156,14 +182,16 @@ impl Client {
 
 impl ConnectionLike for Client {
     fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
-        match &self.cache {
+        let once = || match &self.cache {
             Some(cache) => self.cached(cache, cmd),
             None => self.pool.get()?.req_command(cmd),
-        }
+        };
+        self.retry.run(|| is_repeatable(cmd), once)
     }
 
     fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
-        self.pool.get()?.req_pipeline(cmds, atomic)
+        let once = || self.pool.get()?.req_pipeline(cmds, atomic);
+        self.retry.run(|| cmds.iter().all(is_repeatable), once)
     }
 }
 

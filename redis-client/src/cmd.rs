@@ -55,6 +55,9 @@ pub struct Cmd {
     data: Vec<u8>,
     /// Where each argument ends in `data`.
     ends: Vec<usize>,
+    /// The caller says running it twice does what running it once does
+    /// ([`Cmd::idempotent`]): retried after a lost connection (`retry.rs`).
+    idempotent: bool,
 }
 
 /// Starts a command: `cmd("SET").arg("k").arg("v")`.
@@ -78,6 +81,27 @@ impl Cmd {
             self.arg(arg);
         }
         self
+    }
+
+    /// Marks the command safe to repeat: running it twice has the same
+    /// outcome as running it once (`SET k v`, `DEL k`, `HSET h f v`), so
+    /// after a connection lost with the reply unread the client may send
+    /// it again (see [`RetryPolicy`](crate::RetryPolicy)). Read-only
+    /// commands need no mark; never mark INCR, LPUSH or a pop.
+    ///
+    /// ```
+    /// let mut set = greenhub_redis::cmd("SET");
+    /// set.arg("k").arg("v").idempotent();
+    /// assert!(set.is_idempotent());
+    /// ```
+    pub fn idempotent(&mut self) -> &mut Cmd {
+        self.idempotent = true;
+        self
+    }
+
+    /// Whether [`Cmd::idempotent`] marked it.
+    pub fn is_idempotent(&self) -> bool {
+        self.idempotent
     }
 
     /// The arguments, name first.

@@ -21,7 +21,10 @@
 //! baseline (the state the handshake set up from the URL) holds state the
 //! next user must not inherit. The pool checks all three
 //! ([`Connection::is_reusable`]) and closes such a connection. A coroutine
-//! killed mid-read unwinds with `unread > 0`, so its connection is closed.
+//! killed mid-read unwinds with `unread > 0`, so its connection is closed;
+//! unless the reply owed is a single blocking command's (`blocked`): then
+//! the pool hands it to the reaper (`reaper.rs`), which reads that reply
+//! and returns the connection in step.
 //! See `docs/redis-client.md`, "The connection".
 
 use std::io;
@@ -49,6 +52,12 @@ const INITIAL_REQUEST: usize = 64;
 /// The commands an atomic pipeline is wrapped in.
 static MULTI: LazyLock<Cmd> = LazyLock::new(|| cmd("MULTI"));
 static EXEC: LazyLock<Cmd> = LazyLock::new(|| cmd("EXEC"));
+/// How a server at `maxclients` refuses a connection, before it closes it.
+const MAX_CLIENTS: &str = "max number of clients reached";
+/// Sent ahead of the first blocking command of a connection, in the same
+/// write (no round trip of its own): the reaper needs the id to end that
+/// connection's block with `CLIENT UNBLOCK` (`reaper.rs`).
+static CLIENT_ID: LazyLock<Cmd> = LazyLock::new(|| cmd("CLIENT").arg("ID").clone());
 
 /// A connection to one Redis server.
 #[derive(Debug)]
@@ -86,6 +95,16 @@ pub struct Connection {
     handlers: Rc<PushHandlers>,
     /// Set up with `CLIENT TRACKING ON REDIRECT` this id (`Setup`).
     tracking_redirect: Option<i64>,
+    /// The server's id for this connection (`CLIENT ID`), learnt with the
+    /// first blocking command sent.
+    client_id: Option<i64>,
+    /// `CLIENT ID` was sent once (asked once even if refused, as by an ACL).
+    id_asked: bool,
+    /// A single blocking command (BRPOP, BLMOVE, XREAD BLOCK, ...) was
+    /// written and its reply is owed; only a kill, a timeout or a drop
+    /// leaves it set, and then the pool hands the connection to the reaper
+    /// (`reaper.rs`) instead of closing it.
+    blocked: bool,
     /// When it was made or last went back to a pool: what the pool's
     /// health check measures idleness from (set by the pool, not per
     /// command, which would cost two clock reads per request).
@@ -194,6 +213,9 @@ impl Connection {
             executing: std::collections::VecDeque::new(),
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
+            client_id: None,
+            id_asked: false,
+            blocked: false,
             last_used: Instant::now(),
         }))
     }
@@ -429,7 +451,14 @@ impl Connection {
             Replies::Confirmations(n) => self.confirmations(n),
             Replies::AllOf(kind) => self.confirmations(self.session.unsubscribe_all_replies(kind)),
         };
-        let value = value.map_err(|err| self.fail(unwinding(err)))?;
+        let value = value.map_err(|err| {
+            // A blocking command's reply cut short by a timeout is still
+            // owed, and the reaper may read it yet; anything else ends it.
+            if !(self.blocked && err.is_timeout()) {
+                self.blocked = false;
+            }
+            self.fail(unwinding(err))
+        })?;
         if let Some(effect) = &expect.effect {
             // EXECABORT is an error reply, but it did end the transaction
             // (and its WATCH): the server discarded both.
@@ -552,6 +581,13 @@ impl Connection {
         if let Some(why) = self.other_context() {
             return Err(Error::Usage(why));
         }
+        if self.blocked {
+            return Err(Error::Usage(
+                "this connection still owes the reply of a blocking command that was cut short; \
+                 it cannot be reused"
+                    .into(),
+            ));
+        }
         match &self.broken {
             None => Ok(()),
             Some(why) => Err(Error::Usage(format!(
@@ -597,9 +633,86 @@ impl Connection {
         Ok(())
     }
 
+    /// For the reaper: the server's id for this connection and the request
+    /// whose reply is owed, if a blocking command's reply is owed and the
+    /// connection is otherwise in step (no I/O or protocol error).
+    pub(crate) fn orphaned_block(&self) -> Option<(Option<i64>, &[u8])> {
+        (self.blocked && self.broken.is_none() && self.unread > 0)
+            .then_some((self.client_id, self.out.as_slice()))
+    }
+
+    /// For the reaper: the next owed reply, or `Ok(None)` if `wait` passes
+    /// first (the parser keeps what it has, so the next call resumes).
+    pub(crate) fn read_owed(&mut self, wait: Duration) -> Result<Option<Value>> {
+        if let Some(why) = self.other_context() {
+            return Err(Error::Usage(why));
+        }
+        self.set_read_timeout(Some(wait.max(Duration::from_millis(1))))?;
+        match self.next_reply(false, false) {
+            Ok(value) => {
+                self.unread = self.unread.saturating_sub(1);
+                if self.unread == 0 {
+                    self.blocked = false;
+                }
+                if self.client_id.is_none() && self.unread > 0 {
+                    if let Value::Int(id) = value {
+                        self.client_id = Some(id);
+                    }
+                }
+                self.last_used = Instant::now();
+                Ok(Some(value))
+            }
+            Err(err) if err.is_timeout() => Ok(None),
+            Err(err) => {
+                self.blocked = false;
+                Err(self.fail(err))
+            }
+        }
+    }
+
+    /// For the reaper, before it writes a restore: whether the server has
+    /// closed this connection already (its end of file waits unread behind
+    /// the reply just read). A write into such a socket succeeds and only
+    /// the read fails, which would make a restore that never ran look as if
+    /// it may have. Waits a millisecond for a frame or the close; either
+    /// breaks the connection (nothing is owed).
+    pub(crate) fn closed_by_peer(&mut self) -> bool {
+        if self
+            .set_read_timeout(Some(Duration::from_millis(1)))
+            .is_err()
+        {
+            return true;
+        }
+        match self.reader.next_frame(&mut self.stream) {
+            Err(err) if err.is_timeout() => false,
+            Err(err) => {
+                self.fail(err);
+                true
+            }
+            Ok(frame) => {
+                self.broken = Some(format!("an unasked frame arrived: {frame:?}"));
+                true
+            }
+        }
+    }
+
+    /// Ends a reaping that cannot finish: the connection is closed, never pooled.
+    pub(crate) fn abandon(&mut self, why: &str) {
+        self.blocked = false;
+        self.broken = Some(why.to_owned());
+    }
+
+    /// The server's id for this connection, once a blocking command learnt it.
+    pub(crate) fn client_id(&self) -> Option<i64> {
+        self.client_id
+    }
+
     /// Records a fatal error: the connection is unusable from now on.
     fn fail(&mut self, err: Error) -> Error {
-        if err.breaks_connection() {
+        // A blocked command's timeout leaves the connection in step (the
+        // parser resumes where it stopped): its owed reply keeps it out of
+        // the pool until the reaper has read it.
+        if err.breaks_connection() && !(self.blocked && err.is_timeout()) {
             self.broken = Some(err.to_string());
         }
         err
@@ -651,7 +764,7 @@ fn needs_handshake(info: &ConnectionInfo, setup: &Setup) -> bool {
 fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
     let kind = err.kind();
     let err = io::Error::new(kind, format!("cannot connect to {}: {err}", info.addr));
-    Error::from(err)
+    Error::from(err).unsent()
 }
 
 impl ConnectionLike for Connection {
@@ -663,12 +776,46 @@ impl ConnectionLike for Connection {
             self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
         }
         self.out.clear();
+        let blocking = cmd.server_timeout().is_some() && !self.session.multi;
+        let id = (blocking && !self.id_asked && !self.session.subscribed).then(|| {
+            self.id_asked = true;
+            self.add(&CLIENT_ID)
+        });
         let expect = self.add(cmd);
-        self.send(1)?;
-        match self.read_reply(expect)? {
+        // CLIENT ID's reply gets the blocking command's deadline: the two
+        // are one request, and a stalled server delays both alike.
+        let id = id.map(|id| Expect {
+            blocking: expect.blocking,
+            ..id
+        });
+        // A write cut short never delivered the command's last byte: it
+        // cannot have run (nor blocked). A failure after the write is
+        // ambiguous.
+        self.send(1 + usize::from(id.is_some()))
+            .map_err(Error::unsent)?;
+        self.blocked = blocking;
+        if let Some(id) = id {
+            match self.read_reply(id).map_err(Error::after_write)? {
+                Value::Int(id) => self.client_id = Some(id),
+                // A server at maxclients answers the first request with its
+                // refusal and closes: that is the command's answer too.
+                Value::Error(err) if err.message.starts_with(MAX_CLIENTS) => {
+                    self.blocked = false;
+                    self.broken = Some(err.to_string());
+                    return Err(Error::Server(err));
+                }
+                // Refused (an ACL without CLIENT ID): no reaper for this one.
+                _ => {}
+            }
+        }
+        let reply = self.read_reply(expect).map_err(Error::after_write);
+        if reply.is_ok() {
+            self.blocked = false;
+        }
+        match reply? {
             Value::Error(err) => {
                 // The server refuses the connection itself and closes it.
-                if err.message.starts_with("max number of clients reached") {
+                if err.message.starts_with(MAX_CLIENTS) {
                     self.broken = Some(err.to_string());
                 }
                 Err(Error::Server(err))
@@ -691,13 +838,18 @@ impl ConnectionLike for Connection {
         for cmd in multi.into_iter().chain(cmds).chain(exec) {
             expect.push(self.add(cmd));
         }
-        let result = self.send(expect.len()).and_then(|()| {
-            let mut replies = Vec::with_capacity(expect.len());
-            for &one in &expect {
-                replies.push(self.read_reply(one)?);
-            }
-            Ok(replies)
-        });
+        // Commands before a cut in the write may have run: every failure
+        // here is ambiguous.
+        let result = self
+            .send(expect.len())
+            .and_then(|()| {
+                let mut replies = Vec::with_capacity(expect.len());
+                for &one in &expect {
+                    replies.push(self.read_reply(one)?);
+                }
+                Ok(replies)
+            })
+            .map_err(Error::after_write);
         self.expect = expect;
         result
     }

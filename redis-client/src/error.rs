@@ -130,9 +130,60 @@ impl Error {
         matches!(self, Error::Io(_))
     }
 
-    /// Whether this is a timeout.
+    /// Whether this is a timeout: a reply that did not come in time
+    /// (`Timeout`), or a connect that did not finish in time (`Io` of kind
+    /// `TimedOut`: nothing was sent).
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout(_))
+        match self {
+            Error::Timeout(_) => true,
+            Error::Io(err) => err.kind() == io::ErrorKind::TimedOut,
+            _ => false,
+        }
+    }
+
+    /// Whether the command may have run although its reply never came: the
+    /// request was written (wholly, or for a pipeline partly) and then the
+    /// connection failed, the reply timed out, or it was garbled. Repeating
+    /// such a command by hand may run it twice (an INCR counted twice).
+    /// `false` for a failure before anything reached the server (connect
+    /// refused or timed out, a single command whose write failed, the pool
+    /// exhausted): repeating it is safe. `false` as well for error replies,
+    /// which say the server refused the command.
+    ///
+    /// ```
+    /// use greenhub_redis::Error;
+    /// let refused = Error::from(std::io::Error::from(std::io::ErrorKind::ConnectionRefused));
+    /// assert!(!refused.is_ambiguous());
+    /// assert!(Error::Timeout("no reply".into()).is_ambiguous());
+    /// ```
+    pub fn is_ambiguous(&self) -> bool {
+        match self {
+            Error::Timeout(_) | Error::Protocol(_) => true,
+            Error::Io(err) => err.get_ref().is_some_and(|inner| inner.is::<Unanswered>()),
+            _ => false,
+        }
+    }
+
+    /// Marks an I/O error seen after the request was written as ambiguous
+    /// (see [`Error::is_ambiguous`]); timeouts and protocol errors are so
+    /// already, other kinds are left alone.
+    pub(crate) fn after_write(self) -> Error {
+        match self {
+            Error::Io(err) if !err.get_ref().is_some_and(|inner| inner.is::<Unanswered>()) => {
+                Error::Io(io::Error::new(err.kind(), Unanswered(err)))
+            }
+            other => other,
+        }
+    }
+
+    /// Marks a failure while writing a single command as "never sent": the
+    /// write stopped before the command's last byte, so the server cannot
+    /// have run it. A write timeout becomes `Io` of kind `TimedOut`.
+    pub(crate) fn unsent(self) -> Error {
+        match self {
+            Error::Timeout(what) => Error::Io(io::Error::new(io::ErrorKind::TimedOut, what)),
+            other => other,
+        }
     }
 
     /// The server's error code (`WRONGTYPE`, ...) for a `Server` error.
@@ -230,6 +281,23 @@ impl From<io::Error> for Error {
             io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Error::Timeout(err.to_string()),
             _ => Error::Io(err),
         }
+    }
+}
+
+/// The payload of an `io::Error` that came after its request was written:
+/// [`Error::is_ambiguous`] looks for it. Shows as the error it wraps.
+#[derive(Debug)]
+struct Unanswered(io::Error);
+
+impl fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (the request was sent: it may have run)", self.0)
+    }
+}
+
+impl std::error::Error for Unanswered {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
     }
 }
 

@@ -52,6 +52,8 @@
 //! | `push.rs` | out-of-band frames (RESP3 pushes, pub/sub messages) to their handlers |
 //! | `connection.rs` | [`Connection`]: handshake, send, read each command's reply |
 //! | `pool.rs` | [`Pool`]: checkout, limits, discarding broken connections |
+//! | `reaper.rs`, `restore.rs` | a blocking command cut short: end its block, put a popped item back ([`ReaperStats`], [`OrphanedItem`]) |
+//! | `retry.rs` | [`RetryPolicy`]: retry after a lost connection only what is safe to repeat |
 //! | `client.rs` | [`Client`]: a pool plus commands |
 //! | `cache.rs` | client-side caching: [`Client::with_cache`], invalidated by the server |
 //! | `commands/` | typed methods, one trait per family (strings to streams) |
@@ -74,7 +76,10 @@ mod pool;
 mod pubsub;
 mod push;
 mod reader;
+mod reaper;
 pub mod resp;
+mod restore;
+mod retry;
 mod script;
 mod session;
 mod stream;
@@ -92,7 +97,10 @@ pub use pipeline::{pipe, transaction, Pipeline};
 pub use pool::{Discards, Pool, PoolConfig, PoolStats, PooledConnection, WhenFull};
 pub use pubsub::{Message, PubSub};
 pub use push::Invalidated;
+pub use reaper::ReaperStats;
 pub use resp::Value;
+pub use restore::OrphanedItem;
+pub use retry::RetryPolicy;
 pub use script::{Invocation, Script};
 #[cfg(feature = "tls")]
 pub use tls::DEFAULT_HANDSHAKE_TIMEOUT;

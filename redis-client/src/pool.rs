@@ -25,6 +25,7 @@ use crate::cmd::{cmd, Cmd, ConnectionLike};
 use crate::connection::{Connection, NotReusable, Setup};
 use crate::error::{Error, Result};
 use crate::push::PushHandlers;
+use crate::reaper::{self, Reaper, ReaperStats};
 use crate::resp::Value;
 use crate::url::ConnectionInfo;
 
@@ -117,6 +118,8 @@ struct Inner {
     /// What each new connection gets beyond the URL: the push handlers
     /// (shared with every connection), client tracking's redirect.
     setup: RefCell<Setup>,
+    /// What ends the blocks of blocking commands cut short (`reaper.rs`).
+    reaper: Reaper,
 }
 
 impl Pool {
@@ -132,6 +135,7 @@ impl Pool {
                 in_use: Cell::new(0),
                 discards: Cell::new(Discards::default()),
                 setup: RefCell::new(Setup::default()),
+                reaper: Reaper::default(),
                 permits,
             }),
         }
@@ -149,6 +153,16 @@ impl Pool {
     /// Why connections were closed instead of pooled.
     pub fn discards(&self) -> Discards {
         self.inner.discards.get()
+    }
+
+    /// What the reapers of cut-short blocking commands did (see
+    /// `docs/reliability.md`, "Kill-safe blocking commands").
+    pub fn reaper_stats(&self) -> ReaperStats {
+        self.inner.reaper.stats()
+    }
+
+    pub(crate) fn reaper(&self) -> &Reaper {
+        &self.inner.reaper
     }
 
     /// The connection settings.
@@ -172,7 +186,7 @@ impl Pool {
         Ok(PooledConnection {
             conn: Some(conn),
             pool: self.clone(),
-            _permit: permit,
+            permit,
         })
     }
 
@@ -334,7 +348,7 @@ impl Pool {
         ok
     }
 
-    fn put_back(&self, mut conn: Box<Connection>) {
+    pub(crate) fn put_back(&self, mut conn: Box<Connection>) {
         self.inner.in_use.set(self.inner.in_use.get() - 1);
         match self.not_reusable(&conn) {
             None => {
@@ -382,14 +396,21 @@ impl fmt::Debug for Pool {
 pub struct PooledConnection {
     conn: Option<Box<Connection>>,
     pool: Pool,
-    /// Released after the connection is back (field order).
-    _permit: Option<SemaphorePermit>,
+    /// Released after the connection is back (field order), or handed to
+    /// the reaper with it.
+    permit: Option<SemaphorePermit>,
 }
 
 impl Drop for PooledConnection {
     fn drop(&mut self) {
         if let Some(conn) = self.conn.take() {
-            self.pool.put_back(conn);
+            // A blocking command cut short (kill, timeout): the reaper ends
+            // its block and returns the connection. Never parks.
+            if conn.orphaned_block().is_some() {
+                reaper::hand_off(&self.pool, conn, self.permit.take());
+            } else {
+                self.pool.put_back(conn);
+            }
         }
     }
 }

@@ -13,6 +13,10 @@ fn every_example_prints_what_its_header_promises() {
             include_str!("../examples/02_brpop_handoff.rs"),
         ),
         ("03_pubsub", include_str!("../examples/03_pubsub.rs")),
+        (
+            "04_reliable_queue",
+            include_str!("../examples/04_reliable_queue.rs"),
+        ),
     ] {
         assert_eq!(
             run_example(name, Some(&server.url())),

@@ -7,11 +7,14 @@
 //! tests stop, resume, kill and restart it on purpose. A six-node Redis
 //! Cluster behind the same kind of guard lives in `cluster.rs`
 //! ([`RedisCluster`]); certificates and a server with a TLS port live in
-//! `tls.rs` ([`TlsFiles`], [`TlsServer`]). See `docs/testing.md`.
+//! `tls.rs` ([`TlsFiles`], [`TlsServer`]). A TCP fault proxy to put between
+//! client and server is in `proxy.rs` ([`FaultProxy`]). See `docs/testing.md`.
 
 mod cluster;
+mod proxy;
 pub use cluster::{NodeInfo, RedisCluster, Reshard, CLUSTER_TIMEOUT, NODE_TIMEOUT_MS};
 mod tls;
+pub use proxy::{Fault, FaultProxy};
 pub use tls::{CertFiles, TlsFiles, TlsServer};
 
 use std::io::{Read, Write};

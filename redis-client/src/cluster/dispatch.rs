@@ -291,7 +291,11 @@ impl Shared {
                     let p = &mut work[m];
                     p.redirect = None;
                     p.replica_ok = false;
-                    if p.unit.safe && err.is_io() {
+                    // The shared retry rule (`retry.rs`): a read, or a
+                    // command the caller marked idempotent, or nothing sent.
+                    let repeatable =
+                        p.unit.safe || p.unit.cmds.iter().all(crate::cmd::Cmd::is_idempotent);
+                    if crate::retry::may_retry(&err, repeatable) {
                         p.last = Some(Err(duplicate(&err)));
                     } else {
                         p.outcome = Some(Err(duplicate(&err)));

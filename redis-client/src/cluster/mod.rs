@@ -66,6 +66,12 @@ pub use scan::ClusterScan;
 pub use slots::{key_slot, SLOT_COUNT};
 pub use topology::NodeAddr;
 
+/// Whether the built-in table (Redis 7's `readonly` flags) says `cmd` only
+/// reads: the retry policy's test of "safe to repeat" (`retry.rs`).
+pub(crate) fn is_read_only(cmd: &crate::cmd::Cmd) -> bool {
+    keys::lookup(cmd.name()).is_some_and(|(_, readonly)| readonly)
+}
+
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;

@@ -17,22 +17,11 @@
 //! Every wait is bounded by the call's deadline (`ClusterBuilder::retry_timeout`).
 //! See `docs/cluster.md`, "Redirections".
 
-use std::hash::{BuildHasher, RandomState};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::topology::NodeAddr;
 use crate::cmd::{cmd, Cmd};
 use crate::error::{Error, ServerError};
-
-/// The first pause after a refused attempt. A TRYAGAIN lasts as long as one
-/// key's MIGRATE (well under a millisecond for small keys), a failover a
-/// few seconds: start small, double.
-const FIRST_PAUSE: Duration = Duration::from_millis(5);
-/// The longest pause: 4 attempts a second per waiting caller keeps a
-/// thousand coroutines waiting on a failover at a few thousand connection
-/// attempts a second in all, and none of them notices the new master more
-/// than this late.
-const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// What an error reply asks the client to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,44 +67,18 @@ pub(crate) fn judge(err: &ServerError, asked: &NodeAddr) -> Verdict {
     }
 }
 
-/// Exponential pauses with jitter, never past a deadline.
-#[derive(Debug)]
-pub(crate) struct Backoff {
-    next: Duration,
-    deadline: Instant,
-}
-
-impl Backoff {
-    /// Pauses that end by `deadline`.
-    pub(crate) fn new(deadline: Instant) -> Backoff {
-        Backoff {
-            next: FIRST_PAUSE,
-            deadline,
-        }
-    }
-
-    /// Sleeps before the next attempt (parking the coroutine), between half
-    /// and all of the current pause so that callers refused together do not
-    /// come back together; false, without sleeping, when the deadline has
-    /// passed or would pass during the pause.
-    pub(crate) fn pause(&mut self) -> bool {
-        let now = Instant::now();
-        let jitter = RandomState::new().hash_one(now) % 1000;
-        let pause = self.next / 2 + self.next.mul_f64(jitter as f64 / 2000.0);
-        if now + pause >= self.deadline {
-            return false;
-        }
-        greenhub::sleep(pause);
-        self.next = (self.next * 2).min(MAX_PAUSE);
-        true
-    }
-}
+/// The pauses between rounds: the retry policy's (`retry.rs`), shared with
+/// the single-node client.
+pub(crate) use crate::retry::Backoff;
 
 /// A copy of `err` for the other commands that failed with it (a pipeline's
 /// commands on one broken connection). `Error` is not `Clone`, because an
 /// `io::Error` is not; the copy keeps the kind and the message.
 pub(crate) fn duplicate(err: &Error) -> Error {
     match err {
+        Error::Io(io) if err.is_ambiguous() => {
+            Error::Io(std::io::Error::new(io.kind(), io.to_string())).after_write()
+        }
         Error::Io(io) => Error::Io(std::io::Error::new(io.kind(), io.to_string())),
         Error::Timeout(what) => Error::Timeout(what.clone()),
         Error::Protocol(what) => Error::Protocol(what.clone()),
@@ -183,6 +146,7 @@ pub(crate) fn shorten_blocking(original: &Cmd, elapsed: Duration) -> Shortened {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Instant;
 
     fn asked() -> NodeAddr {
         NodeAddr {

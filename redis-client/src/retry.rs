@@ -1,0 +1,231 @@
+//! Retries after a lost connection, only where repeating the command cannot
+//! change the outcome. Shared by [`Client`](crate::Client) (its
+//! `req_command` and `req_pipeline` call [`RetryPolicy::run`] when the first
+//! attempt fails) and the cluster client (`cluster/dispatch.rs` asks
+//! [`may_retry`] about each unit whose connection failed, and both pause with
+//! [`Backoff`]).
+//!
+//! The rule ([`may_retry`]):
+//!
+//! | the failure | retried? |
+//! | --- | --- |
+//! | nothing was sent (connect refused or timed out, a single command's write failed) | yes, any command: it never ran |
+//! | sent, then the connection was lost (reset, end of file) | only a read-only command (the built-in table of Redis 7's `readonly` flags in `cluster/command_table.rs`; the cluster client also learns unknown commands' flags from `COMMAND INFO`) or one the caller marked with [`Cmd::idempotent`] |
+//! | sent, then the reply timed out, or came garbled | no: the server may be stalled, and the caller's deadline is what bounds the call |
+//! | an error reply, a type error, the pool exhausted | no: nothing about the connection |
+//!
+//! So INCR, LPUSH, EVAL and every blocking pop (BRPOP, BLMOVE, ...) are never
+//! repeated after they were sent unless the caller marks them: redis-py's
+//! `Retry` repeats everything, and its users see doubled INCRs and lost
+//! BRPOP items. A failure after the write that is not retried says so with
+//! [`Error::is_ambiguous`]. Retries pause with growing, jittered pauses
+//! and stop at the policy's deadline; an enclosing `greenhub::timeout` cuts
+//! them short too. See `docs/reliability.md`, "Retries".
+
+use std::hash::{BuildHasher, RandomState};
+use std::time::{Duration, Instant};
+
+use crate::cmd::Cmd;
+use crate::error::{Error, Result};
+
+/// The first pause after a failed attempt. A TRYAGAIN lasts as long as one
+/// key's MIGRATE (well under a millisecond for small keys), a restart or a
+/// failover a few hundred milliseconds to seconds: start small, double.
+const FIRST_PAUSE: Duration = Duration::from_millis(5);
+/// The longest pause: 4 attempts a second per waiting caller keeps a
+/// thousand coroutines waiting on a restart at a few thousand connection
+/// attempts a second in all, and none of them notices the server back more
+/// than this late.
+const MAX_PAUSE: Duration = Duration::from_millis(250);
+
+/// How a [`Client`](crate::Client) retries a command whose connection was
+/// lost. Only commands safe to repeat are retried (see [`may_retry`]).
+///
+/// ```
+/// use std::time::Duration;
+/// use greenhub_redis::RetryPolicy;
+/// let patient = RetryPolicy { max_time: Duration::from_secs(10) };
+/// assert!(RetryPolicy::never().max_time.is_zero());
+/// # let _ = patient;
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// How long after the first attempt a retry may still start; zero turns
+    /// retries off. Pauses between attempts grow from 5 ms to 250 ms.
+    pub max_time: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// Retries for up to 2 s: longer than a local server takes to restart
+    /// and load a small data set, short enough that a caller without its
+    /// own deadline hears of a dead server soon.
+    fn default() -> Self {
+        RetryPolicy {
+            max_time: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No retries at all.
+    pub fn never() -> RetryPolicy {
+        RetryPolicy {
+            max_time: Duration::ZERO,
+        }
+    }
+
+    /// Runs `attempt` until it succeeds, fails in a way that must not be
+    /// retried, or the policy's time runs out; `repeatable` says whether the
+    /// commands are safe to repeat after they were sent. The first attempt
+    /// costs nothing extra: the table and the clock are read only after it
+    /// failed.
+    pub(crate) fn run<T>(
+        &self,
+        repeatable: impl FnOnce() -> bool,
+        mut attempt: impl FnMut() -> Result<T>,
+    ) -> Result<T> {
+        let first = attempt();
+        let Err(err) = first else {
+            return first;
+        };
+        let repeatable = !err.is_ambiguous() || repeatable();
+        if self.max_time.is_zero() || !may_retry(&err, repeatable) {
+            return Err(err);
+        }
+        // Giving up returns the first failure: it says what went wrong
+        // with the command itself (a reply cut short), where the last one
+        // often says only that the server is still away (refused).
+        let mut backoff = Backoff::new(Instant::now() + self.max_time);
+        while backoff.pause() {
+            log::debug!("retrying after a lost connection: {err}");
+            match attempt() {
+                Err(later) if may_retry(&later, repeatable) => {
+                    log::debug!("the retry failed too: {later}");
+                }
+                done => return done,
+            }
+        }
+        Err(err)
+    }
+}
+
+/// Whether a call that failed with `err` may be sent again: a connection
+/// failure (not an error reply, not a timeout) that either happened before
+/// anything was sent, or hit a command safe to repeat (`repeatable`).
+pub(crate) fn may_retry(err: &Error, repeatable: bool) -> bool {
+    // A timeout is not retried even before the write (a connect that timed
+    // out): an enclosing `greenhub::timeout` that elapsed would cut every
+    // later attempt at once too.
+    let lost = matches!(err, Error::Io(_)) && !err.is_timeout();
+    lost && (repeatable || !err.is_ambiguous())
+}
+
+/// Whether `cmd` may run twice with the same outcome: marked idempotent by
+/// the caller, or read-only by the built-in table. A blocking command is
+/// never read-only there (BRPOP pops); an unknown command is not either.
+pub(crate) fn is_repeatable(cmd: &Cmd) -> bool {
+    cmd.is_idempotent() || crate::cluster::is_read_only(cmd)
+}
+
+/// Exponential pauses with jitter, never past a deadline.
+#[derive(Debug)]
+pub(crate) struct Backoff {
+    next: Duration,
+    deadline: Instant,
+}
+
+impl Backoff {
+    /// Pauses that end by `deadline`.
+    pub(crate) fn new(deadline: Instant) -> Backoff {
+        Backoff {
+            next: FIRST_PAUSE,
+            deadline,
+        }
+    }
+
+    /// Sleeps before the next attempt (parking the coroutine; on a plain
+    /// thread, blocking it), between half and all of the current pause so
+    /// that callers refused together do not come back together; false,
+    /// without sleeping, when the deadline has passed or would pass during
+    /// the pause.
+    pub(crate) fn pause(&mut self) -> bool {
+        let now = Instant::now();
+        let jitter = RandomState::new().hash_one(now) % 1000;
+        let pause = self.next / 2 + self.next.mul_f64(jitter as f64 / 2000.0);
+        if now + pause >= self.deadline {
+            return false;
+        }
+        if greenhub::current().is_some() {
+            greenhub::sleep(pause);
+        } else {
+            std::thread::sleep(pause);
+        }
+        self.next = (self.next * 2).min(MAX_PAUSE);
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cmd::cmd;
+    use std::io;
+
+    fn lost() -> Error {
+        Error::Io(io::Error::from(io::ErrorKind::ConnectionReset)).after_write()
+    }
+
+    fn refused() -> Error {
+        Error::Io(io::Error::from(io::ErrorKind::ConnectionRefused))
+    }
+
+    #[test]
+    fn only_reads_and_marked_commands_are_repeated_after_the_write() {
+        assert!(is_repeatable(&cmd("GET")));
+        assert!(is_repeatable(&cmd("zrange")));
+        for write in ["INCR", "LPUSH", "BRPOP", "EVAL", "BLMOVE", "NOSUCHCOMMAND"] {
+            assert!(!is_repeatable(&cmd(write)), "{write}");
+        }
+        assert!(is_repeatable(cmd("SET").idempotent()));
+        assert!(may_retry(&lost(), true));
+        assert!(!may_retry(&lost(), false));
+        assert!(lost().is_ambiguous());
+    }
+
+    #[test]
+    fn what_was_never_sent_is_always_retried_and_timeouts_never() {
+        assert!(!refused().is_ambiguous());
+        assert!(may_retry(&refused(), false));
+        assert!(!may_retry(&Error::Timeout("reply".into()), true));
+        assert!(!may_retry(
+            &Error::Server(crate::ServerError::parse("ERR x")),
+            true
+        ));
+    }
+
+    #[test]
+    fn a_policy_stops_at_its_deadline() {
+        let policy = RetryPolicy {
+            max_time: Duration::from_millis(30),
+        };
+        let mut attempts = 0;
+        let result: Result<()> = policy.run(
+            || false,
+            || {
+                attempts += 1;
+                Err(refused())
+            },
+        );
+        assert!(result.is_err());
+        assert!(attempts >= 2, "{attempts}");
+        let mut once = 0;
+        let _ = RetryPolicy::default().run(
+            || false,
+            || -> Result<()> {
+                once += 1;
+                Err(lost())
+            },
+        );
+        assert_eq!(once, 1, "an INCR that may have run is not repeated");
+    }
+}
