@@ -17,9 +17,9 @@ use crate::Config;
 /// Connects in flight at once. Each connect is a SYN in the server's accept
 /// queue until it accepts; pacing them keeps the queue from overflowing
 /// (an overflow drops the SYN, and the retry waits a one-second TCP timer).
-const CONNECTS_IN_FLIGHT: usize = 256;
+pub(crate) const CONNECTS_IN_FLIGHT: usize = 256;
 /// A connect slower than this waited for a retransmit: said out loud.
-const SLOW_CONNECT: Duration = Duration::from_millis(500);
+pub(crate) const SLOW_CONNECT: Duration = Duration::from_millis(500);
 
 /// Runs the experiment on this thread's new hub.
 pub(crate) fn run(config: &Config, url: &str) -> Summary {
@@ -98,6 +98,7 @@ fn experiment(config: &Config, url: &str) -> Summary {
     }
     Summary {
         mode: "coroutines",
+        hubs: 1,
         clients: config.clients,
         timeout_s: config.timeout,
         duration,
@@ -113,7 +114,13 @@ fn experiment(config: &Config, url: &str) -> Summary {
 }
 
 /// One client: take a connection (paced), then BRPOP on the empty list.
-fn ask_redis(redis: &Client, key: &str, timeout: f64, pacing: &Semaphore, tally: &Tally) {
+pub(crate) fn ask_redis(
+    redis: &Client,
+    key: &str,
+    timeout: f64,
+    pacing: &Semaphore,
+    tally: &Tally,
+) {
     let permit = pacing.acquire();
     let connecting = Instant::now();
     let mut conn = match redis.get_connection() {
@@ -133,7 +140,7 @@ fn ask_redis(redis: &Client, key: &str, timeout: f64, pacing: &Semaphore, tally:
     }
 }
 
-fn cron(gaps: &CronGaps, interval: Duration) {
+pub(crate) fn cron(gaps: &CronGaps, interval: Duration) {
     loop {
         log::info!("Hello from cron coroutine.");
         gaps.tick();

@@ -13,6 +13,7 @@
 //! article's log format), `report.rs` (what is measured). See `docs/demo.md`.
 
 mod coroutines;
+mod hubs;
 mod limits;
 mod logs;
 mod report;
@@ -38,10 +39,11 @@ OPTIONS:
   --mode MODE              coroutines (one thread) or threads (one per client) [default: coroutines]
   --dump-after SECONDS     log a table of every coroutine and what it waits on, once,
                            this long after the start (coroutines mode)
+  --hubs N                 spread the clients over N hubs on N OS threads (coroutines mode)
   -h, --help               print this help
 
 The log level follows RUST_LOG (default: info). The last line is a summary:
-  summary: mode=... clients=... duration_s=... max_cron_gap_s=... os_threads=... created=... ...
+  summary: mode=... hubs=... clients=... duration_s=... max_cron_gap_s=... os_threads=... created=... ...
 ";
 
 /// Which way to run the clients.
@@ -63,6 +65,8 @@ pub(crate) struct Config {
     redis: Option<String>,
     mode: Mode,
     dump_after: Option<Duration>,
+    /// `--hubs N`: a runtime of N hubs instead of one `run`.
+    hubs: Option<usize>,
 }
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
@@ -77,6 +81,7 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
             .filter(|url| !url.is_empty()),
         mode: Mode::Coroutines,
         dump_after: None,
+        hubs: None,
     };
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
@@ -104,12 +109,22 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
                 let secs = positive(parser.value()?.parse()?, "--dump-after")?;
                 config.dump_after = Some(Duration::from_secs_f64(secs));
             }
+            Long("hubs") => {
+                let hubs: usize = parser.value()?.parse()?;
+                if hubs == 0 {
+                    return Err("--hubs must be at least 1".into());
+                }
+                config.hubs = Some(hubs);
+            }
             Short('h') | Long("help") => return Ok(None),
             _ => return Err(arg.unexpected()),
         }
     }
     if config.clients == 0 {
         return Err("--clients must be at least 1".into());
+    }
+    if config.hubs.is_some() && config.mode == Mode::Threads {
+        return Err("--hubs needs --mode coroutines".into());
     }
     Ok(Some(config))
 }
@@ -168,7 +183,10 @@ fn run(config: &Config) -> Result<report::Summary, String> {
     let redis = server::choose(config.redis.clone(), config.clients)?;
     log::debug!("using {}", redis.description);
     let summary = match config.mode {
-        Mode::Coroutines => coroutines::run(config, &redis.url),
+        Mode::Coroutines => match config.hubs {
+            Some(hubs) => hubs::run(config, &redis.url, hubs),
+            None => coroutines::run(config, &redis.url),
+        },
         Mode::Threads => threads::run(config, &redis.url),
     };
     drop(redis);
