@@ -378,6 +378,18 @@ impl RuntimeHandle {
     /// Spawns `f` as a coroutine on hub `index`; it starts when that hub
     /// next polls. The handle joins it from any hub's coroutine (which
     /// parks) or any plain thread (which blocks).
+    ///
+    /// What belongs to one hub (a `JoinHandle`, a socket, a sync primitive)
+    /// is `!Send`, so it cannot be sent to another:
+    ///
+    /// ```compile_fail
+    /// let runtime = greenhub::Runtime::builder().hubs(2).build().unwrap();
+    /// let rt = runtime.handle();
+    /// runtime.block_on(move || {
+    ///     let local = greenhub::spawn(|| 1);
+    ///     rt.spawn_on(1, move || local.join()); // error: `JoinHandle` is not `Send`
+    /// });
+    /// ```
     pub fn spawn_on<F, T>(&self, index: usize, f: F) -> Result<RemoteJoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
