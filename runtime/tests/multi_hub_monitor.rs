@@ -70,7 +70,10 @@ fn each_hub_has_its_own_blocking_monitor() {
             greenhub::sleep(Duration::from_millis(5));
             ticks += 1;
         }
-        assert!(spinning.join().unwrap(), "hub 1's monitor named its spinner");
+        assert!(
+            spinning.join().unwrap(),
+            "hub 1's monitor named its spinner"
+        );
         assert!(ticks > 0, "hub 0 ran meanwhile");
         assert!(
             spin_until_reported("spinner-on-0"),
