@@ -243,7 +243,10 @@ impl Runtime {
 
     /// Runs `f` as `main` on hub 0, the calling thread (like
     /// [`run`](crate::run): `f` need not be `Send` and may borrow), and
-    /// returns its value; then shuts every hub down ([`shutdown`]).
+    /// returns its value; then shuts every hub down ([`shutdown`]). While
+    /// `f` runs, the runtime holds a [`Handle`] to hub 0 (for `spawn_on(0,
+    /// ..)`), so, as with any `Handle`, hub 0 never reports a deadlock:
+    /// another hub may still send it work.
     ///
     /// # Panics
     ///
