@@ -369,7 +369,15 @@ fn tabulate(
     for ((name, key), runs) in systems.iter().zip(runs) {
         let rate = Stat::of(runs.iter().map(|r| r.0).collect());
         let cpu = Stat::of(runs.iter().map(|r| r.1).collect());
-        report.row(&[scenario, name, &rate.to_string(), &cpu.to_string()]);
+        // CPU seconds per wall second: how much of the machine the run got.
+        let cores = rate.median * cpu.median * 1e-6;
+        report.row(&[
+            scenario,
+            name,
+            &rate.to_string(),
+            &cpu.to_string(),
+            &format!("{cores:.2}"),
+        ]);
         report.field(&format!("{prefix}_{key}_rps"), rate.median);
         report.field(&format!("{prefix}_{key}_cpu_us"), cpu.median);
         rates.push(rate.median);
@@ -395,6 +403,7 @@ pub(crate) fn hubs(quick: bool) -> Report {
         "system",
         "requests per second",
         "CPU µs per request",
+        "cores used",
     ]);
     let systems: Vec<(String, String)> = vec![
         ("greenhub, 1 hub".into(), "hub1".into()),
@@ -488,7 +497,7 @@ pub(crate) fn hubs(quick: bool) -> Report {
         );
     }
     report.note(&format!(
-        "Echo: {CONNECTIONS} connections × {rounds} round trips of 64 bytes ({cpu_rounds} with work), server and clients in one process, clients spread over the hubs (Tokio and may: spawned, their schedulers place them). The work is {work} rounds of xorshift, calibrated at start to take {WORK_US} µs, done by the server per request. GET: {GET_CLIENTS} clients, {requests} GETs of a 3-byte value against one redis-server on loopback TCP; Tokio and may write the request and read its fixed-length reply by hand, greenhub runs its client with a pool per hub. Load generator, servers and Redis share the machine's {n} cores, so the plain rows cannot double; the CPU-bound rows show the second core. CPU is the process's user + system time over the run (may's, its child process's), divided by the requests; systems run in turn, three rounds."
+        "Echo: {CONNECTIONS} connections × {rounds} round trips of 64 bytes ({cpu_rounds} with work), server and clients in one process, clients spread over the hubs (Tokio and may: spawned, their schedulers place them). The work is {work} rounds of xorshift, calibrated at start to take {WORK_US} µs, done by the server per request. GET: {GET_CLIENTS} clients, {requests} GETs of a 3-byte value against one redis-server on loopback TCP; Tokio and may write the request and read its fixed-length reply by hand, greenhub runs its client with a pool per hub. Load generator, servers and Redis share the machine's {n} cores, so the plain rows cannot double; the CPU-bound rows show the second core. CPU is the process's user + system time over the run (may's, its child process's), divided by the requests; \"cores used\" is the two medians' product (CPU seconds per second of wall time): a run that got less than N cores from a busy machine cannot show N-fold scaling. Systems run in turn, three rounds."
     ));
     drop(server);
     report
