@@ -529,6 +529,9 @@ where
         // The panic hook reported the inner coroutine's panic already:
         // `resume_unwind` carries its message on without a second report.
         Err(JoinError::Panicked(message)) => std::panic::resume_unwind(Box::new(message)),
+        // Killed (or the job itself was killed while it waited): the job
+        // ends as killed too.
+        Err(JoinError::Killed) => crate::hub::park::kill_unwind(),
         Err(err) => std::panic::resume_unwind(Box::new(err.to_string())),
     }
 }

@@ -309,3 +309,30 @@ fn the_runtime_stack_size_reaches_coroutines_spawned_on_its_hubs() {
         .unwrap();
     assert_eq!(name, (7, Some("wide-1".to_owned())));
 }
+
+#[test]
+fn with_a_runtime_stack_size_a_panic_and_a_kill_keep_their_outcomes() {
+    let runtime = Runtime::builder()
+        .hubs(2)
+        .stack_size(256 * 1024)
+        .build()
+        .unwrap();
+    let handle = runtime.handle();
+    let panicked = handle
+        .spawn_on(1, || -> u8 { panic!("deep trouble") })
+        .unwrap();
+    assert_eq!(
+        panicked.join(),
+        Err(JoinError::Panicked("deep trouble".into()))
+    );
+    let (tx, rx) = std::sync::mpsc::channel();
+    let parked = handle
+        .spawn_on(1, move || {
+            tx.send(()).unwrap();
+            greenhub::sleep(Duration::from_secs(3600));
+        })
+        .unwrap();
+    rx.recv().unwrap();
+    drop(runtime); // shutdown kills it
+    assert_eq!(parked.join(), Err(JoinError::Killed));
+}
