@@ -8,9 +8,11 @@
 //! `spawn` beside the floor prototype of `floor.rs` and the may and Tokio
 //! peers of `peers.rs`), `brpop`, `get` (`redis.rs`, which needs
 //! `redis-server` and `redis-benchmark`, and `strace` for the system-call
-//! count), `echo` (`echo.rs`, beside Tokio, may and OS threads) and `hubs`
-//! (`multi.rs`: a `Runtime` of 1 and N hubs beside Tokio multi-thread and
-//! may with N workers, on echo, CPU-bound echo and GET). `--quick`
+//! count), `get-tls` (`tls.rs`: GET over TLS beside plain GET and
+//! `redis-benchmark --tls`), `echo` (`echo.rs`, beside Tokio, may and OS
+//! threads) and `hubs` (`multi.rs`: a `Runtime` of 1 and N hubs beside
+//! Tokio multi-thread and may with N workers, on echo, CPU-bound echo and
+//! GET). `--quick`
 //! shrinks every suite to a smoke test (CI runs that); `--write` (with
 //! `all`) rewrites `docs/benchmarks.md` and its SVG plots. Each suite ends
 //! with one machine-readable line: `bench: suite=NAME key=value ...`.
@@ -23,6 +25,7 @@ mod multi;
 mod peers;
 mod redis;
 mod svg;
+mod tls;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -140,8 +143,8 @@ pub(crate) fn child(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-const SUITES: [&str; 8] = [
-    "switch", "spawn", "parked", "timers", "brpop", "get", "echo", "hubs",
+const SUITES: [&str; 9] = [
+    "switch", "spawn", "parked", "timers", "brpop", "get", "get-tls", "echo", "hubs",
 ];
 
 fn main() -> ExitCode {
@@ -205,6 +208,7 @@ fn main() -> ExitCode {
                 get_bars = bars;
                 report
             }
+            "get-tls" => tls::get_tls(quick),
             "hubs" => multi::hubs(quick),
             _ => echo::echo(quick),
         };
@@ -278,7 +282,7 @@ fn write_docs(reports: &[Report], brpop: &[Series], get: &[(String, f64)], load:
          runs beside its baseline in the same run (this machine is shared and noisy), three times; \
          figures are medians with min–max. Machine: 2 cores, 24 GiB, Linux 6.18, Redis 7.0.15. \
          Run one suite with `cargo run --release -p bench -- SUITE` (`switch`, `spawn`, `parked`, \
-         `timers`, `brpop`, `get`, `echo`, `hubs`). First-touch memory and network figures vary by up to \
+         `timers`, `brpop`, `get`, `get-tls`, `echo`, `hubs`). First-touch memory and network figures vary by up to \
          ±12% from run to run on these VMs.\n\n",
     );
     md.push_str(&format!(

@@ -36,6 +36,9 @@ OPTIONS:
   --redis URL              redis://host:port/db or unix:///path, or `private` to start a
                            private redis-server [default: $REDIS_URL, else 127.0.0.1:6379
                            if it answers, else a private redis-server]
+  --tls-ca FILE            with --redis rediss://...: the CA that signed the server's certificate
+  --tls-cert FILE          with --tls-key: a client certificate, for servers that ask for one
+  --tls-key FILE           the client certificate's private key
   --mode MODE              coroutines (one thread) or threads (one per client) [default: coroutines]
   --dump-after SECONDS     log a table of every coroutine and what it waits on, once,
                            this long after the start (coroutines mode)
@@ -83,9 +86,13 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
         dump_after: None,
         hubs: None,
     };
+    let mut tls = Vec::new();
     let mut parser = lexopt::Parser::from_env();
     while let Some(arg) = parser.next()? {
         match arg {
+            Long(flag @ ("tls-ca" | "tls-cert" | "tls-key")) => {
+                tls.push((flag.replace('-', "_"), parser.value()?.string()?))
+            }
             Long("clients") => config.clients = parser.value()?.parse()?,
             Long("timeout") => config.timeout = positive(parser.value()?.parse()?, "--timeout")?,
             Long("cron-interval") => {
@@ -126,7 +133,37 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
     if config.hubs.is_some() && config.mode == Mode::Threads {
         return Err("--hubs needs --mode coroutines".into());
     }
+    if !tls.is_empty() {
+        config.redis = Some(with_tls_options(config.redis.as_deref(), &tls)?);
+    }
     Ok(Some(config))
+}
+
+/// `--redis rediss://...` with the `--tls-*` files added as URL options
+/// (`tls_ca=FILE`, ...; `docs/tls.md`).
+fn with_tls_options(
+    url: Option<&str>,
+    options: &[(String, String)],
+) -> Result<String, lexopt::Error> {
+    let mut url = match url {
+        Some(url) if url.starts_with("rediss://") => url.to_owned(),
+        _ => {
+            return Err("--tls-ca, --tls-cert and --tls-key need --redis rediss://HOST:PORT".into())
+        }
+    };
+    for (key, path) in options {
+        url.push(if url.contains('?') { '&' } else { '?' });
+        // Percent-encode what a URL query cannot hold as is.
+        let path: String = path
+            .chars()
+            .map(|c| match c {
+                '%' | '&' | '#' | '?' | ' ' | '+' => format!("%{:02X}", c as u32),
+                c => c.to_string(),
+            })
+            .collect();
+        url.push_str(&format!("{key}={path}"));
+    }
+    Ok(url)
 }
 
 fn positive(value: f64, flag: &str) -> Result<f64, lexopt::Error> {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
 
-use greenhub_tests::RedisServer;
+use greenhub_tests::{RedisServer, TlsServer};
 
 fn demo(args: &[&str]) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
@@ -307,4 +307,38 @@ fn hubs_with_threads_mode_or_zero_hubs_is_refused() {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("--hubs"), "{stderr}");
     }
+}
+
+#[test]
+fn over_tls_with_a_client_certificate_it_runs_the_experiment() {
+    // The server requires a client certificate: the run proves all three
+    // --tls-* files reach the connection.
+    let server = TlsServer::start(true);
+    let files = server.files();
+    let path = |p: &std::path::Path| p.display().to_string();
+    let output = demo(&[
+        "--clients",
+        "50",
+        "--redis",
+        &format!("rediss://127.0.0.1:{}", server.tls_port()),
+        "--tls-ca",
+        &path(&files.ca),
+        "--tls-cert",
+        &path(&files.client.cert),
+        "--tls-key",
+        &path(&files.client.key),
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    let s = summary(&output);
+    assert_eq!(
+        (s["nil_replies"].as_str(), s["errors"].as_str()),
+        ("50", "0"),
+        "{stdout}"
+    );
+    let refused = demo(&["--tls-ca", &path(&files.ca)]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("need --redis rediss://"));
 }

@@ -43,8 +43,9 @@
 //! | [`resp`] | RESP2/RESP3 resumable parser and encoder; no I/O |
 //! | `types.rs` | [`ToArg`], [`FromValue`]: Rust values in and out |
 //! | `cmd.rs` | [`Cmd`], [`ConnectionLike`], blocking-command timeouts |
-//! | `url.rs` | [`ConnectionInfo`] from `redis://` and `unix://` URLs |
+//! | `url.rs` | [`ConnectionInfo`] from `redis://`, `rediss://` and `unix://` URLs |
 //! | `stream.rs` | the socket: cooperative in a hub, std's on a thread; [`Connection`]s stay in their context |
+//! | `tls.rs` | rustls over that socket for `rediss://` (feature `tls`, `docs/tls.md`) |
 //! | `reader.rs` | bytes to frames, with the one rule for reads on edge-triggered readiness |
 //! | `session.rs` | what each command sent does to the session; the baseline the pool checks |
 //! | `framing.rs` | which frame answers which command; commands refused up front |
@@ -78,6 +79,8 @@ pub mod resp;
 mod script;
 mod session;
 mod stream;
+#[cfg(feature = "tls")]
+mod tls;
 mod types;
 mod url;
 
@@ -93,8 +96,10 @@ pub use pubsub::{Message, PubSub};
 pub use push::Invalidated;
 pub use resp::Value;
 pub use script::{Invocation, Script};
+#[cfg(feature = "tls")]
+pub use tls::DEFAULT_HANDSHAKE_TIMEOUT;
 pub use types::{FromValue, ToArg};
-pub use url::{Addr, ConnectionInfo, Protocol};
+pub use url::{Addr, ConnectionInfo, Protocol, TlsOptions};
 
 /// Every command trait, for `use greenhub_redis::prelude::*`.
 pub mod prelude {

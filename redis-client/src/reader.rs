@@ -45,6 +45,10 @@ pub(crate) struct Reader {
     /// Set by [`Reader::wrote`], cleared by the next read: only then may a
     /// read park before trying.
     park_first: bool,
+    /// Whether any byte was ever read: a plaintext connection whose server
+    /// hangs up, or answers in TLS records, before its first byte is most
+    /// likely talking to a TLS port, and the error says so.
+    received: bool,
 }
 
 impl Reader {
@@ -55,6 +59,7 @@ impl Reader {
             end: 0,
             decoder: Decoder::new(limits),
             park_first: false,
+            received: false,
         }
     }
 
@@ -125,10 +130,25 @@ impl Reader {
         if park_first && self.end == 0 && self.decoder.is_idle() {
             stream.wait_readable()?;
         }
-        let n = stream.read(&mut self.buf[self.end..])?;
+        let first = !self.received && !stream.is_tls();
+        let n = match stream.read(&mut self.buf[self.end..]) {
+            Err(err) if first && err.kind() == io::ErrorKind::ConnectionReset => {
+                return Err(maybe_tls_port(err.kind()))
+            }
+            other => other?,
+        };
         if n == 0 {
-            return Err(closed());
+            return Err(match first {
+                true => maybe_tls_port(io::ErrorKind::UnexpectedEof),
+                false => closed(),
+            });
         }
+        // 0x15 0x03 starts a TLS alert record, 0x16 0x03 a handshake one:
+        // no RESP reply starts with either byte.
+        if first && matches!(self.buf[self.end..self.end + n], [0x15 | 0x16, 0x03, ..]) {
+            return Err(maybe_tls_port(io::ErrorKind::InvalidData));
+        }
+        self.received = true;
         self.grew(n);
         Ok(())
     }
@@ -166,6 +186,16 @@ impl Reader {
             (self.start, self.end) = (0, 0);
         }
     }
+}
+
+/// A plaintext connection refused before its first reply, or answered in
+/// TLS: the likely cause is a TLS port.
+fn maybe_tls_port(kind: io::ErrorKind) -> Error {
+    Error::Io(io::Error::new(
+        kind,
+        "the server hung up or answered in TLS before its first reply: \
+         if this port speaks TLS, connect with a rediss:// URL",
+    ))
 }
 
 fn closed() -> Error {

@@ -1,6 +1,7 @@
 //! The socket under a connection: greenhub's cooperative one inside a hub,
-//! std's on a plain thread. `connection.rs` is the only user; the code above
-//! [`Stream`] is the same for both kinds.
+//! std's on a plain thread, either of them under TLS for `rediss://` (feature
+//! `tls`: `tls.rs` runs rustls over the socket). `connection.rs` is the only
+//! user; the code above [`Stream`] is the same for every kind.
 //!
 //! A socket belongs to the [`Context`] it was made in. A std socket used in
 //! a hub would block the hub's thread (every coroutine freezes); a
@@ -14,6 +15,8 @@ use std::io::{self, Read, Write};
 use std::ops::{Deref, DerefMut};
 use std::time::Duration;
 
+#[cfg(feature = "tls")]
+use crate::tls::{TlsStream, DEFAULT_HANDSHAKE_TIMEOUT};
 use crate::url::{Addr, ConnectionInfo};
 
 /// Where code runs, as far as sockets care: in a hub (which one), or on a
@@ -53,6 +56,13 @@ pub(crate) enum Stream {
     GreenUnix(Green<greenhub::net::UnixStream>),
     StdTcp(std::net::TcpStream),
     StdUnix(std::os::unix::net::UnixStream),
+    /// TLS over a cooperative TCP socket. Boxed: a rustls session is about
+    /// a kilobyte, and plaintext streams should not carry that size.
+    #[cfg(feature = "tls")]
+    GreenTls(Green<Box<TlsStream<greenhub::net::TcpStream>>>),
+    /// TLS over a std TCP socket.
+    #[cfg(feature = "tls")]
+    StdTls(Box<TlsStream<std::net::TcpStream>>),
 }
 
 /// A cooperative socket and the hub it is registered with (its context).
@@ -87,7 +97,57 @@ impl<S> DerefMut for Green<S> {
 }
 
 impl Stream {
+    /// Connects as `info` says: TCP or a Unix socket, then the TLS
+    /// handshake if it asks for TLS.
     pub(crate) fn connect(info: &ConnectionInfo) -> io::Result<Stream> {
+        match &info.tls {
+            None => Stream::connect_plain(info),
+            Some(opts) => Stream::connect_tls(info, opts),
+        }
+    }
+
+    #[cfg(not(feature = "tls"))]
+    fn connect_tls(_: &ConnectionInfo, _: &crate::url::TlsOptions) -> io::Result<Stream> {
+        Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "TLS needs greenhub-redis's `tls` feature, which this build lacks",
+        ))
+    }
+
+    /// The TLS configuration (files read first), a TCP connection, then
+    /// the handshake, bounded by the connect timeout (a port that does not
+    /// speak TLS may never answer).
+    #[cfg(feature = "tls")]
+    fn connect_tls(info: &ConnectionInfo, opts: &crate::url::TlsOptions) -> io::Result<Stream> {
+        let Addr::Tcp { host, .. } = &info.addr else {
+            return Err(io::Error::new(
+                io::ErrorKind::Unsupported,
+                "TLS is spoken over TCP only, not over a Unix socket",
+            ));
+        };
+        let config = crate::tls::client_config(opts)?;
+        let stream = Stream::connect_plain(info)?;
+        let bound = Some(info.connect_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT));
+        stream.set_read_timeout(bound)?;
+        stream.set_write_timeout(bound)?;
+        let peer = info.addr.to_string();
+        match stream {
+            Stream::GreenTcp(green) => {
+                let home = green.home;
+                let tls = TlsStream::handshake(green.socket, config, opts, host, peer)?;
+                Ok(Stream::GreenTls(Green {
+                    socket: Box::new(tls),
+                    home,
+                }))
+            }
+            Stream::StdTcp(std) => Ok(Stream::StdTls(Box::new(TlsStream::handshake(
+                std, config, opts, host, peer,
+            )?))),
+            _ => unreachable!("a TCP address makes a TCP socket"),
+        }
+    }
+
+    fn connect_plain(info: &ConnectionInfo) -> io::Result<Stream> {
         let green = Context::current() != Context::Thread;
         match (&info.addr, green) {
             (Addr::Tcp { host, port }, true) => {
@@ -143,11 +203,19 @@ impl Stream {
             Stream::GreenUnix(s) => Stream::StdUnix(std::os::unix::net::UnixStream::from(
                 s.as_fd().try_clone_to_owned()?,
             )),
+            #[cfg(feature = "tls")]
+            Stream::GreenTls(s) => Stream::StdTls(Box::new(s.socket.map_socket(|socket| {
+                Ok(std::net::TcpStream::from(
+                    socket.as_fd().try_clone_to_owned()?,
+                ))
+            })?)),
             std => std,
         };
         match &stream {
             Stream::StdTcp(s) => s.set_nonblocking(true)?,
             Stream::StdUnix(s) => s.set_nonblocking(true)?,
+            #[cfg(feature = "tls")]
+            Stream::StdTls(s) => s.get_ref().set_nonblocking(true)?,
             _ => unreachable!("converted above"),
         }
         Ok(stream)
@@ -158,7 +226,11 @@ impl Stream {
         match self {
             Stream::GreenTcp(s) => Context::Hub(s.home),
             Stream::GreenUnix(s) => Context::Hub(s.home),
+            #[cfg(feature = "tls")]
+            Stream::GreenTls(s) => Context::Hub(s.home),
             Stream::StdTcp(_) | Stream::StdUnix(_) => Context::Thread,
+            #[cfg(feature = "tls")]
+            Stream::StdTls(_) => Context::Thread,
         }
     }
 
@@ -168,6 +240,10 @@ impl Stream {
             Stream::GreenUnix(s) => s.set_read_timeout(timeout),
             Stream::StdTcp(s) => s.set_read_timeout(timeout),
             Stream::StdUnix(s) => s.set_read_timeout(timeout),
+            #[cfg(feature = "tls")]
+            Stream::GreenTls(s) => s.get_ref().set_read_timeout(timeout),
+            #[cfg(feature = "tls")]
+            Stream::StdTls(s) => s.get_ref().set_read_timeout(timeout),
         }
     }
 
@@ -177,16 +253,38 @@ impl Stream {
             Stream::GreenUnix(s) => s.set_write_timeout(timeout),
             Stream::StdTcp(s) => s.set_write_timeout(timeout),
             Stream::StdUnix(s) => s.set_write_timeout(timeout),
+            #[cfg(feature = "tls")]
+            Stream::GreenTls(s) => s.get_ref().set_write_timeout(timeout),
+            #[cfg(feature = "tls")]
+            Stream::StdTls(s) => s.get_ref().set_write_timeout(timeout),
         }
     }
 
     /// Parks until readable (cooperative sockets); a no-op for std sockets,
-    /// whose read blocks the thread anyway.
-    pub(crate) fn wait_readable(&self) -> io::Result<()> {
+    /// whose read blocks the thread anyway. Under TLS, plaintext rustls
+    /// already holds counts as readable: the socket may never turn readable
+    /// again for bytes that arrived with an earlier record.
+    pub(crate) fn wait_readable(&mut self) -> io::Result<()> {
         match self {
             Stream::GreenTcp(s) => s.wait_readable(),
             Stream::GreenUnix(s) => s.wait_readable(),
+            #[cfg(feature = "tls")]
+            Stream::GreenTls(s) => match s.has_plaintext() {
+                true => Ok(()),
+                false => s.get_ref().wait_readable(),
+            },
             Stream::StdTcp(_) | Stream::StdUnix(_) => Ok(()),
+            #[cfg(feature = "tls")]
+            Stream::StdTls(_) => Ok(()),
+        }
+    }
+
+    /// Whether the bytes are TLS records (a `rediss://` connection).
+    pub(crate) fn is_tls(&self) -> bool {
+        match self {
+            #[cfg(feature = "tls")]
+            Stream::GreenTls(_) | Stream::StdTls(_) => true,
+            _ => false,
         }
     }
 
@@ -197,6 +295,10 @@ impl Stream {
             Stream::GreenUnix(s) => s.read(buf),
             Stream::StdTcp(s) => s.read(buf),
             Stream::StdUnix(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::GreenTls(s) => s.read(buf),
+            #[cfg(feature = "tls")]
+            Stream::StdTls(s) => s.read(buf),
         }
     }
 
@@ -207,6 +309,10 @@ impl Stream {
             Stream::GreenUnix(s) => s.write_all(buf),
             Stream::StdTcp(s) => s.write_all(buf),
             Stream::StdUnix(s) => s.write_all(buf),
+            #[cfg(feature = "tls")]
+            Stream::GreenTls(s) => s.write_all(buf),
+            #[cfg(feature = "tls")]
+            Stream::StdTls(s) => s.write_all(buf),
         }
     }
 }

@@ -1,11 +1,14 @@
 //! Where and how to connect: [`ConnectionInfo`], parsed from a URL.
 //!
 //! `redis://[[user]:password@]host[:port][/db][?option=value...]` for TCP and
-//! `unix:///path/to/redis.sock[?db=N&password=...]` for a Unix socket.
+//! `unix:///path/to/redis.sock[?db=N&password=...]` for a Unix socket, and
+//! `rediss://...` (the same as `redis://`) for TCP with TLS (feature `tls`).
 //! Options: `db`, `username`, `password`, `client_name`, `connect_timeout`,
 //! `socket_timeout` (seconds, fractions allowed), `max_reply_bytes`,
-//! `protocol` (`2`, the default, or `3`: RESP3 after `HELLO 3`). The password
-//! is kept out of `Debug` and every message.
+//! `protocol` (`2`, the default, or `3`: RESP3 after `HELLO 3`); for
+//! `rediss://` only, `tls_ca`, `tls_cert`, `tls_key` (PEM file paths),
+//! `tls_server_name` and `tls_insecure` ([`TlsOptions`], `docs/tls.md`). The
+//! password is kept out of `Debug` and every message.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -49,6 +52,26 @@ pub enum Protocol {
     Resp3,
 }
 
+/// How a `rediss://` connection sets up TLS (`docs/tls.md`). Used only
+/// with the `tls` feature; without it a URL that asks for TLS is refused.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// PEM file of the CA certificates that may sign the server's
+    /// (`tls_ca`); `None`: the system's bundle.
+    pub ca_file: Option<PathBuf>,
+    /// PEM file of the client certificate chain, for servers that ask for
+    /// one (`tls_cert`, mutual TLS); with `key_file`.
+    pub cert_file: Option<PathBuf>,
+    /// PEM file of the client certificate's private key (`tls_key`).
+    pub key_file: Option<PathBuf>,
+    /// The name the server's certificate must be valid for, sent as SNI
+    /// (`tls_server_name`); `None`: the host the connection goes to.
+    pub server_name: Option<String>,
+    /// Accept any server certificate (`tls_insecure=yes`): for tests only,
+    /// and a warning is logged when it is used.
+    pub insecure: bool,
+}
+
 /// Everything needed to open and set up a connection.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ConnectionInfo {
@@ -71,6 +94,8 @@ pub struct ConnectionInfo {
     pub limits: Limits,
     /// The protocol (`protocol=3` in the URL for RESP3).
     pub protocol: Protocol,
+    /// TLS over the TCP connection (`rediss://`), or `None` for plaintext.
+    pub tls: Option<TlsOptions>,
 }
 
 impl fmt::Debug for ConnectionInfo {
@@ -85,6 +110,7 @@ impl fmt::Debug for ConnectionInfo {
             .field("socket_timeout", &self.socket_timeout)
             .field("limits", &self.limits)
             .field("protocol", &self.protocol)
+            .field("tls", &self.tls)
             .finish()
     }
 }
@@ -112,19 +138,29 @@ impl ConnectionInfo {
             socket_timeout: None,
             limits: Limits::default(),
             protocol: Protocol::Resp2,
+            tls: None,
         };
         match scheme {
             "redis" => info.parse_tcp(rest)?,
+            "rediss" if cfg!(feature = "tls") => {
+                info.parse_tcp(rest)?;
+                info.tls = Some(TlsOptions::default());
+            }
+            "rediss" => {
+                return Err(Error::Config(
+                    "rediss:// (TLS) needs greenhub-redis's `tls` feature, which this build lacks"
+                        .into(),
+                ))
+            }
             "unix" | "redis+unix" => {
                 if rest.is_empty() {
                     return Err(Error::Config("unix:// URL without a socket path".into()));
                 }
                 info.addr = Addr::Unix(PathBuf::from(decode(rest)?));
             }
-            "rediss" => return Err(Error::Config("TLS (rediss://) is not supported".into())),
             other => {
                 return Err(Error::Config(format!(
-                    "unknown URL scheme {other:?} (use redis:// or unix://)"
+                    "unknown URL scheme {other:?} (use redis://, rediss:// or unix://)"
                 )))
             }
         }
@@ -154,6 +190,20 @@ impl ConnectionInfo {
                                 "protocol must be 2 or 3, not {value:?}"
                             )))
                         }
+                    }
+                }
+                "tls_ca" | "tls_cert" | "tls_key" | "tls_server_name" | "tls_insecure" => {
+                    let Some(tls) = info.tls.as_mut() else {
+                        return Err(Error::Config(format!(
+                            "{key} is a TLS option: use a rediss:// URL"
+                        )));
+                    };
+                    match key {
+                        "tls_ca" => tls.ca_file = Some(value.into()),
+                        "tls_cert" => tls.cert_file = Some(value.into()),
+                        "tls_key" => tls.key_file = Some(value.into()),
+                        "tls_server_name" => tls.server_name = Some(value),
+                        _ => tls.insecure = parse_switch(key, &value)?,
                     }
                 }
                 other => return Err(Error::Config(format!("unknown URL option {other:?}"))),
@@ -205,6 +255,16 @@ impl ConnectionInfo {
 fn parse_db(text: &str) -> Result<i64> {
     text.parse()
         .map_err(|_| Error::Config(format!("bad database number {text:?}")))
+}
+
+fn parse_switch(key: &str, text: &str) -> Result<bool> {
+    match text {
+        "" | "yes" | "true" | "1" => Ok(true),
+        "no" | "false" | "0" => Ok(false),
+        _ => Err(Error::Config(format!(
+            "{key} must be yes or no, not {text:?}"
+        ))),
+    }
 }
 
 fn parse_seconds(key: &str, text: &str) -> Result<Duration> {
@@ -313,5 +373,45 @@ mod tests {
         assert!(ConnectionInfo::from_url("redis://host:notaport").is_err());
         assert!(ConnectionInfo::from_url("redis://host/x").is_err());
         assert!(ConnectionInfo::from_url("redis://host?socket_timeout=0").is_err());
+        let err = ConnectionInfo::from_url("redis://host?tls_ca=/ca.pem")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("rediss://"), "{err}");
+    }
+
+    #[cfg(feature = "tls")]
+    #[test]
+    fn rediss_urls_carry_their_tls_options() {
+        let info = ConnectionInfo::from_url(
+            "rediss://:pw@redis.example:6380/1?tls_ca=/etc/ca%20dir/ca.pem&tls_cert=c.pem&tls_key=k.pem&tls_server_name=r1",
+        )
+        .unwrap();
+        assert_eq!(info.db, 1);
+        assert_eq!(
+            info.tls,
+            Some(TlsOptions {
+                ca_file: Some("/etc/ca dir/ca.pem".into()),
+                cert_file: Some("c.pem".into()),
+                key_file: Some("k.pem".into()),
+                server_name: Some("r1".into()),
+                insecure: false,
+            })
+        );
+        let insecure = ConnectionInfo::from_url("rediss://h?tls_insecure=yes").unwrap();
+        assert!(insecure.tls.unwrap().insecure);
+        assert!(ConnectionInfo::from_url("rediss://h?tls_insecure=maybe").is_err());
+        assert_eq!(
+            ConnectionInfo::from_url("rediss://h").unwrap().tls,
+            Some(TlsOptions::default())
+        );
+    }
+
+    #[cfg(not(feature = "tls"))]
+    #[test]
+    fn rediss_urls_without_the_feature_say_which_feature() {
+        let err = ConnectionInfo::from_url("rediss://h")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`tls` feature"), "{err}");
     }
 }

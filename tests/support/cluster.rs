@@ -45,6 +45,10 @@ struct Node {
     dir: PathBuf,
     /// The running process; `None` while killed.
     child: Option<Child>,
+    /// Its TLS port, in a TLS cluster ([`RedisCluster::start_tls`]).
+    tls_port: Option<u16>,
+    /// Extra `redis-server` arguments (the TLS ones), kept for restarts.
+    extra: Vec<String>,
 }
 
 /// A private six-node Redis Cluster, killed when dropped.
@@ -75,6 +79,21 @@ impl RedisCluster {
     /// Starts three masters with one replica each and waits until the
     /// cluster is ready.
     pub fn start() -> RedisCluster {
+        RedisCluster::start_with(None)
+    }
+
+    /// [`RedisCluster::start`] with TLS: each node serves clients on a TLS
+    /// port with `files`' server certificate (its plaintext port stays, for
+    /// the harness's own `redis-cli`), speaks TLS on the cluster bus and to
+    /// its replicas (`--tls-cluster yes`, `--tls-replication yes`), and
+    /// requires no client certificate. The cluster is created over TLS
+    /// (`redis-cli --tls --cluster create` on the TLS ports), so the nodes
+    /// know each other by their TLS ports; the bus is each TLS port +10,000.
+    pub fn start_tls(files: &crate::TlsFiles) -> RedisCluster {
+        RedisCluster::start_with(Some(files))
+    }
+
+    fn start_with(tls: Option<&crate::TlsFiles>) -> RedisCluster {
         static NEXT: AtomicUsize = AtomicUsize::new(0);
         let dir = std::env::temp_dir().join(format!(
             "greenhub-cluster-{}-{}",
@@ -94,21 +113,35 @@ impl RedisCluster {
                 port: 0,
                 dir: node_dir,
                 child: None,
+                tls_port: None,
+                extra: Vec::new(),
             };
             // A port found free can be taken before the node binds it:
             // then try another.
             let started = (0..10).any(|_| {
                 node.port = free_cluster_port(&taken);
+                if let Some(files) = tls {
+                    let tls_port = free_cluster_port(&[&taken[..], &[node.port]].concat());
+                    node.tls_port = Some(tls_port);
+                    node.extra = files.server_args(tls_port, &files.server, false);
+                    node.extra.extend(
+                        ["--tls-cluster", "yes", "--tls-replication", "yes"].map(String::from),
+                    );
+                }
                 spawn_node(&mut node)
             });
             assert!(started, "a cluster node did not start on any port");
             taken.push(node.port);
+            taken.extend(node.tls_port);
             cluster.nodes.push(node);
         }
         let mut create = Command::new("redis-cli");
+        if let Some(files) = tls {
+            create.args(tls_cli_args(files));
+        }
         create.arg("--cluster").arg("create");
         for node in &cluster.nodes {
-            create.arg(format!("127.0.0.1:{}", node.port));
+            create.arg(format!("127.0.0.1:{}", node.tls_port.unwrap_or(node.port)));
         }
         create.args(["--cluster-replicas", "1", "--cluster-yes"]);
         let output = run(&mut create);
@@ -124,6 +157,27 @@ impl RedisCluster {
     /// Every node's URL, `redis://127.0.0.1:PORT`, masters and replicas.
     pub fn urls(&self) -> Vec<String> {
         self.ports().iter().map(|p| url(*p)).collect()
+    }
+
+    /// Every node's `rediss://127.0.0.1:TLS_PORT?tls_ca=...` URL, in a
+    /// cluster from [`RedisCluster::start_tls`] with these `files`.
+    pub fn tls_urls(&self, files: &crate::TlsFiles) -> Vec<String> {
+        self.nodes
+            .iter()
+            .map(|n| {
+                let port = n.tls_port.expect("a cluster started with start_tls");
+                format!("rediss://127.0.0.1:{port}?{}", files.url_options(false))
+            })
+            .collect()
+    }
+
+    /// The TLS port of the node whose plaintext port is `port`.
+    pub fn tls_port(&self, port: u16) -> u16 {
+        self.nodes
+            .iter()
+            .find(|n| n.port == port)
+            .and_then(|n| n.tls_port)
+            .expect("a node of a cluster started with start_tls")
     }
 
     /// Every node's port, in start order.
@@ -436,6 +490,7 @@ fn spawn_node(node: &mut Node) -> bool {
         .arg(&node.dir)
         .arg("--logfile")
         .arg(node.dir.join("redis.log"))
+        .args(&node.extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -476,6 +531,15 @@ fn free_cluster_port(taken: &[u16]) -> u16 {
         }
     }
     panic!("no free port pair for a cluster node in {PORT_RANGE:?}");
+}
+
+/// `redis-cli` arguments to speak TLS to the nodes of a TLS cluster.
+fn tls_cli_args(files: &crate::TlsFiles) -> Vec<String> {
+    vec![
+        "--tls".into(),
+        "--cacert".into(),
+        files.ca.display().to_string(),
+    ]
 }
 
 /// Runs `redis-cli -p PORT ARGS` (one command); its trimmed output, or why

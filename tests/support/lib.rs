@@ -6,10 +6,13 @@
 //! answers `PING` (polling, no fixed sleep) and kills it when dropped. Fault
 //! tests stop, resume, kill and restart it on purpose. A six-node Redis
 //! Cluster behind the same kind of guard lives in `cluster.rs`
-//! ([`RedisCluster`]). See `docs/testing.md`.
+//! ([`RedisCluster`]); certificates and a server with a TLS port live in
+//! `tls.rs` ([`TlsFiles`], [`TlsServer`]). See `docs/testing.md`.
 
 mod cluster;
 pub use cluster::{NodeInfo, RedisCluster, Reshard, CLUSTER_TIMEOUT, NODE_TIMEOUT_MS};
+mod tls;
+pub use tls::{CertFiles, TlsFiles, TlsServer};
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener};

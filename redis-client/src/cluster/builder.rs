@@ -127,9 +127,10 @@ impl ClusterBuilder {
     /// Checks the URLs and makes the client. Nothing is connected yet: the
     /// first command loads the slot map.
     ///
-    /// The URLs are `redis://` ones (the first one's credentials, client
-    /// name and timeouts are used for every node); a cluster has only
-    /// database 0.
+    /// The URLs are `redis://` ones, or `rediss://` for TLS (the first
+    /// one's credentials, client name, timeouts and TLS options are used
+    /// for every node, each node's certificate checked against its own
+    /// host unless `tls_server_name` is set); a cluster has only database 0.
     pub fn build(self) -> Result<ClusterClient> {
         let mut seeds = Vec::new();
         let mut template: Option<ConnectionInfo> = None;
@@ -137,7 +138,7 @@ impl ClusterBuilder {
             let info = ConnectionInfo::from_url(url)?;
             let Addr::Tcp { host, port } = &info.addr else {
                 return Err(Error::Config(format!(
-                    "a cluster node is reached over TCP: {url} is not a redis:// URL"
+                    "a cluster node is reached over TCP: {url} is not a redis:// or rediss:// URL"
                 )));
             };
             if info.db != 0 {

@@ -80,6 +80,11 @@ impl Nodes {
         }
     }
 
+    /// Whether the nodes are reached over TLS (`rediss://`).
+    pub(crate) fn tls(&self) -> bool {
+        self.template.tls.is_some()
+    }
+
     /// The connection settings for `addr`.
     pub(crate) fn info(&self, addr: &NodeAddr) -> ConnectionInfo {
         let mut info = self.template.clone();

@@ -240,7 +240,7 @@ impl Shared {
             }
         })?;
         match conn.req_command(cmd("CLUSTER").arg("SHARDS")) {
-            Ok(reply) => parse_shards(reply, addr),
+            Ok(reply) => parse_shards(reply, addr, self.nodes.tls()),
             Err(Error::Server(err))
                 if err
                     .message

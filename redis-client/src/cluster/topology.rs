@@ -169,9 +169,10 @@ impl Topology {
 /// Parses `CLUSTER SHARDS` (Redis 7): one entry per shard, each a map
 /// (RESP3) or a flat list of pairs (RESP2) with `slots` (start, end, start,
 /// end, ...) and `nodes` (each with `ip`, `endpoint`, `port`, `role`,
-/// `health`). `asked` is the node that answered, for nodes whose endpoint
-/// is unknown (`?`).
-pub(crate) fn parse_shards(reply: Value, asked: &NodeAddr) -> Result<Topology> {
+/// `health`, and `tls-port` on a TLS node). `asked` is the node that
+/// answered, for nodes whose endpoint is unknown (`?`). Over TLS (`tls`)
+/// the node's `tls-port` is the one to use (a TLS-only node has no `port`).
+pub(crate) fn parse_shards(reply: Value, asked: &NodeAddr, tls: bool) -> Result<Topology> {
     let bad = |what: &str| Error::Protocol(format!("unexpected CLUSTER SHARDS reply: {what}"));
     let Value::Array(entries) = reply else {
         return Err(bad("not an array"));
@@ -198,11 +199,16 @@ pub(crate) fn parse_shards(reply: Value, asked: &NodeAddr) -> Result<Topology> {
                                 .find(|(f, _)| f == name)
                                 .and_then(|(_, v)| text(v))
                         };
-                        let port = node
-                            .iter()
-                            .find(|(f, _)| f == "port")
-                            .and_then(|(_, v)| integer(v))
-                            .ok_or_else(|| bad("a node without a port"))?;
+                        let port_named = |name: &str| {
+                            node.iter()
+                                .find(|(f, _)| f == name)
+                                .and_then(|(_, v)| integer(v))
+                        };
+                        let port = match tls {
+                            true => port_named("tls-port").or_else(|| port_named("port")),
+                            false => port_named("port"),
+                        }
+                        .ok_or_else(|| bad("a node without a port"))?;
                         let host = text("endpoint")
                             .filter(|h| !h.is_empty() && h != "?")
                             .or_else(|| text("ip").filter(|h| !h.is_empty() && h != "?"))
@@ -353,6 +359,29 @@ mod tests {
     }
 
     #[test]
+    fn over_tls_a_node_is_reached_on_its_tls_port() {
+        let mut with_tls = node(7000, "master", "online");
+        if let Value::Array(fields) = &mut with_tls {
+            fields.extend([bulk("tls-port"), Value::Int(17000)]);
+        }
+        let shard = |n: Value| {
+            Value::Array(vec![Value::Array(vec![
+                bulk("slots"),
+                Value::Array(vec![Value::Int(0), Value::Int(16383)]),
+                bulk("nodes"),
+                Value::Array(vec![n]),
+            ])])
+        };
+        let tls = parse_shards(shard(with_tls.clone()), &addr(17000), true).unwrap();
+        assert_eq!(tls.master(0), Some(&addr(17000)));
+        let plain = parse_shards(shard(with_tls), &addr(7000), false).unwrap();
+        assert_eq!(plain.master(0), Some(&addr(7000)));
+        // A node that reports no tls-port is reached on its port.
+        let only_port = parse_shards(shard(node(7000, "master", "online")), &addr(7000), true);
+        assert_eq!(only_port.unwrap().master(0), Some(&addr(7000)));
+    }
+
+    #[test]
     fn cluster_shards_gives_masters_healthy_replicas_and_slot_ranges() {
         let reply = Value::Array(vec![
             Value::Array(vec![
@@ -379,7 +408,7 @@ mod tests {
                 ]),
             ]),
         ]);
-        let map = parse_shards(reply, &addr(7000)).unwrap();
+        let map = parse_shards(reply, &addr(7000), false).unwrap();
         assert_eq!(map.master(0), Some(&addr(7000)));
         assert_eq!(map.master(5460), Some(&addr(7000)));
         assert_eq!(map.master(5461), Some(&addr(7001)));

@@ -1,0 +1,457 @@
+//! `rediss://` end to end: the client over rustls on greenhub's cooperative
+//! sockets (and on std's, on a plain thread) against a real `redis-server`
+//! with `--tls-port` and certificates made by the test (`support/tls.rs`).
+//!
+//! What a user walks: commands, pipelines of every length up to 2,000,
+//! values larger than a TLS record, pub/sub, many coroutines on one pool,
+//! mutual TLS. What goes wrong: the wrong CA, an expired certificate, one
+//! for another name, no client certificate where one is required,
+//! plaintext spoken to the TLS port and TLS to the plaintext one: each a
+//! one-sentence error, never a hang (the handshake is bounded by the
+//! connect timeout). See `docs/tls.md`.
+
+use std::time::Instant;
+
+use greenhub_redis::prelude::*;
+use greenhub_redis::{cmd, pipe, Client, Connection, ConnectionInfo, Error, Value};
+use greenhub_tests::{RedisCluster, TlsFiles, TlsServer, PATIENCE};
+
+/// The error opening a connection to `url` gives, within `PATIENCE`.
+fn connect_error(url: &str) -> String {
+    let url = url.to_owned();
+    let started = Instant::now();
+    let err = greenhub::run({
+        let url = url.clone();
+        move || {
+            let mut client = Client::open(&url).unwrap();
+            client.ping().unwrap_err()
+        }
+    });
+    assert!(
+        started.elapsed() < PATIENCE,
+        "the error took {:?}: {err}",
+        started.elapsed()
+    );
+    // Shown with --nocapture: the sentence a user would read.
+    eprintln!("{url}\n  -> {err}");
+    err.to_string()
+}
+
+#[test]
+fn commands_run_over_tls_in_a_hub_and_on_a_plain_thread() {
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    let in_hub = url.clone();
+    greenhub::run(move || {
+        let mut client = Client::open(&in_hub).unwrap();
+        client.set("greeting", "hello over TLS").unwrap();
+        let back: String = client.get("greeting").unwrap();
+        assert_eq!(back, "hello over TLS");
+    });
+    // The plain-thread path: std's blocking socket under the same rustls.
+    let mut client = Client::open(&url).unwrap();
+    let back: String = client.get("greeting").unwrap();
+    assert_eq!(back, "hello over TLS");
+    let mut conn = Connection::open(&ConnectionInfo::from_url(&url).unwrap()).unwrap();
+    assert_eq!(conn.incr_by("counter", 5).unwrap(), 5);
+}
+
+#[test]
+fn pipelines_of_every_length_up_to_two_thousand_come_back_whole() {
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let mut client = Client::open(&url).unwrap();
+        // Lengths that end replies on and off TLS record boundaries: a
+        // reply that ends inside a record leaves plaintext in rustls while
+        // the kernel holds nothing, and a read that parked then would hang.
+        for n in (1..=64).chain([100, 255, 256, 257, 1000, 1999, 2000]) {
+            let sent: Vec<String> = (0..n)
+                .map(|i| format!("{i}:{}", "x".repeat(i * 13 % 200)))
+                .collect();
+            let mut p = pipe();
+            for text in &sent {
+                p.cmd("ECHO").arg(text);
+            }
+            let got: Vec<String> = p.query(&mut client).unwrap();
+            assert_eq!(got, sent, "pipeline of {n}");
+        }
+    });
+}
+
+#[test]
+fn values_larger_than_a_tls_record_round_trip() {
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let mut client = Client::open(&url).unwrap();
+        // A TLS record holds at most 16 KiB of plaintext.
+        for len in [
+            0,
+            1,
+            16 * 1024 - 1,
+            16 * 1024,
+            16 * 1024 + 1,
+            1 << 20,
+            8 << 20,
+        ] {
+            let value: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
+            client.set("big", value.as_slice()).unwrap();
+            let back: Vec<u8> = client.get("big").unwrap();
+            assert!(back == value, "a value of {len} bytes came back changed");
+        }
+    });
+}
+
+#[test]
+fn many_coroutines_share_a_tls_pool() {
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let client = Client::open(&url).unwrap();
+        let workers: Vec<_> = (0..200)
+            .map(|i| {
+                let mut client = client.clone();
+                greenhub::spawn(move || {
+                    for _ in 0..20 {
+                        client.incr(format!("c{}", i % 10)).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker.join().unwrap();
+        }
+        let mut client = client;
+        let total: i64 = (0..10)
+            .map(|i| client.get::<i64>(format!("c{i}")).unwrap())
+            .sum();
+        assert_eq!(total, 200 * 20);
+    });
+}
+
+/// The next published message (confirmations skipped), within `PATIENCE`.
+fn next_published(pubsub: &mut greenhub_redis::PubSub) -> greenhub_redis::Message {
+    loop {
+        let message = pubsub
+            .get_message(Some(PATIENCE))
+            .unwrap()
+            .expect("a message within PATIENCE");
+        if message.kind == "message" {
+            return message;
+        }
+    }
+}
+
+#[test]
+fn a_subscriber_gets_every_message_over_tls() {
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let client = Client::open(&url).unwrap();
+        let mut pubsub = client.pubsub().unwrap();
+        pubsub.subscribe(&["news"]).unwrap();
+        let publisher = client.clone();
+        let sender = greenhub::spawn(move || {
+            for i in 0..500 {
+                // Messages of many sizes, so some end mid-record.
+                let body = "x".repeat(i * 7 % 300) + &i.to_string();
+                let _: i64 = publisher
+                    .cmd("PUBLISH")
+                    .arg("news")
+                    .arg(body)
+                    .query()
+                    .unwrap();
+            }
+        });
+        for i in 0..500 {
+            let body = next_published(&mut pubsub).text();
+            assert!(body.ends_with(&i.to_string()), "message {i}: {body}");
+        }
+        sender.join().unwrap();
+    });
+}
+
+#[test]
+fn a_write_after_reading_part_of_the_decrypted_bytes_does_not_park_past_the_rest() {
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let client = Client::open(&url).unwrap();
+        let mut pubsub = client.pubsub().unwrap();
+        pubsub.subscribe(&["news"]).unwrap();
+        // Three messages of 128 bytes each on the wire (`*3 $7 message
+        // $4 news $94 <94 bytes>`), each its own TLS record, all in the
+        // subscriber's socket before it reads: each PUBLISH is answered in
+        // the same server cycle that writes the message to the subscriber.
+        let publisher = client.clone();
+        for i in 0..3 {
+            let body = format!("{i}{}", "m".repeat(93));
+            let _: i64 = publisher
+                .cmd("PUBLISH")
+                .arg("news")
+                .arg(body)
+                .query()
+                .unwrap();
+        }
+        // The first read takes all three records into rustls and the first
+        // 256 bytes of plaintext (the read buffer's first size) into the
+        // reader: two whole messages, nothing of a third, whose bytes stay
+        // decrypted in rustls while the kernel holds none.
+        assert!(next_published(&mut pubsub).text().starts_with('0'));
+        assert!(next_published(&mut pubsub).text().starts_with('1'));
+        // A write (SUBSCRIBE), then a read with the reader empty: the one
+        // read that parks before trying. It must take the third message
+        // from rustls, in order, before the confirmation.
+        pubsub.subscribe(&["more"]).unwrap();
+        assert!(next_published(&mut pubsub).text().starts_with('2'));
+    });
+}
+
+#[test]
+fn a_push_decrypted_with_a_reply_reaches_its_handler_while_the_next_command_blocks() {
+    // Regression for the one read that parks before trying (the first
+    // after a write): under TLS it must not park while rustls holds
+    // plaintext. Parked on the socket, it sleeps until the next bytes come,
+    // here a BLPOP's reply, and the push waits with it.
+    let server = TlsServer::start(false);
+    let url = server.url(false) + "&protocol=3";
+    greenhub::run(move || {
+        let mut conn = Connection::open(&ConnectionInfo::from_url(&url).unwrap()).unwrap();
+        let invalidated = std::rc::Rc::new(std::cell::Cell::new(false));
+        let seen = invalidated.clone();
+        conn.on_invalidate(move |_| seen.set(true));
+        let mut other = Client::open(&url).unwrap();
+        // A 248-byte value: `$248\r\n` + 248 bytes + `\r\n` is 256 bytes,
+        // the reader's first buffer size.
+        other.set("k", "v".repeat(248)).unwrap();
+        let _: Value = conn
+            .req_command(cmd("CLIENT").arg("TRACKING").arg("ON"))
+            .unwrap();
+        let len: i64 = cmd("STRLEN").arg("k").query(&mut conn).unwrap();
+        assert_eq!(len, 248);
+        // SET ... GET answers the old value (256 bytes) and then, after
+        // the reply, invalidates `k` for this tracking client: one write by
+        // the server, one TLS record. The reader takes exactly the reply;
+        // the push stays decrypted in rustls, and the kernel holds nothing.
+        let old: String = cmd("SET")
+            .arg("k")
+            .arg("new")
+            .arg("GET")
+            .query(&mut conn)
+            .unwrap();
+        assert_eq!(old.len(), 248);
+        // The pusher unblocks the BLPOP once the push was handled, or
+        // after PATIENCE, and says which.
+        let pusher = greenhub::spawn(move || {
+            let start = Instant::now();
+            while !invalidated.get() && start.elapsed() < PATIENCE {
+                greenhub::sleep(std::time::Duration::from_millis(5));
+            }
+            let handled = invalidated.get();
+            other.rpush("q", &["go"]).unwrap();
+            handled
+        });
+        let popped = conn.blpop(&["q"], 0.0).unwrap();
+        assert!(popped.is_some());
+        assert!(
+            pusher.join().unwrap(),
+            "the invalidation waited in rustls until BLPOP's reply came"
+        );
+    });
+}
+
+#[test]
+fn a_client_side_cache_is_invalidated_over_tls() {
+    // The invalidation listener reads its TLS session on a non-blocking
+    // std socket (the same descriptor, the same rustls state).
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let mut cached = Client::with_cache(
+            ConnectionInfo::from_url(&url).unwrap(),
+            greenhub_redis::PoolConfig::default(),
+            greenhub_redis::CacheConfig { max_entries: 100 },
+        );
+        let mut other = Client::open(&url).unwrap();
+        other.set("k", "one").unwrap();
+        assert_eq!(cached.get::<String>("k").unwrap(), "one");
+        assert_eq!(cached.get::<String>("k").unwrap(), "one");
+        assert_eq!(cached.cache_stats().unwrap().hits, 1);
+        other.set("k", "two").unwrap();
+        let start = Instant::now();
+        while cached.get::<String>("k").unwrap() != "two" {
+            assert!(start.elapsed() < PATIENCE, "never invalidated");
+            greenhub::sleep(std::time::Duration::from_millis(1));
+        }
+        assert!(cached.cache_stats().unwrap().invalidations >= 1);
+    });
+}
+
+#[test]
+fn mutual_tls_works_with_a_client_certificate_and_fails_clearly_without() {
+    let server = TlsServer::start(true);
+    let url = server.url(true);
+    greenhub::run(move || {
+        let mut client = Client::open(&url).unwrap();
+        let pong = client.ping().unwrap();
+        assert_eq!(pong, "PONG");
+    });
+    let err = connect_error(&server.url(false));
+    assert!(err.contains("client certificate"), "{err}");
+}
+
+#[test]
+fn a_server_certificate_from_another_ca_is_refused_in_one_sentence() {
+    let server = TlsServer::start(false);
+    let url = format!(
+        "rediss://127.0.0.1:{}?tls_ca={}",
+        server.tls_port(),
+        server.files().other_ca.display()
+    );
+    let err = connect_error(&url);
+    assert!(err.contains("not signed by a trusted CA"), "{err}");
+    assert!(err.contains("tls_ca"), "{err}");
+}
+
+#[test]
+fn an_expired_server_certificate_is_refused_in_one_sentence() {
+    let server = TlsServer::start_with(TlsFiles::generate(), |f| f.expired.clone(), false);
+    let err = connect_error(&server.url(false));
+    assert!(err.contains("has expired"), "{err}");
+}
+
+#[test]
+fn a_certificate_for_another_name_is_refused_unless_that_name_is_asked_for() {
+    let server = TlsServer::start_with(TlsFiles::generate(), |f| f.wrong_name.clone(), false);
+    let err = connect_error(&server.url(false));
+    assert!(
+        err.contains("not valid for the name \"127.0.0.1\""),
+        "{err}"
+    );
+    // The name the certificate is for, asked for explicitly, is accepted.
+    let url = server.url(false) + "&tls_server_name=other.example";
+    greenhub::run(move || {
+        let mut client = Client::open(&url).unwrap();
+        assert_eq!(client.ping().unwrap(), "PONG");
+    });
+}
+
+#[test]
+fn tls_insecure_accepts_any_certificate() {
+    let server = TlsServer::start_with(TlsFiles::generate(), |f| f.wrong_name.clone(), false);
+    let url = format!("rediss://127.0.0.1:{}?tls_insecure=yes", server.tls_port());
+    greenhub::run(move || {
+        let mut client = Client::open(&url).unwrap();
+        assert_eq!(client.ping().unwrap(), "PONG");
+    });
+}
+
+#[test]
+fn plaintext_spoken_to_the_tls_port_is_a_clear_error() {
+    let server = TlsServer::start(false);
+    let url = format!(
+        "redis://127.0.0.1:{}?connect_timeout=2&socket_timeout=5",
+        server.tls_port()
+    );
+    let err = connect_error(&url);
+    assert!(err.contains("TLS"), "{err}");
+}
+
+#[test]
+fn tls_spoken_to_the_plaintext_port_is_a_clear_error_bounded_by_the_connect_timeout() {
+    let server = TlsServer::start(false);
+    let url = format!(
+        "rediss://{}?connect_timeout=1&{}",
+        server.plain().addr(),
+        server.files().url_options(false)
+    );
+    let err = connect_error(&url);
+    assert!(err.contains("TLS"), "{err}");
+}
+
+#[test]
+fn bad_tls_options_are_clear_errors() {
+    let files = TlsFiles::generate();
+    let missing = format!(
+        "rediss://127.0.0.1:1?tls_ca={}/none.pem",
+        files.dir().display()
+    );
+    let err = connect_error(&missing);
+    assert!(err.contains("cannot read certificates"), "{err}");
+    let half = format!(
+        "rediss://127.0.0.1:1?tls_ca={}&tls_cert={}",
+        files.ca.display(),
+        files.client.cert.display()
+    );
+    let err = connect_error(&half);
+    assert!(err.contains("both tls_cert and tls_key"), "{err}");
+    let mismatched = format!(
+        "rediss://127.0.0.1:1?tls_ca={}&tls_cert={}&tls_key={}",
+        files.ca.display(),
+        files.client.cert.display(),
+        files.server.key.display()
+    );
+    let err = connect_error(&mismatched);
+    assert!(err.contains("do not go together"), "{err}");
+    assert!(matches!(
+        ConnectionInfo::from_url("redis://h?tls_insecure=yes"),
+        Err(Error::Config(_))
+    ));
+}
+
+#[test]
+fn a_tls_cluster_runs_commands_through_the_cluster_client() {
+    let files = TlsFiles::generate();
+    let cluster = RedisCluster::start_tls(&files);
+    let urls = cluster.tls_urls(&files);
+    let first = urls[0].clone();
+    let masters = greenhub::run(move || {
+        // A node asked for a key it does not serve redirects to the TLS
+        // port of the node that does (`tls-cluster yes`).
+        let mut node = Connection::open(&ConnectionInfo::from_url(&first).unwrap()).unwrap();
+        let moved: Vec<String> = (0..30)
+            .filter_map(|i| match node.get::<Option<String>>(format!("probe:{i}")) {
+                Err(Error::Server(err)) if err.code == "MOVED" => Some(err.message),
+                _ => None,
+            })
+            .collect();
+        assert!(!moved.is_empty(), "no probe key lives on another node");
+        let mut client = greenhub_redis::cluster::ClusterClient::open(&urls).unwrap();
+        for i in 0..300 {
+            client.set(format!("key:{i}"), i).unwrap();
+        }
+        // Keys in every slot range: every master answered over TLS.
+        let keys: Vec<String> = (0..300).map(|i| format!("key:{i}")).collect();
+        let values: Vec<Option<i64>> = client.mget(&keys).unwrap();
+        assert_eq!(values, (0..300).map(Some).collect::<Vec<_>>());
+        let mut p = pipe();
+        for key in &keys {
+            p.cmd("INCR").arg(key);
+        }
+        let incremented: Vec<i64> = p.query(&mut client).unwrap();
+        assert_eq!(incremented, (1..301).collect::<Vec<i64>>());
+        let mut masters: Vec<u16> = client.masters().iter().map(|m| m.port).collect();
+        masters.sort_unstable();
+        (masters, moved)
+    });
+    let (masters, moved) = masters;
+    let tls_ports: Vec<String> = cluster
+        .ports()
+        .iter()
+        .map(|p| cluster.tls_port(*p).to_string())
+        .collect();
+    for redirect in &moved {
+        let port = redirect.rsplit(':').next().unwrap();
+        assert!(tls_ports.iter().any(|p| p == port), "{redirect}");
+    }
+    // The slot map named the nodes' TLS ports (`tls-port`), not their
+    // plaintext ones.
+    let mut tls_masters: Vec<u16> = cluster
+        .master_ports()
+        .iter()
+        .map(|p| cluster.tls_port(*p))
+        .collect();
+    tls_masters.sort_unstable();
+    assert_eq!(masters, tls_masters);
+}
