@@ -1,6 +1,9 @@
 //! The client on a `greenhub::Runtime` of two hubs: one `ClientFactory`
 //! shared by both, each hub with its own pool, whose counters add up.
 
+use std::cell::Cell;
+use std::rc::Rc;
+
 use greenhub_redis::prelude::*;
 use greenhub_redis::{ClientFactory, PoolStats};
 use greenhub_tests::RedisServer;
@@ -22,16 +25,23 @@ fn each_hub_runs_its_own_pool_from_one_factory_and_the_stats_sum() {
                 handle
                     .spawn_on(hub, move || {
                         let redis = factory.client();
-                        // PER_HUB coroutines at once, each holding a
-                        // connection across a park, so the pool grows to
+                        // PER_HUB coroutines each hold a connection until
+                        // all of them hold one, so the pool grows to
                         // PER_HUB on this hub.
+                        let holding = Rc::new(Cell::new(0));
+                        let all_hold = greenhub::sync::Event::new();
                         let workers: Vec<_> = (0..PER_HUB)
                             .map(|_| {
                                 let redis = redis.clone();
+                                let (holding, all_hold) = (holding.clone(), all_hold.clone());
                                 greenhub::spawn(move || {
                                     let mut conn = redis.get_connection().unwrap();
                                     conn.incr("multi-hub-counter").unwrap();
-                                    greenhub::sleep(std::time::Duration::from_millis(5));
+                                    holding.set(holding.get() + 1);
+                                    if holding.get() == PER_HUB {
+                                        all_hold.set();
+                                    }
+                                    all_hold.wait().unwrap();
                                     conn.incr("multi-hub-counter").unwrap();
                                 })
                             })
