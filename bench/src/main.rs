@@ -12,8 +12,10 @@
 //! `redis-benchmark --tls`), `echo` (`echo.rs`, beside Tokio, may and OS
 //! threads), `cluster-get` and `cluster-brpop` (`cluster.rs`: GETs through
 //! `ClusterClient` beside `redis-benchmark --cluster` and one server, and the
-//! demo's 10,000 clients on a private cluster; they need `redis-cli` too) and
-//! `trace` (`trace.rs`: the recorder off, recording, and the console open). `--quick`
+//! demo's 10,000 clients on a private cluster; they need `redis-cli` too),
+//! `trace` (`trace.rs`: the recorder off, recording, and the console open)
+//! and `hubs` (`multi.rs`: a `Runtime` of 1 and N hubs beside Tokio
+//! multi-thread and may with N workers, on echo, CPU-bound echo and GET). `--quick`
 //! shrinks every suite to a smoke test (CI runs that); `--write` (with
 //! `all`) rewrites `docs/benchmarks.md` and its SVG plots. Each suite ends
 //! with one machine-readable line: `bench: suite=NAME key=value ...`.
@@ -23,6 +25,7 @@ mod echo;
 mod floor;
 mod measure;
 mod micro;
+mod multi;
 mod peers;
 mod redis;
 mod svg;
@@ -145,7 +148,7 @@ pub(crate) fn child(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
-const SUITES: [&str; 11] = [
+const SUITES: [&str; 12] = [
     "switch",
     "spawn",
     "parked",
@@ -157,6 +160,7 @@ const SUITES: [&str; 11] = [
     "cluster-get",
     "cluster-brpop",
     "trace",
+    "hubs",
 ];
 
 fn main() -> ExitCode {
@@ -164,6 +168,10 @@ fn main() -> ExitCode {
     match args.first().map(String::as_str) {
         Some("parked-child") => {
             println!("{}", micro::parked_child(args[1].parse().expect("a count")));
+            return ExitCode::SUCCESS;
+        }
+        Some("hubs-may-child") => {
+            println!("{}", multi::may_child(&args[1..]));
             return ExitCode::SUCCESS;
         }
         Some("get-child") => {
@@ -222,6 +230,7 @@ fn main() -> ExitCode {
             "get-tls" => tls::get_tls(quick),
             "cluster-get" => cluster::get(quick),
             "cluster-brpop" => cluster::brpop(quick),
+            "hubs" => multi::hubs(quick),
             _ => echo::echo(quick),
         };
         print!("{}", report.markdown());
@@ -294,7 +303,7 @@ fn write_docs(reports: &[Report], brpop: &[Series], get: &[(String, f64)], load:
          runs beside its baseline in the same run (this machine is shared and noisy), three times; \
          figures are medians with min–max. Machine: 2 cores, 24 GiB, Linux 6.18, Redis 7.0.15. \
          Run one suite with `cargo run --release -p bench -- SUITE` (`switch`, `spawn`, `parked`, \
-         `timers`, `brpop`, `get`, `get-tls`, `echo`, `cluster-get`, `cluster-brpop`). First-touch memory and network figures vary by up to \
+         `timers`, `brpop`, `get`, `get-tls`, `echo`, `cluster-get`, `cluster-brpop`, `trace`, `hubs`). First-touch memory and network figures vary by up to \
          ±12% from run to run on these VMs.\n\n",
     );
     md.push_str(&format!(

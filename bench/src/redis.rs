@@ -119,14 +119,14 @@ pub(crate) fn brpop(quick: bool) -> (Report, Vec<crate::Series>) {
 }
 
 /// A private redis-server on a free TCP port, killed on drop.
-struct Server {
+pub(crate) struct Server {
     child: std::process::Child,
-    port: u16,
+    pub(crate) port: u16,
     dir: std::path::PathBuf,
 }
 
 impl Server {
-    fn start() -> Server {
+    pub(crate) fn start() -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -162,7 +162,7 @@ impl Server {
         Server { child, port, dir }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
 }

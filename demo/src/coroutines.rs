@@ -24,13 +24,13 @@ use crate::{cluster, limits};
 /// Connects in flight at once. Each connect is a SYN in the server's accept
 /// queue until it accepts; pacing them keeps the queue from overflowing
 /// (an overflow drops the SYN, and the retry waits a one-second TCP timer).
-const CONNECTS_IN_FLIGHT: usize = 256;
+pub(crate) const CONNECTS_IN_FLIGHT: usize = 256;
 /// A connect slower than this waited for a retransmit: said out loud.
-const SLOW_CONNECT: Duration = Duration::from_millis(500);
+pub(crate) const SLOW_CONNECT: Duration = Duration::from_millis(500);
 
 /// What the clients talk to.
 #[derive(Clone, Debug)]
-enum Target {
+pub(crate) enum Target {
     /// One server: every client waits on `key`.
     Server(Client),
     /// A cluster: client i waits on `key:i`.
@@ -165,6 +165,7 @@ fn experiment(config: &Config, redis: &Target) -> Summary {
     }
     Summary {
         mode: "coroutines",
+        hubs: 1,
         clients: config.clients,
         timeout_s: config.timeout,
         duration,
@@ -197,7 +198,13 @@ fn cluster_stats(cluster: &ClusterClient) -> PoolStats {
 }
 
 /// One client: take a connection (paced), then BRPOP on the empty list.
-fn ask_redis(redis: &Target, key: &str, timeout: f64, pacing: &Semaphore, tally: &Tally) {
+pub(crate) fn ask_redis(
+    redis: &Target,
+    key: &str,
+    timeout: f64,
+    pacing: &Semaphore,
+    tally: &Tally,
+) {
     let permit = pacing.acquire();
     let connecting = Instant::now();
     // BRPOP returns (key, value) or nil; the list stays empty, so nil.
@@ -235,7 +242,7 @@ fn ask_redis(redis: &Target, key: &str, timeout: f64, pacing: &Semaphore, tally:
     }
 }
 
-fn cron(gaps: &CronGaps, interval: Duration) {
+pub(crate) fn cron(gaps: &CronGaps, interval: Duration) {
     loop {
         log::info!("Hello from cron coroutine.");
         gaps.tick();

@@ -19,6 +19,7 @@
 mod children;
 mod cluster;
 mod coroutines;
+mod hubs;
 mod limits;
 mod logs;
 mod observe;
@@ -57,10 +58,11 @@ OPTIONS:
                            (open in https://ui.perfetto.dev) (coroutines mode)
   --timeline FILE.svg      record; write an SVG timeline of the coroutines (coroutines mode)
   --console                show a live view of the hub on stderr (coroutines mode)
+  --hubs N                 spread the clients over N hubs on N OS threads (coroutines mode)
   -h, --help               print this help
 
 The log level follows RUST_LOG (default: info). The last line is a summary:
-  summary: mode=... clients=... duration_s=... max_cron_gap_s=... os_threads=... created=... ...
+  summary: mode=... hubs=... clients=... duration_s=... max_cron_gap_s=... os_threads=... created=... ...
 With --cluster it has nodes=MASTERS, and the connection figures are sums over the nodes.
 ";
 
@@ -86,6 +88,8 @@ pub(crate) struct Config {
     /// `--cluster`, or `--redis private-cluster`: a cluster, through `ClusterClient`.
     cluster: bool,
     observe: observe::Observe,
+    /// `--hubs N`: a runtime of N hubs instead of one `run`.
+    hubs: Option<usize>,
 }
 
 fn parse_args() -> Result<Option<Config>, lexopt::Error> {
@@ -100,6 +104,7 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
         dump_after: None,
         cluster: false,
         observe: observe::Observe::default(),
+        hubs: None,
     };
     let mut tls = Vec::new();
     let mut parser = lexopt::Parser::from_env();
@@ -135,6 +140,13 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
             Long("trace") => config.observe.trace = Some(parser.value()?.into()),
             Long("timeline") => config.observe.timeline = Some(parser.value()?.into()),
             Long("console") => config.observe.console = true,
+            Long("hubs") => {
+                let hubs: usize = parser.value()?.parse()?;
+                if hubs == 0 {
+                    return Err("--hubs must be at least 1".into());
+                }
+                config.hubs = Some(hubs);
+            }
             Short('h') | Long("help") => return Ok(None),
             _ => return Err(arg.unexpected()),
         }
@@ -160,6 +172,15 @@ fn parse_args() -> Result<Option<Config>, lexopt::Error> {
         config.redis = std::env::var("REDIS_URL")
             .ok()
             .filter(|url| !url.is_empty());
+    }
+    if config.hubs.is_some() && config.mode == Mode::Threads {
+        return Err("--hubs needs --mode coroutines".into());
+    }
+    if config.hubs.is_some() && config.cluster {
+        return Err("--hubs runs against one server, not with --cluster".into());
+    }
+    if config.hubs.is_some() && config.observe.watches() {
+        return Err("--trace, --timeline and --console watch one hub, not --hubs".into());
     }
     if !tls.is_empty() {
         config.redis = Some(with_tls_options(config.redis.as_deref(), &tls)?);
@@ -256,7 +277,10 @@ fn run(config: &Config) -> Result<report::Summary, String> {
     let redis = server::choose(config.redis.clone(), config.clients)?;
     log::debug!("using {}", redis.description);
     let summary = match config.mode {
-        Mode::Coroutines => coroutines::run(config, &redis.url),
+        Mode::Coroutines => match config.hubs {
+            Some(hubs) => hubs::run(config, &redis.url, hubs),
+            None => coroutines::run(config, &redis.url),
+        },
         Mode::Threads => threads::run(config, &redis.url),
     };
     drop(redis);

@@ -27,6 +27,11 @@ impl Observe {
         self.trace.is_some() || self.timeline.is_some()
     }
 
+    /// Whether any of `--trace`, `--timeline` or `--console` was given.
+    pub(crate) fn watches(&self) -> bool {
+        self.recording() || self.console
+    }
+
     /// Fails early, before the run, if an output file cannot be created.
     pub(crate) fn check(&self) -> Result<(), String> {
         for path in self.trace.iter().chain(&self.timeline) {

@@ -82,6 +82,8 @@ impl Tally {
 pub(crate) struct Summary {
     /// `coroutines` or `threads`.
     pub(crate) mode: &'static str,
+    /// Hubs the clients ran on (`--hubs`; 1 without it, 0 in threads mode).
+    pub(crate) hubs: usize,
     /// Clients started.
     pub(crate) clients: usize,
     /// BRPOP's timeout, seconds.
@@ -120,8 +122,9 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "summary: mode={} clients={} timeout_s={} duration_s={:.3} max_cron_gap_s={:.3} os_threads={} ",
+            "summary: mode={} hubs={} clients={} timeout_s={} duration_s={:.3} max_cron_gap_s={:.3} os_threads={} ",
             self.mode,
+            self.hubs,
             self.clients,
             self.timeout_s,
             self.duration.as_secs_f64(),

@@ -127,6 +127,7 @@ pub(crate) fn run(config: &Config, url: &str) -> Summary {
     let (nil_replies, errors, _) = tally.totals();
     Summary {
         mode: "threads",
+        hubs: 0,
         clients: config.clients,
         timeout_s: config.timeout,
         duration,

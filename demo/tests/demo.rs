@@ -266,6 +266,61 @@ fn dump_after_logs_who_waits_on_what() {
 }
 
 #[test]
+fn hubs_2_spreads_ten_thousand_clients_over_two_threads_with_totals() {
+    let server = RedisServer::start_with(&["--maxclients", "10100"]);
+    let output = demo(&[
+        "--hubs",
+        "2",
+        "--clients",
+        "10000",
+        // Room for 10,000 connects in a debug build on a loaded machine:
+        // each hub waits for its connects (up to this timeout) before
+        // reporting its pool.
+        "--timeout",
+        "10",
+        "--redis",
+        &server.unix_url(),
+    ])
+    .output()
+    .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let s = summary(&output);
+    for (key, value) in [
+        ("mode", "coroutines"),
+        ("hubs", "2"),
+        ("clients", "10000"),
+        ("os_threads", "2"),
+        ("created", "10000"),
+        ("in_use", "10000"),
+        ("available", "0"),
+        ("nil_replies", "10000"),
+        ("errors", "0"),
+    ] {
+        assert_eq!(s[key], value, "{key}");
+    }
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        stdout.contains("(cron) Hello from cron coroutine."),
+        "{stdout}"
+    );
+    assert!(stdout.contains("on 2 hubs..."), "{stdout}");
+}
+
+#[test]
+fn hubs_with_threads_mode_or_zero_hubs_is_refused() {
+    for args in [&["--hubs", "0"][..], &["--hubs", "2", "--mode", "threads"]] {
+        let output = demo(args).output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{args:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("--hubs"), "{stderr}");
+    }
+}
+
+#[test]
 fn over_tls_with_a_client_certificate_it_runs_the_experiment() {
     // The server requires a client certificate: the run proves all three
     // --tls-* files reach the connection.

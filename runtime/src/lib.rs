@@ -39,7 +39,7 @@
 //!
 //! | layer | folder / file | role |
 //! | --- | --- | --- |
-//! | API | `run.rs`, `spawn.rs`, `join_error.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `local.rs`, `net/`, `process.rs`, `select.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs`, `trace/`, `console.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`io::Async`], [`local!`], [`net`], [`process`], [`select`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`], [`trace`], [`console`] |
+//! | API | `run.rs`, `runtime.rs`, `spawn.rs`, `join_error.rs`, `timer.rs`, `timeout.rs`, `unblock.rs`, `remote.rs`, `io.rs`, `local.rs`, `net/`, `process.rs`, `select.rs`, `signal.rs`, `sync/`, `group.rs`, `stats.rs`, `debug.rs`, `panic.rs`, `trace/`, `console.rs` | [`spawn`], [`JoinHandle`], [`sleep`], [`timeout()`], [`unblock()`], [`Handle`], [`Runtime`], [`io::Async`], [`local!`], [`net`], [`process`], [`select`], [`signal`], [`sync`], [`Group`], [`stats`], [`dump`], [`trace`], [`console`] |
 //! | context | `context.rs` | the one thread-local, read once per public call to find the hub |
 //! | hub | `hub/` | the loop, the park protocol (`hub/park.rs`), the blocking monitor |
 //! | sources | `sources/` | the reactor (cached readiness), timers, wait queues, the cross-thread inbox, helper lanes, signal subscriptions |
@@ -69,6 +69,7 @@ mod panic;
 pub mod process;
 mod remote;
 mod run;
+mod runtime;
 mod sched;
 pub mod select;
 pub mod signal;
@@ -87,6 +88,7 @@ pub use group::{wait_all, wait_any, Group, Imap, ImapUnordered, Pool};
 pub use local::LocalKey;
 pub use remote::{handle, Handle, HubClosed, RemoteJoinHandle};
 pub use run::{default_max_helpers, run, HubBuilder};
+pub use runtime::{Runtime, RuntimeBuilder, RuntimeHandle, RuntimeStats, SpawnError};
 pub use sched::HubId;
 pub use spawn::{spawn, spawn_later, Builder, JoinError, JoinHandle, DEFAULT_STACK_SIZE};
 pub use stats::{current, current_name, hub_id, stats, Current, CurrentName, Stats};
