@@ -455,3 +455,109 @@ fn a_tls_cluster_runs_commands_through_the_cluster_client() {
     tls_masters.sort_unstable();
     assert_eq!(masters, tls_masters);
 }
+
+// ---------------------------------------------------------------------
+// Review of the TLS part of issue 13: failing tests, ignored so the
+// branch stays green. Each says what it proves.
+// ---------------------------------------------------------------------
+
+/// A hostile or broken server that accepts, reads the ClientHello, then
+/// starts a TLS handshake record and sends its body one byte at a time,
+/// each byte well inside the connect timeout. The handshake is documented
+/// as "bounded by the connect timeout" (docs/tls.md, tls.rs,
+/// CHANGELOG), but the bound is a per-read socket timeout, so every
+/// byte restarts it: the handshake lasts as long as the server likes.
+fn trickling_tls_server(run_for: std::time::Duration) -> u16 {
+    use std::io::{Read as _, Write as _};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut sock, _) = listener.accept().unwrap();
+        let mut hello = [0u8; 4096];
+        let _ = sock.read(&mut hello);
+        // A handshake record header announcing 16,000 bytes.
+        let _ = sock.write_all(&[0x16, 0x03, 0x03, 0x3e, 0x80]);
+        let start = Instant::now();
+        while start.elapsed() < run_for {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            if sock.write_all(&[0x02]).is_err() {
+                return; // the client gave up: what the fix should do
+            }
+        }
+    });
+    port
+}
+
+#[test]
+#[ignore = "review: a server that trickles handshake bytes holds the handshake far past connect_timeout"]
+fn review_a_trickling_handshake_is_bounded_by_the_connect_timeout() {
+    // connect_timeout=1: the handshake must end (with an error) well
+    // within PATIENCE; the server trickles for PATIENCE plus 5 s.
+    let port = trickling_tls_server(PATIENCE + std::time::Duration::from_secs(5));
+    let url = format!("rediss://127.0.0.1:{port}?connect_timeout=1&tls_insecure=yes");
+    let started = Instant::now();
+    let err = greenhub::run(move || {
+        Connection::open(&ConnectionInfo::from_url(&url).unwrap())
+            .err()
+            .map(|e| e.to_string())
+    });
+    let took = started.elapsed();
+    assert!(
+        err.is_some(),
+        "a handshake with a trickling server succeeded"
+    );
+    assert!(
+        took < PATIENCE,
+        "the handshake took {took:?} with connect_timeout=1: {err:?}"
+    );
+}
+
+#[test]
+#[ignore = "review: a TLS server at maxclients is reported as a port that may not speak TLS"]
+fn review_a_tls_server_at_maxclients_is_not_blamed_on_tls() {
+    // Redis at maxclients writes `-ERR max number of clients reached` and
+    // closes; on a TLS connection nothing is written before the handshake
+    // (redis networking.c says so), so the client sees the close in the
+    // handshake. The plaintext client reports the server's reason
+    // (connection.rs `farewell`); over TLS the user reads "it may not speak
+    // TLS" about a port that does, and goes looking in the wrong place.
+    let server = TlsServer::start(false);
+    server
+        .plain()
+        .raw_command(&["CONFIG", "SET", "maxclients", "1"]);
+    let url = server.url(false);
+    let err = greenhub::run(move || {
+        let info = ConnectionInfo::from_url(&url).unwrap();
+        // Take the one client slot (the harness's own check connection
+        // may hold it already: then the first open fails too).
+        let held = Connection::open(&info);
+        let second = Connection::open(&info)
+            .err()
+            .expect("maxclients 1 refuses a second");
+        drop(held);
+        second.to_string()
+    });
+    eprintln!("{err}");
+    assert!(
+        !err.contains("may not speak TLS"),
+        "a TLS port at maxclients is blamed on TLS: {err}"
+    );
+}
+
+#[test]
+#[ignore = "review: a rediss:// seed after a redis:// one is silently connected in plaintext"]
+fn review_a_cluster_with_mixed_schemes_is_refused() {
+    // ClusterBuilder::build takes every setting, TLS included, from the
+    // first URL: `rediss://` on the second seed is dropped without a word
+    // and that node is dialled in plaintext (or, the other way round, a
+    // `redis://` seed is dialled with TLS). A user who wrote rediss:// for
+    // a node must not get plaintext to it silently.
+    let mixed = greenhub_redis::cluster::ClusterClient::open(&[
+        "redis://127.0.0.1:7000",
+        "rediss://127.0.0.1:7001?tls_ca=/etc/ssl/certs/ca-certificates.crt",
+    ]);
+    assert!(
+        mixed.is_err(),
+        "mixed redis:// and rediss:// seeds were accepted"
+    );
+}
