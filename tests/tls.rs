@@ -561,3 +561,121 @@ fn review_a_cluster_with_mixed_schemes_is_refused() {
         "mixed redis:// and rediss:// seeds were accepted"
     );
 }
+
+/// A coroutine killed while its TLS handshake waits on a server that never
+/// answers must give its pool slot back: with `max_connections = 1` the
+/// next checkout opens a connection of its own (and times out in the
+/// handshake) instead of finding the pool full.
+#[test]
+fn review_a_coroutine_killed_mid_handshake_gives_its_pool_slot_back() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for sock in listener.incoming() {
+            held.push(sock); // read nothing, answer nothing
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    });
+    let url = format!("rediss://127.0.0.1:{port}?connect_timeout=2&tls_insecure=yes");
+    greenhub::run(move || {
+        let client = Client::with_config(
+            ConnectionInfo::from_url(&url).unwrap(),
+            greenhub_redis::PoolConfig {
+                max_connections: Some(1),
+                ..Default::default()
+            },
+        );
+        let mut first = client.clone();
+        let stuck = greenhub::spawn(move || first.ping());
+        let start = Instant::now();
+        while accepted.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            assert!(
+                start.elapsed() < PATIENCE,
+                "the server never saw a connection"
+            );
+            greenhub::sleep(std::time::Duration::from_millis(5));
+        }
+        stuck.kill();
+        assert!(stuck.join().is_err());
+        let mut second = client.clone();
+        let err = second.ping().unwrap_err().to_string();
+        assert!(err.contains("TLS handshake"), "{err}");
+        assert_eq!(client.stats().in_use, 0);
+    });
+}
+
+/// ASK and MOVED over TLS through the `ClusterClient` itself (the test
+/// above loads the map first and only sees MOVED on a bare `Connection`):
+/// during a hand-made migration a missing key is ASKed to the target's TLS
+/// port, and after it the stale map is patched by MOVED, to the TLS port.
+#[test]
+fn review_ask_and_moved_are_followed_to_tls_ports_by_the_cluster_client() {
+    use greenhub_redis::cluster::key_slot;
+    let files = TlsFiles::generate();
+    let cluster = std::sync::Arc::new(RedisCluster::start_tls(&files));
+    let urls = cluster.tls_urls(&files);
+    let slot = key_slot(b"{tlsmove}");
+    let source = cluster.master_of_slot(slot);
+    let target = *cluster
+        .master_ports()
+        .iter()
+        .find(|&&p| p != source)
+        .unwrap();
+    let id = |port: u16| {
+        cluster
+            .topology()
+            .into_iter()
+            .find(|n| n.port == port)
+            .unwrap()
+            .id
+    };
+    let (source_id, target_id) = (id(source), id(target));
+    let (source_tls, target_tls) = (cluster.tls_port(source), cluster.tls_port(target));
+    let c = cluster.clone();
+    greenhub::run(move || {
+        let mut client = greenhub_redis::cluster::ClusterClient::open(&urls).unwrap();
+        client.set("{tlsmove}here", "v").unwrap();
+        assert_eq!(client.master_of_slot(slot).unwrap().port, source_tls);
+        let s = slot.to_string();
+        let c2 = c.clone();
+        let (sid, tid) = (source_id.clone(), target_id.clone());
+        greenhub::unblock(move || {
+            c2.cli(target, &["CLUSTER", "SETSLOT", &s, "IMPORTING", &sid]);
+            c2.cli(source, &["CLUSTER", "SETSLOT", &s, "MIGRATING", &tid]);
+        })
+        .unwrap();
+        // Not on the source: ASK to the target's TLS port, then nil.
+        let missing: Option<String> = client.get("{tlsmove}missing").unwrap();
+        assert_eq!(missing, None);
+        assert_eq!(
+            client.master_of_slot(slot).unwrap().port,
+            source_tls,
+            "ASK changed the map"
+        );
+        let s = slot.to_string();
+        let c2 = c.clone();
+        greenhub::unblock(move || {
+            let tp = target_tls.to_string(); // MIGRATE in a tls-cluster dials TLS
+            let reply = c2.cli(
+                source,
+                &["MIGRATE", "127.0.0.1", &tp, "{tlsmove}here", "0", "5000"],
+            );
+            assert_eq!(reply, "OK");
+            for port in c2.master_ports() {
+                c2.cli(port, &["CLUSTER", "SETSLOT", &s, "NODE", &target_id]);
+            }
+            c2.wait_until_ready();
+        })
+        .unwrap();
+        let back: String = client.get("{tlsmove}here").unwrap();
+        assert_eq!(back, "v");
+        assert_eq!(
+            client.master_of_slot(slot).unwrap().port,
+            target_tls,
+            "MOVED named the TLS port"
+        );
+    });
+}
