@@ -679,3 +679,43 @@ fn review_ask_and_moved_are_followed_to_tls_ports_by_the_cluster_client() {
         );
     });
 }
+
+/// A pipeline far larger than the socket buffers and rustls's own (20 MB
+/// of SETs): writes that say WouldBlock mid-record park and resume, every
+/// record reaches the server, and every reply comes back.
+#[test]
+fn review_a_twenty_megabyte_pipeline_goes_through_tls_whole() {
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let mut client = Client::open(&url).unwrap();
+        let value = "v".repeat(2000);
+        let mut p = pipe();
+        for i in 0..10_000 {
+            p.cmd("SET").arg(format!("big:{i}")).arg(&value);
+        }
+        p.cmd("DBSIZE");
+        let replies: Vec<Value> = p.query(&mut client).unwrap();
+        assert_eq!(replies.len(), 10_001);
+        assert_eq!(replies[10_000], Value::Int(10_000));
+    });
+}
+
+#[test]
+#[ignore = "review: a stalled TLS server is reported as a plaintext port, and the user is told to use redis://"]
+fn review_a_stalled_tls_server_is_not_called_a_plaintext_port() {
+    // A TLS server that is alive but stalled (SIGSTOP: the kernel still
+    // accepts the TCP connection) gets the handshake timeout's sentence,
+    // which says the port may not speak TLS and advises `redis://`: the
+    // user of a busy or hung TLS server is pointed at plaintext.
+    let server = TlsServer::start(false);
+    let url = server.url(false) + "&connect_timeout=1";
+    server.plain().pause();
+    let err = connect_error(&url);
+    server.plain().resume();
+    assert!(err.contains("got no answer in time"), "{err}");
+    assert!(
+        !err.contains("use redis://"),
+        "a stalled TLS server is blamed on plaintext: {err}"
+    );
+}
