@@ -719,3 +719,38 @@ fn review_a_stalled_tls_server_is_not_called_a_plaintext_port() {
         "a stalled TLS server is blamed on plaintext: {err}"
     );
 }
+
+/// A thousand coroutines at once, each on a TLS connection of its own
+/// (a thousand handshakes in flight on one thread), then a thousand
+/// BLPOPs parked over TLS and each woken by its own push.
+#[test]
+fn review_a_thousand_coroutines_handshake_and_block_over_tls_at_once() {
+    let server = TlsServer::start(false);
+    let url = server.url(false);
+    greenhub::run(move || {
+        let client = Client::open(&url).unwrap();
+        let waiters: Vec<_> = (0..1000)
+            .map(|i| {
+                let mut client = client.clone();
+                greenhub::spawn(move || {
+                    client.incr("started").unwrap();
+                    client.blpop(&[format!("q:{i}")], 0.0).unwrap()
+                })
+            })
+            .collect();
+        let mut pusher = client.clone();
+        let start = Instant::now();
+        while pusher.get::<Option<i64>>("started").unwrap() != Some(1000) {
+            assert!(start.elapsed() < PATIENCE, "not all started");
+            greenhub::sleep(std::time::Duration::from_millis(10));
+        }
+        for i in 0..1000 {
+            pusher.rpush(format!("q:{i}"), &[i.to_string()]).unwrap();
+        }
+        for (i, w) in waiters.into_iter().enumerate() {
+            let (_, v) = w.join().unwrap().expect("popped");
+            assert_eq!(v, i.to_string().into_bytes());
+        }
+        assert!(client.stats().created >= 1000);
+    });
+}
