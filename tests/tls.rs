@@ -531,9 +531,9 @@ fn review_a_tls_server_at_maxclients_is_not_blamed_on_tls() {
         // Take the one client slot (the harness's own check connection
         // may hold it already: then the first open fails too).
         let held = Connection::open(&info);
-        let second = Connection::open(&info)
-            .err()
-            .expect("maxclients 1 refuses a second");
+        let Err(second) = Connection::open(&info) else {
+            panic!("maxclients 1 refuses a second connection");
+        };
         drop(held);
         second.to_string()
     });
