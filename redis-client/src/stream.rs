@@ -115,8 +115,8 @@ impl Stream {
     }
 
     /// The TLS configuration (files read first), a TCP connection, then
-    /// the handshake, bounded by the connect timeout (a port that does not
-    /// speak TLS may never answer).
+    /// the handshake, bounded as a whole by the connect timeout (a port that
+    /// does not speak TLS may never answer, a slow server may trickle).
     #[cfg(feature = "tls")]
     fn connect_tls(info: &ConnectionInfo, opts: &crate::url::TlsOptions) -> io::Result<Stream> {
         let Addr::Tcp { host, .. } = &info.addr else {
@@ -127,21 +127,19 @@ impl Stream {
         };
         let config = crate::tls::client_config(opts)?;
         let stream = Stream::connect_plain(info)?;
-        let bound = Some(info.connect_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT));
-        stream.set_read_timeout(bound)?;
-        stream.set_write_timeout(bound)?;
+        let bound = info.connect_timeout.unwrap_or(DEFAULT_HANDSHAKE_TIMEOUT);
         let peer = info.addr.to_string();
         match stream {
             Stream::GreenTcp(green) => {
                 let home = green.home;
-                let tls = TlsStream::handshake(green.socket, config, opts, host, peer)?;
+                let tls = TlsStream::handshake(green.socket, config, opts, host, peer, bound)?;
                 Ok(Stream::GreenTls(Green {
                     socket: Box::new(tls),
                     home,
                 }))
             }
             Stream::StdTcp(std) => Ok(Stream::StdTls(Box::new(TlsStream::handshake(
-                std, config, opts, host, peer,
+                std, config, opts, host, peer, bound,
             )?))),
             _ => unreachable!("a TCP address makes a TCP socket"),
         }

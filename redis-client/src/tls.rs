@@ -21,18 +21,26 @@
 //! park (it may run while a coroutine unwinds), and Redis needs none; the
 //! server sees the TCP close.
 //!
-//! Errors are one sentence each, naming the likely cause: a CA that did not
+//! The handshake is bounded as a whole by the connect timeout
+//! ([`DEFAULT_HANDSHAKE_TIMEOUT`] when none is set): one deadline is taken
+//! when it starts, and before each of its reads and writes both socket
+//! timeouts are set to what is left (`Bounded`), so a server that trickles
+//! a byte at a time cannot hold it past the deadline; once it has passed,
+//! the handshake fails with `TimedOut` (the caller's `Error::Timeout`).
+//!
+//! Errors are one sentence each, naming the likely causes: a CA that did not
 //! sign the server's certificate, an expired certificate or one for another
 //! name, a server that wants a client certificate, a port that answers in
-//! plaintext, or a handshake that got no answer (a plaintext Redis port
-//! reads a ClientHello as the start of an inline command and waits; the
-//! handshake is bounded by the connect timeout, [`DEFAULT_HANDSHAKE_TIMEOUT`]
-//! when none is set). See `docs/tls.md`.
+//! plaintext, a close during the handshake (a server at `maxclients`, or a
+//! port that does not speak TLS), or a handshake that got no answer in time
+//! (a stalled or unreachable server, or a plaintext Redis port, which reads
+//! a ClientHello as the start of an inline command and waits). See
+//! `docs/tls.md`.
 
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::CryptoProvider;
@@ -83,15 +91,20 @@ impl<S> std::fmt::Debug for TlsStream<S> {
     }
 }
 
-impl<S: Read + Write> TlsStream<S> {
-    /// Runs the handshake on `sock` (whose timeouts the caller set to bound
-    /// it) with the server name from the options or `host`.
+impl<S: Read + Write + SetTimeouts> TlsStream<S> {
+    /// Runs the handshake on `sock` with the server name from the options
+    /// or `host`, within `timeout` as a whole: one deadline is set here, and
+    /// every read and write of the handshake is bounded by what is left of
+    /// it (a server that trickles a byte at a time cannot stretch it). The
+    /// socket's timeouts are left as the handshake's last one set them: the
+    /// caller sets its own afterwards.
     pub(crate) fn handshake(
         mut sock: S,
         config: Arc<ClientConfig>,
         opts: &TlsOptions,
         host: &str,
         peer: String,
+        timeout: Duration,
     ) -> io::Result<TlsStream<S>> {
         let name = opts.server_name.as_deref().unwrap_or(host);
         let server_name = ServerName::try_from(name.to_owned()).map_err(|_| {
@@ -101,15 +114,22 @@ impl<S: Read + Write> TlsStream<S> {
         })?;
         let mut conn = ClientConnection::new(config, server_name)
             .map_err(|err| other(format!("cannot start a TLS session: {err}")))?;
+        let mut bounded = Bounded {
+            sock: &mut sock,
+            deadline: Instant::now().checked_add(timeout),
+            received: 0,
+        };
         while conn.is_handshaking() {
-            match conn.complete_io(&mut sock) {
-                Ok(_) => {}
-                Err(err) => return Err(handshake_error(err, name, &peer)),
+            if let Err(err) = conn.complete_io(&mut bounded) {
+                let answered = bounded.received > 0;
+                return Err(handshake_error(err, name, &peer, timeout, answered));
             }
         }
         Ok(TlsStream { conn, sock, peer })
     }
+}
 
+impl<S: Read + Write> TlsStream<S> {
     /// Reads plaintext: what rustls holds first, the socket only when it
     /// holds none. `Ok(0)` is the end of the stream.
     pub(crate) fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -165,6 +185,73 @@ impl<S: Read + Write> TlsStream<S> {
         self.conn
             .process_new_packets()
             .is_ok_and(|state| state.plaintext_bytes_to_read() > 0)
+    }
+}
+
+/// A socket whose read and write timeouts can be set: greenhub's
+/// cooperative `TcpStream` and std's, the two a handshake runs on.
+pub(crate) trait SetTimeouts {
+    /// Sets both the read and the write timeout.
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()>;
+}
+
+impl SetTimeouts for greenhub::net::TcpStream {
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+}
+
+impl SetTimeouts for std::net::TcpStream {
+    fn set_timeouts(&self, timeout: Option<Duration>) -> io::Result<()> {
+        self.set_read_timeout(timeout)?;
+        self.set_write_timeout(timeout)
+    }
+}
+
+/// The socket as the handshake sees it: before each read and write, both
+/// timeouts are set to what is left until the deadline, and `TimedOut` comes
+/// back once it has passed. rustls's `complete_io` loops over many reads
+/// until the handshake is done, so bounding it from outside would bound each
+/// read, not the whole. A deadline too far to represent means no bound.
+struct Bounded<'a, S> {
+    sock: &'a mut S,
+    deadline: Option<Instant>,
+    /// Bytes read so far: whether the server answered at all, for the
+    /// message when time runs out.
+    received: usize,
+}
+
+impl<S: SetTimeouts> Bounded<'_, S> {
+    fn arm(&self) -> io::Result<()> {
+        let Some(deadline) = self.deadline else {
+            return self.sock.set_timeouts(None);
+        };
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        self.sock.set_timeouts(Some(left))
+    }
+}
+
+impl<S: Read + SetTimeouts> Read for Bounded<'_, S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.arm()?;
+        let n = self.sock.read(buf)?;
+        self.received += n;
+        Ok(n)
+    }
+}
+
+impl<S: Write + SetTimeouts> Write for Bounded<'_, S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.arm()?;
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
     }
 }
 
@@ -292,18 +379,37 @@ fn certificates(path: &Path) -> io::Result<Vec<CertificateDer<'static>>> {
 }
 
 /// A handshake failure, as one sentence that names the likely cause.
-fn handshake_error(err: io::Error, name: &str, peer: &str) -> io::Error {
+/// `answered`: whether the server sent any byte before time ran out.
+fn handshake_error(
+    err: io::Error,
+    name: &str,
+    peer: &str,
+    timeout: Duration,
+    answered: bool,
+) -> io::Error {
     match err.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut if answered => io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!(
+                "the TLS handshake with {peer} did not finish within {timeout:?} \
+                 (connect_timeout): the server answered, too slowly"
+            ),
+        ),
         io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
             io::ErrorKind::TimedOut,
             format!(
-                "the TLS handshake with {peer} got no answer in time: the port may not speak TLS \
-                 (a plaintext Redis port waits silently; use redis://)"
+                "the TLS handshake with {peer} got no answer in time ({timeout:?}, \
+                 connect_timeout): the server is stalled or unreachable, or the port speaks \
+                 plaintext"
             ),
         ),
         io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset => io::Error::new(
             io::ErrorKind::ConnectionAborted,
-            format!("{peer} closed the connection during the TLS handshake: it may not speak TLS"),
+            format!(
+                "{peer} closed the connection during the TLS handshake: the server refused a \
+                 new client (Redis at maxclients closes a TLS connection without a word), or \
+                 the port does not speak TLS"
+            ),
         ),
         _ => match err
             .get_ref()

@@ -127,7 +127,9 @@ impl ClusterBuilder {
     /// Checks the URLs and makes the client. Nothing is connected yet: the
     /// first command loads the slot map.
     ///
-    /// The URLs are `redis://` ones, or `rediss://` for TLS (the first
+    /// The URLs are all `redis://` ones, or all `rediss://` for TLS
+    /// (mixing them is an [`Error::Config`]: a node given as `rediss://`
+    /// is never dialled in plaintext, nor the reverse; the first
     /// one's credentials, client name, timeouts and TLS options are used
     /// for every node, each node's certificate checked against its own
     /// host unless `tls_server_name` is set); a cluster has only database 0.
@@ -146,6 +148,18 @@ impl ClusterBuilder {
                     "Redis Cluster has only database 0, and {url} asks for database {}",
                     info.db
                 )));
+            }
+            if let Some(first) = &template {
+                if first.tls.is_some() != info.tls.is_some() {
+                    let scheme = |tls: bool| if tls { "rediss://" } else { "redis://" };
+                    return Err(Error::Config(format!(
+                        "the cluster's seeds disagree on TLS: {} is {} and {url} is {}; \
+                         every node is reached the same way, so give them all one scheme",
+                        self.urls[0],
+                        scheme(first.tls.is_some()),
+                        scheme(info.tls.is_some()),
+                    )));
+                }
             }
             seeds.push(NodeAddr {
                 host: host.clone(),
@@ -191,5 +205,21 @@ mod tests {
         assert!(err(&["redis://127.0.0.1:7000/2"]).contains("only database 0"));
         assert!(err(&["unix:///tmp/redis.sock"]).contains("TCP"));
         assert!(ClusterClient::open(&["redis://127.0.0.1:7000", "redis://127.0.0.1:7001"]).is_ok());
+    }
+
+    /// With the feature: without it, `from_url` refuses every `rediss://`
+    /// URL before the seeds are compared.
+    #[cfg(feature = "tls")]
+    #[test]
+    fn seeds_that_disagree_on_tls_are_refused() {
+        for urls in [
+            ["redis://127.0.0.1:7000", "rediss://127.0.0.1:7001"],
+            ["rediss://127.0.0.1:7000", "redis://127.0.0.1:7001"],
+        ] {
+            match ClusterClient::open(&urls) {
+                Err(Error::Config(msg)) => assert!(msg.contains("disagree on TLS"), "{msg}"),
+                other => panic!("{urls:?}: {other:?}"),
+            }
+        }
     }
 }

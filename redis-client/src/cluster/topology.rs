@@ -171,7 +171,10 @@ impl Topology {
 /// end, ...) and `nodes` (each with `ip`, `endpoint`, `port`, `role`,
 /// `health`, and `tls-port` on a TLS node). `asked` is the node that
 /// answered, for nodes whose endpoint is unknown (`?`). Over TLS (`tls`)
-/// the node's `tls-port` is the one to use (a TLS-only node has no `port`).
+/// the node's `tls-port` is the one to use (a TLS-only node has no `port`),
+/// and a node with no `tls-port` is an error, never a silent fall-back to
+/// its plaintext `port`: Redis reports `tls-port` only with `tls-cluster
+/// yes`, and without it the nodes' TLS ports are not known to the cluster.
 pub(crate) fn parse_shards(reply: Value, asked: &NodeAddr, tls: bool) -> Result<Topology> {
     let bad = |what: &str| Error::Protocol(format!("unexpected CLUSTER SHARDS reply: {what}"));
     let Value::Array(entries) = reply else {
@@ -202,17 +205,24 @@ pub(crate) fn parse_shards(reply: Value, asked: &NodeAddr, tls: bool) -> Result<
                         let port_named = |name: &str| {
                             node.iter()
                                 .find(|(f, _)| f == name)
-                                .and_then(|(_, v)| integer(v))
+                                .and_then(|(_, v)| integer::<u16>(v))
                         };
-                        let port = match tls {
-                            true => port_named("tls-port").or_else(|| port_named("port")),
-                            false => port_named("port"),
-                        }
-                        .ok_or_else(|| bad("a node without a port"))?;
                         let host = text("endpoint")
                             .filter(|h| !h.is_empty() && h != "?")
                             .or_else(|| text("ip").filter(|h| !h.is_empty() && h != "?"))
                             .unwrap_or_else(|| asked.host.clone());
+                        let port = match tls {
+                            true => match (port_named("tls-port"), port_named("port")) {
+                                (Some(port), _) => port,
+                                (None, Some(plain)) => {
+                                    return Err(no_tls_port(asked, &host, plain));
+                                }
+                                (None, None) => return Err(bad("a node without a port")),
+                            },
+                            false => {
+                                port_named("port").ok_or_else(|| bad("a node without a port"))?
+                            }
+                        };
                         let addr = NodeAddr { host, port };
                         // Redis 7.0 reports a replica that has received no
                         // write yet (offset 0) as `loading`: keep it; one
@@ -234,6 +244,18 @@ pub(crate) fn parse_shards(reply: Value, asked: &NodeAddr, tls: bool) -> Result<
         }
     }
     Ok(Topology::from_ranges(shards))
+}
+
+/// Over TLS, `CLUSTER SHARDS` from `asked` names a node by its plaintext
+/// port only.
+#[cold]
+fn no_tls_port(asked: &NodeAddr, host: &str, plain: u16) -> Error {
+    Error::Config(format!(
+        "over TLS, CLUSTER SHARDS from {asked} reports no tls-port for the node at \
+         {host}:{plain} (only its plaintext port): the cluster must run with \
+         `tls-cluster yes` for its nodes' TLS ports to be known; connect with redis:// \
+         URLs to reach it in plaintext"
+    ))
 }
 
 /// Parses `CLUSTER SLOTS` (before Redis 7): one entry per slot range,
@@ -376,9 +398,17 @@ mod tests {
         assert_eq!(tls.master(0), Some(&addr(17000)));
         let plain = parse_shards(shard(with_tls), &addr(7000), false).unwrap();
         assert_eq!(plain.master(0), Some(&addr(7000)));
-        // A node that reports no tls-port is reached on its port.
+        // Over TLS, a node that reports no tls-port is an error naming it,
+        // not a TLS handshake sent to its plaintext port.
         let only_port = parse_shards(shard(node(7000, "master", "online")), &addr(7000), true);
-        assert_eq!(only_port.unwrap().master(0), Some(&addr(7000)));
+        match only_port {
+            Err(Error::Config(msg)) => {
+                assert!(msg.contains("no tls-port"), "{msg}");
+                assert!(msg.contains("127.0.0.1:7000"), "{msg}");
+                assert!(msg.contains("tls-cluster yes"), "{msg}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]
