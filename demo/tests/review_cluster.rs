@@ -1,0 +1,131 @@
+//! Review of the cluster demo (issue 13, Demo part): paths the author's tests
+//! do not walk. Each test is ignored with the symptom it proves.
+
+use std::collections::HashMap;
+use std::process::{Command, Output};
+
+use greenhub_tests::RedisCluster;
+
+fn demo(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_demo"));
+    command
+        .args(args)
+        .env_remove("REDIS_URL")
+        .env("RUST_LOG", "info");
+    command
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn summary(output: &Output) -> HashMap<String, String> {
+    let stdout = stdout(output);
+    let last = stdout.lines().last().unwrap_or_default();
+    last.strip_prefix("summary: ")
+        .unwrap_or_else(|| panic!("no summary line at the end:\n{stdout}"))
+        .split(' ')
+        .filter_map(|pair| pair.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+/// Runs `demo --redis private-cluster --clients 5` as a process whose pid
+/// already names a leftover `greenhub-demo-cluster-PID/` holding a
+/// `nodes.conf` of another cluster: what a run killed with SIGKILL leaves
+/// behind (docs/demo.md: "the directory then stays behind in the temp dir"),
+/// met by a later demo that gets the same pid. `sh` makes the directory for
+/// its own pid (`$$`) and then `exec`s the demo, which keeps that pid.
+fn demo_over_a_leftover_directory() -> Output {
+    // A nodes.conf from a real cluster node that knows another node: made by
+    // the harness's cluster, copied before it is stopped.
+    let cluster = RedisCluster::start();
+    let port = cluster.ports()[0];
+    let dir = cluster.cli(port, &["CONFIG", "GET", "dir"]);
+    let dir = dir.lines().nth(1).expect("CONFIG GET dir").to_owned();
+    let stale =
+        std::env::temp_dir().join(format!("review-stale-nodes-{}.conf", std::process::id()));
+    std::fs::copy(std::path::Path::new(&dir).join("nodes.conf"), &stale).unwrap();
+    drop(cluster);
+    let script = r#"d="${TMPDIR:-/tmp}/greenhub-demo-cluster-$$"; mkdir -p "$d/node0" && cp "$1" "$d/node0/nodes.conf" && exec "$0" --redis private-cluster --clients 5"#;
+    let output = Command::new("sh")
+        .args(["-c", script, env!("CARGO_BIN_EXE_demo")])
+        .arg(&stale)
+        .env_remove("REDIS_URL")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_file(&stale);
+    output
+}
+
+/// Proves: a leftover directory of a killed run (same pid) makes the next
+/// `--redis private-cluster` fail: `create_dir_all` reuses the directory, node0
+/// loads the stale `nodes.conf`, knows other nodes, and `redis-cli --cluster
+/// create` refuses it ("Node ... is not empty").
+#[test]
+#[ignore = "review: a leftover greenhub-demo-cluster-PID dir (killed run, same pid) makes --redis private-cluster fail"]
+fn a_leftover_directory_of_a_killed_run_does_not_break_the_next_run() {
+    let output = demo_over_a_leftover_directory();
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert_eq!(summary(&output)["errors"], "0");
+}
+
+/// Proves: when `redis-cli --cluster create` fails, the demo's one-sentence
+/// error has no reason in it: the "last non-empty line" of redis-cli's stdout
+/// is its colour reset `ESC[0m` (the `[ERR] ... is not empty` line comes
+/// before it), so the user reads "redis-cli --cluster create failed: " and
+/// nothing else.
+#[test]
+#[ignore = "review: 'redis-cli --cluster create failed:' gives no reason (the last line is redis-cli's ESC[0m, not its [ERR] line)"]
+fn a_failed_cluster_create_says_why() {
+    let output = demo_over_a_leftover_directory();
+    let text = stdout(&output);
+    if output.status.success() {
+        return; // the leftover was handled: nothing to report
+    }
+    let line = text
+        .lines()
+        .find(|l| l.contains("redis-cli --cluster create failed"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(
+        line.contains("not empty") && !line.contains('\u{1b}'),
+        "the error says why, without escape codes: {line:?}"
+    );
+}
+
+/// Proves: seeded with a replica's URL (`--cluster --redis` names "a node"),
+/// the summary no longer counts the clients' connections only: the seed
+/// connection stays in the replica's pool, so `created` = N + 1,
+/// `available` = 1, and a "(replica)" line is printed, against docs/demo.md
+/// ("each master's pool (only masters: nothing reads from replicas)").
+#[test]
+#[ignore = "review: --cluster seeded at a replica prints a (replica) line and created=N+1 available=1"]
+fn seeded_at_a_replica_the_figures_are_the_clients_on_the_masters() {
+    let cluster = RedisCluster::start();
+    let master = cluster.master_ports()[0];
+    let replica = cluster.replica_of(master);
+    let output = demo(&[
+        "--cluster",
+        "--clients",
+        "60",
+        "--timeout",
+        "3",
+        "--redis",
+        &format!("redis://127.0.0.1:{replica}"),
+    ])
+    .output()
+    .unwrap();
+    let text = stdout(&output);
+    assert!(output.status.success(), "{text}");
+    let s = summary(&output);
+    assert!(!text.contains("(replica)"), "only masters' lines: {text}");
+    assert_eq!(
+        (
+            s["created"].as_str(),
+            s["in_use"].as_str(),
+            s["available"].as_str()
+        ),
+        ("60", "60", "0"),
+        "{text}"
+    );
+}
