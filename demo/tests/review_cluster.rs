@@ -199,3 +199,75 @@ exec "{server}" "$@"
         stdout(&output)
     );
 }
+
+/// The sum of `connected_clients` over `ports`, as the nodes report it now
+/// (`None` once a node is gone).
+fn connected_clients(ports: &[u16]) -> Option<usize> {
+    let mut sum = 0;
+    for port in ports {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "INFO", "clients"])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        sum += text
+            .lines()
+            .find_map(|l| l.strip_prefix("connected_clients:"))?
+            .trim()
+            .parse::<usize>()
+            .ok()?;
+    }
+    Some(sum)
+}
+
+/// Proves: "10,000 clients must work" (issue 13) is not what the author's
+/// `ten_thousand_clients_run_on_a_private_cluster` checks. Every client gets
+/// its nil, but the clients that finish their BRPOP give their connection
+/// back to the pool, and clients still waiting for a pacing permit take
+/// those instead of connecting: on a loaded machine (and in the debug build
+/// the test runs) the masters never hold anywhere near 10,000 connections at
+/// once (measured here: a peak of ~2,800, 2,920 connections opened in all, for
+/// `--clients 10000`). The test here samples the masters' `connected_clients`
+/// during the run and asks for the 10,000 the issue and docs/demo.md ("10,000
+/// TCP connections from one thread, about 3,300 on each master") describe.
+#[test]
+#[ignore = "review: the 10,000-client cluster run never holds 10,000 connections at once (late clients reuse finished clients' connections)"]
+fn ten_thousand_clients_on_a_private_cluster_hold_ten_thousand_connections() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = demo(&["--clients", "10000", "--redis", "private-cluster"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = Vec::new();
+        for line in lines {
+            let line = line.unwrap();
+            if let Some((_, rest)) = line.split_once("# Redis node 127.0.0.1:") {
+                let port: u16 = rest.split(' ').next().unwrap().parse().unwrap();
+                let _ = tx.send(port);
+            }
+            all.push(line);
+        }
+        all
+    });
+    // The three master lines come at the one-second snapshot.
+    let ports: Vec<u16> = (0..3).map(|_| rx.recv().unwrap()).collect();
+    let mut peak = 0;
+    while let Some(now) = connected_clients(&ports) {
+        peak = peak.max(now);
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+    }
+    let status = child.wait().unwrap();
+    let out = reader.join().unwrap();
+    assert!(status.success(), "{}", out.join("\n"));
+    assert!(
+        peak >= 10_000,
+        "the masters held at most {peak} connections at once; summary: {}",
+        out.last().unwrap()
+    );
+}
