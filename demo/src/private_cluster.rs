@@ -116,9 +116,15 @@ impl PrivateCluster {
                     "nodes.conf",
                 ])
                 .args(["--save", "", "--appendonly", "no"])
-                // A master waits this long for more replicas before a full
-                // sync (5 s by default): with one replica each, start at once.
-                .args(["--repl-diskless-sync-delay", "0"])
+                // A master sends its first sync straight to the socket (Redis
+                // 6 defaults to an RDB file the signal handler cannot remove)
+                // and waits no longer for more replicas (5 s by default).
+                .args([
+                    "--repl-diskless-sync",
+                    "yes",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ])
                 // A replica loads that sync from the socket: no RDB file.
                 .args(["--repl-diskless-load", "on-empty-db"])
                 // Each master holds its share of the clients; a client count
