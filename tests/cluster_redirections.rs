@@ -264,3 +264,56 @@ fn a_blocked_brpop_whose_slot_moves_is_resent_to_the_new_master_and_gets_the_pus
         );
     });
 }
+
+/// The port the server on the other end of `conn` listens on.
+fn served_by(conn: &mut impl ConnectionLike) -> u16 {
+    let reply: Vec<String> = greenhub_redis::cmd("CONFIG")
+        .arg("GET")
+        .arg("port")
+        .query(conn)
+        .unwrap();
+    reply[1].parse().unwrap()
+}
+
+#[test]
+fn a_checked_out_connection_talks_to_the_keys_master_and_gives_its_moved_to_the_caller() {
+    let cluster = RedisCluster::start();
+    let client = ClusterClient::open(&cluster.urls()).unwrap();
+    let key = "{out}a";
+    let slot = key_slot(key.as_bytes());
+    let master = cluster.master_of_slot(slot);
+    // Before any command: the check-out loads the map itself.
+    let mut conn = client.get_connection_for_key(key).unwrap();
+    assert_eq!(served_by(&mut conn), master, "the key's master");
+    let () = conn.set(key, "A").unwrap();
+    let node = |client: &ClusterClient, port: u16| {
+        client
+            .stats()
+            .nodes
+            .into_iter()
+            .find(|n| n.addr.port == port)
+            .unwrap()
+            .pool
+    };
+    assert_eq!(node(&client, master).in_use, 1, "held, and counted");
+    drop(conn);
+    assert_eq!(node(&client, master).in_use, 0, "back in its pool");
+    assert_eq!(node(&client, master).available, 1);
+
+    // The slot moves; the client's map does not know yet.
+    let migration = Migration::start(&cluster, key);
+    migration.migrate_key(&cluster, key);
+    migration.finish(&cluster);
+    assert_eq!(port_of(client.master_of_slot(slot)), master, "stale map");
+    let mut conn = client.get_connection_for_key(key).unwrap();
+    assert_eq!(served_by(&mut conn), master, "the map's master, still");
+    let err = conn.get::<String>(key).unwrap_err();
+    assert_eq!(err.code(), Some("MOVED"), "the node's reply, as is: {err}");
+    // The connection read that reply whole: it still works.
+    assert_eq!(served_by(&mut conn), master);
+    drop(conn);
+    client.refresh_slots().unwrap();
+    let mut conn = client.get_connection_for_key(key).unwrap();
+    assert_eq!(served_by(&mut conn), migration.target, "after the refresh");
+    assert_eq!(conn.get::<String>(key).unwrap(), "A");
+}

@@ -326,10 +326,10 @@ pub(crate) fn brpop(quick: bool) -> Report {
     }
     report.note(
         "\"Connected at 1 s\" is the pool total at the demo's one-second snapshot (summed over \
-         the masters for the cluster). Against the cluster every client first makes one call \
-         (EXISTS on its key) to connect, paced at 256 in flight, then its BRPOP; the time \
-         beyond the BRPOP second is those TCP connects and round trips, with three masters and \
-         the demo sharing two cores.",
+         the masters for the cluster). Against the cluster every client checks out its own \
+         connection to its key's master (ClusterClient::get_connection_for_key), paced at 256 \
+         connects in flight, then sends its one BRPOP on it; the time beyond the BRPOP second \
+         is those TCP connects, with three masters and the demo sharing two cores.",
     );
     report
 }

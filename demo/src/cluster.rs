@@ -23,8 +23,10 @@ pub(crate) struct Cluster {
     _private: Option<PrivateCluster>,
 }
 
-/// The cluster at `explicit` (comma-separated seed URLs), or a private one
-/// sized for `clients` when `explicit` is `None` or `private-cluster`.
+/// The cluster at `explicit` (comma-separated seed URLs, spaces around each
+/// ignored), or a private one sized for `clients` when `explicit` is `None`
+/// or `private-cluster`. `private` (one private server) is refused with the
+/// name to use.
 pub(crate) fn choose(explicit: Option<&str>, clients: usize) -> Result<Cluster, String> {
     match explicit {
         None | Some("private-cluster") => {
@@ -38,8 +40,21 @@ pub(crate) fn choose(explicit: Option<&str>, clients: usize) -> Result<Cluster, 
                 _private: Some(private),
             })
         }
+        Some("private") => Err(
+            "--redis private starts one server, not a cluster: with --cluster, pass \
+             --redis private-cluster (or leave --redis out)"
+                .to_owned(),
+        ),
         Some(urls) => {
-            let urls: Vec<String> = urls.split(',').map(str::to_owned).collect();
+            let urls: Vec<String> = urls
+                .split(',')
+                .map(str::trim)
+                .filter(|url| !url.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if urls.is_empty() {
+                return Err("--cluster --redis names no node: pass URL[,URL...]".to_owned());
+            }
             Ok(Cluster {
                 description: format!("the cluster at {}", urls.join(", ")),
                 urls,

@@ -5,8 +5,10 @@
 //! Against one server the clients share a [`Client`] and all wait on `key`.
 //! Against a cluster (`--cluster`) they share a [`ClusterClient`] and client
 //! i waits on `key:i`, so that the keys spread over every master; each
-//! BRPOP goes to its key's master on a connection of that node's pool, and
-//! the figures are the sums over the nodes, with a line per node before them.
+//! client checks a connection out of its key's master's pool
+//! (`ClusterClient::get_connection_for_key`) and holds it for its one
+//! BRPOP, and the figures are the sums over the masters, with a line per
+//! master before them.
 
 use std::rc::Rc;
 use std::sync::Arc;
@@ -157,6 +159,7 @@ fn experiment(config: &Config, redis: &Target) -> Summary {
     cron.kill();
 
     let (nil_replies, errors, slowest_connect) = tally.totals();
+    let peak_in_use = tally.peak_held();
     if slowest_connect > SLOW_CONNECT {
         log::warn!(
             "the slowest connect took {:.3} s: a connection attempt was dropped and retried",
@@ -175,26 +178,33 @@ fn experiment(config: &Config, redis: &Target) -> Summary {
         created: stats.created,
         in_use: stats.in_use,
         available: stats.available,
+        peak_in_use,
         nil_replies,
         errors,
         peak_rss_kib: limits::peak_rss_kib(),
     }
 }
 
-/// The cluster's figures: a line per node, and the sums.
+/// The cluster's figures: a line per master, and the sums over the
+/// masters. A replica's pool holds no client's connection (nothing reads
+/// from replicas): at most the connection that loaded the slot map from a
+/// replica given as the seed, which is not a client's.
 fn cluster_stats(cluster: &ClusterClient) -> PoolStats {
     let stats = cluster.stats();
-    for node in &stats.nodes {
+    let mut total = PoolStats::default();
+    for node in stats.nodes.iter().filter(|node| node.master) {
         log::info!(
-            "# Redis node {} ({}): connections created {}, in use {}, available {}",
+            "# Redis node {} (master): connections created {}, in use {}, available {}",
             node.addr,
-            if node.master { "master" } else { "replica" },
             node.pool.created,
             node.pool.in_use,
             node.pool.available
         );
+        total.created += node.pool.created;
+        total.in_use += node.pool.in_use;
+        total.available += node.pool.available;
     }
-    stats.total
+    total
 }
 
 /// One client: take a connection (paced), then BRPOP on the empty list.
@@ -219,19 +229,20 @@ pub(crate) fn ask_redis(
             conn.brpop(&[key], timeout)
         }
         Target::Cluster(cluster) => {
-            // A cluster client checks a connection out of the key's master's
-            // pool for each call: connect with a first call (paced), and the
-            // BRPOP that follows, with no park in between, finds the
-            // connection that call gave back.
-            let mut cluster = cluster.clone();
-            if let Err(err) = cluster.exists(&[key]) {
-                return tally.error(&err);
-            }
+            // The key's master's pool gives this client its own connection,
+            // held until its BRPOP returns: one BRPOP on the wire, nothing
+            // before it.
+            let mut conn = match cluster.get_connection_for_key(key) {
+                Ok(conn) => conn,
+                Err(err) => return tally.error(&err),
+            };
             tally.connected(connecting.elapsed());
             drop(permit);
-            cluster.brpop(&[key], timeout)
+            conn.brpop(&[key], timeout)
         }
     };
+    // The connection went back to its pool when the arm ended.
+    tally.released();
     match reply {
         Ok(None) => tally.nil(),
         Ok(Some((_, value))) => tally.error(&format_args!(

@@ -142,6 +142,7 @@ fn experiment(
         created: stats.created,
         in_use: stats.in_use,
         available: stats.available,
+        peak_in_use: tally.peak_held(),
         nil_replies,
         errors,
         peak_rss_kib: limits::peak_rss_kib(),

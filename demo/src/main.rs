@@ -63,7 +63,8 @@ OPTIONS:
 
 The log level follows RUST_LOG (default: info). The last line is a summary:
   summary: mode=... hubs=... clients=... duration_s=... max_cron_gap_s=... os_threads=... created=... ...
-With --cluster it has nodes=MASTERS, and the connection figures are sums over the nodes.
+peak_in_use= is the most clients holding their own connection at once.
+With --cluster it has nodes=MASTERS, and the connection figures are sums over the masters.
 ";
 
 /// Which way to run the clients.

@@ -59,10 +59,7 @@ impl PrivateCluster {
                     .to_owned(),
             );
         };
-        let dir =
-            std::env::temp_dir().join(format!("greenhub-demo-cluster-{}", std::process::id()));
-        std::fs::create_dir_all(&dir)
-            .map_err(|err| format!("cannot create {}: {err}", dir.display()))?;
+        let dir = fresh_dir()?;
         let mut paths = Vec::new();
         for i in 0..NODES {
             let node = dir.join(format!("node{i}"));
@@ -77,7 +74,7 @@ impl PrivateCluster {
         };
         for i in 0..NODES {
             let node_dir = cluster.dir.join(format!("node{i}"));
-            std::fs::create_dir_all(&node_dir)
+            std::fs::create_dir(&node_dir)
                 .map_err(|err| format!("cannot create {}: {err}", node_dir.display()))?;
             cluster.start_node(&server, &node_dir, clients)?;
         }
@@ -116,9 +113,15 @@ impl PrivateCluster {
                     "nodes.conf",
                 ])
                 .args(["--save", "", "--appendonly", "no"])
-                // A master waits this long for more replicas before a full
-                // sync (5 s by default): with one replica each, start at once.
-                .args(["--repl-diskless-sync-delay", "0"])
+                // A master sends its first sync straight to the socket (Redis
+                // 6 defaults to an RDB file the signal handler cannot remove)
+                // and waits no longer for more replicas (5 s by default).
+                .args([
+                    "--repl-diskless-sync",
+                    "yes",
+                    "--repl-diskless-sync-delay",
+                    "0",
+                ])
                 // A replica loads that sync from the socket: no RDB file.
                 .args(["--repl-diskless-load", "on-empty-db"])
                 // Each master holds its share of the clients; a client count
@@ -145,11 +148,19 @@ impl PrivateCluster {
             let url = format!("redis://127.0.0.1:{port}");
             let start = Instant::now();
             loop {
-                if answers_ping(&url) {
-                    self.nodes.push((child, port));
-                    return Ok(());
-                }
+                // Whether the child exited first: a server that answers on
+                // the port while the child is gone (or that is not the
+                // child) is another process's, which took the port first.
                 let exited = child.try_wait().ok().flatten().is_some();
+                if !exited && answers_ping(&url) {
+                    if server_pid(&url) == Some(child.id()) {
+                        self.nodes.push((child, port));
+                        return Ok(());
+                    }
+                    children::stop(&mut child);
+                    last = format!("127.0.0.1:{port} is served by another process");
+                    break;
+                }
                 if exited || start.elapsed() > SETTLE_TIMEOUT {
                     children::stop(&mut child);
                     last = last_line(&log);
@@ -196,11 +207,9 @@ impl PrivateCluster {
         if output.status.success() {
             return Ok(());
         }
-        let text = String::from_utf8_lossy(&output.stdout);
-        let last = text.lines().rev().find(|l| !l.trim().is_empty());
         Err(format!(
             "redis-cli --cluster create failed: {}",
-            last.unwrap_or("(no output)")
+            create_failure(&output.stdout, &output.stderr)
         ))
     }
 
@@ -255,4 +264,124 @@ fn last_line(log: &Path) -> String {
         .find(|l| !l.trim().is_empty())
         .unwrap_or("(no log)")
         .to_owned()
+}
+
+/// A new directory for the nodes, `greenhub-demo-cluster-PID-SUFFIX` in the
+/// temp dir, made here and now: never one left behind by an earlier run
+/// (a run killed with SIGKILL leaves its directory, and a later process
+/// may get the same pid). The suffix mixes the clock and a counter; a name
+/// that exists already is skipped, not reused.
+fn fresh_dir() -> Result<PathBuf, String> {
+    use std::hash::{BuildHasher, Hasher};
+    let pid = std::process::id();
+    let mut last = String::new();
+    for attempt in 0u32..16 {
+        let mut hasher = std::hash::RandomState::new().build_hasher();
+        hasher.write_u32(attempt);
+        if let Ok(now) = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH) {
+            hasher.write_u128(now.as_nanos());
+        }
+        let suffix = hasher.finish() & 0xffff_ffff;
+        let dir = std::env::temp_dir().join(format!("greenhub-demo-cluster-{pid}-{suffix:08x}"));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+                last = format!("{} exists", dir.display());
+            }
+            Err(err) => return Err(format!("cannot create {}: {err}", dir.display())),
+        }
+    }
+    Err(format!(
+        "cannot create a fresh directory for the private cluster: {last}"
+    ))
+}
+
+/// The `process_id` that the server at `url` reports in `INFO server`.
+fn server_pid(url: &str) -> Option<u32> {
+    let info = ConnectionInfo::from_url(url).ok()?;
+    let mut conn = Connection::open(&info).ok()?;
+    let text: String = cmd("INFO").arg("server").query(&mut conn).ok()?;
+    text.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+/// Why `redis-cli --cluster create` failed, from its output: its `[ERR]`
+/// lines (else its last line) and its stderr, without the colour escapes
+/// it writes around them.
+fn create_failure(stdout: &[u8], stderr: &[u8]) -> String {
+    let stdout = strip_ansi(&String::from_utf8_lossy(stdout));
+    let stderr = strip_ansi(&String::from_utf8_lossy(stderr));
+    let lines = |text: &str| -> Vec<String> {
+        text.lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let out = lines(&stdout);
+    let mut reason: Vec<String> = out
+        .iter()
+        .filter(|l| l.starts_with("[ERR]"))
+        .cloned()
+        .collect();
+    if reason.is_empty() {
+        reason.extend(out.last().cloned());
+    }
+    reason.extend(lines(&stderr));
+    if reason.is_empty() {
+        "(no output)".to_owned()
+    } else {
+        reason.join("; ")
+    }
+}
+
+/// `text` without ANSI escape sequences (`ESC [ ... letter`, and any other
+/// `ESC x` pair).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            out.push(c);
+            continue;
+        }
+        if chars.next() == Some('[') {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() || c == '~' {
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_failed_create_gives_its_err_line_and_stderr_without_escapes() {
+        let stdout = b">>> Creating cluster\n\x1b[31;1m[ERR] Node 127.0.0.1:3001 is not empty. \
+            Either the node already knows other nodes (check with CLUSTER NODES) or contains \
+            some key in database 0.\x1b[0m\n\x1b[0m\n";
+        let reason = create_failure(stdout, b"Could not connect\n");
+        assert_eq!(
+            reason,
+            "[ERR] Node 127.0.0.1:3001 is not empty. Either the node already knows other nodes \
+             (check with CLUSTER NODES) or contains some key in database 0.; Could not connect"
+        );
+        assert_eq!(create_failure(b"\x1b[0m\n", b""), "(no output)");
+        assert_eq!(create_failure(b"last words\n", b""), "last words");
+    }
+
+    #[test]
+    fn fresh_dirs_are_new_each_time() {
+        let (a, b) = (fresh_dir().unwrap(), fresh_dir().unwrap());
+        assert_ne!(a, b);
+        assert!(a.is_dir() && b.is_dir());
+        let _ = std::fs::remove_dir(&a);
+        let _ = std::fs::remove_dir(&b);
+    }
 }

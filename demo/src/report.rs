@@ -42,6 +42,9 @@ struct TallyState {
     /// Distinct error messages already logged (the rest are only counted).
     reported: Vec<String>,
     slowest_connect: Duration,
+    /// Clients holding a connection now, and the most at once.
+    holding: usize,
+    peak_holding: usize,
 }
 
 /// Distinct error messages logged in full; more are only counted.
@@ -64,10 +67,29 @@ impl Tally {
         }
     }
 
-    /// A connection took `took` to establish.
+    /// A client got its connection, which took `took`; it holds it until
+    /// [`Tally::released`].
     pub(crate) fn connected(&self, took: Duration) {
         let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
         state.slowest_connect = state.slowest_connect.max(took);
+        state.holding += 1;
+        state.peak_holding = state.peak_holding.max(state.holding);
+    }
+
+    /// A client that [`Tally::connected`] gave its connection back (its
+    /// BRPOP returned).
+    pub(crate) fn released(&self) {
+        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.holding = state.holding.saturating_sub(1);
+    }
+
+    /// The most clients that held a connection at once: each its own, so
+    /// this many connections were open at once.
+    pub(crate) fn peak_held(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .peak_holding
     }
 
     /// Nil replies, errors, and the slowest connect.
@@ -103,6 +125,9 @@ pub(crate) struct Summary {
     pub(crate) in_use: usize,
     /// Idle connections then.
     pub(crate) available: usize,
+    /// The most clients holding their own connection at once, over the
+    /// whole run.
+    pub(crate) peak_in_use: usize,
     /// BRPOPs that returned nil.
     pub(crate) nil_replies: usize,
     /// Clients that failed.
@@ -136,10 +161,11 @@ impl fmt::Display for Summary {
         }
         write!(
             f,
-            "created={} in_use={} available={} nil_replies={} errors={} peak_rss_kib={}",
+            "created={} in_use={} available={} peak_in_use={} nil_replies={} errors={} peak_rss_kib={}",
             self.created,
             self.in_use,
             self.available,
+            self.peak_in_use,
             self.nil_replies,
             self.errors,
             self.peak_rss_kib

@@ -125,6 +125,7 @@ pub(crate) fn run(config: &Config, url: &str) -> Summary {
     let _ = cron.join();
 
     let (nil_replies, errors, _) = tally.totals();
+    let peak_in_use = tally.peak_held();
     Summary {
         mode: "threads",
         hubs: 0,
@@ -137,6 +138,7 @@ pub(crate) fn run(config: &Config, url: &str) -> Summary {
         created,
         in_use,
         available: 0,
+        peak_in_use,
         nil_replies,
         errors,
         peak_rss_kib: limits::peak_rss_kib(),
@@ -169,5 +171,7 @@ fn ask_redis(
         )),
         Err(err) => tally.error(&err),
     }
+    drop(conn);
     counters.in_use.fetch_sub(1, Ordering::SeqCst);
+    tally.released();
 }

@@ -31,6 +31,20 @@ fn summary(output: &Output) -> HashMap<String, String> {
         .collect()
 }
 
+/// The private-cluster directories of the demo process `pid` that exist
+/// now: `greenhub-demo-cluster-PID-SUFFIX` in the temp dir.
+fn cluster_dirs(pid: u32) -> Vec<std::path::PathBuf> {
+    let prefix = format!("greenhub-demo-cluster-{pid}-");
+    let mut dirs: Vec<_> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .map(|e| e.path())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
 #[test]
 fn coroutines_mode_reproduces_the_article_in_one_thread() {
     let server = RedisServer::start();
@@ -409,11 +423,37 @@ fn cluster_mode_spreads_the_clients_over_every_master_and_sums_their_pools() {
         ("created", "500"),
         ("in_use", "500"),
         ("available", "0"),
+        ("peak_in_use", "500"),
         ("nil_replies", "500"),
         ("errors", "0"),
     ] {
         assert_eq!(s[key], value, "{key}");
     }
+    // On the wire: one BRPOP per client, and no other command on the data
+    // path (the harness's cluster is fresh; CLUSTER SHARDS, INFO and the
+    // like are the slot-map load and the capacity check).
+    let mut brpops = 0;
+    for port in cluster.master_ports() {
+        let stats = cluster.cli(port, &["INFO", "commandstats"]);
+        for line in stats.lines() {
+            let Some((name, rest)) = line.split_once(':') else {
+                continue;
+            };
+            let calls: usize = rest
+                .strip_prefix("calls=")
+                .and_then(|r| r.split(',').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0);
+            match name {
+                "cmdstat_brpop" => brpops += calls,
+                "cmdstat_exists" | "cmdstat_get" | "cmdstat_set" | "cmdstat_lpush" => {
+                    panic!("a client sent {name} on {port}: {line}")
+                }
+                _ => {}
+            }
+        }
+    }
+    assert_eq!(brpops, 500, "one BRPOP per client");
     let nodes = node_lines(&output);
     let mut ports: Vec<u16> = nodes.iter().map(|n| n.0).collect();
     ports.sort_unstable();
@@ -469,7 +509,7 @@ fn with_redis_private_cluster_it_starts_six_nodes_and_stops_them() {
     .stdout(Stdio::piped())
     .spawn()
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("greenhub-demo-cluster-{}", child.id()));
+    let pid = child.id();
     let output = child.wait_with_output().unwrap();
     assert_success(&output);
     let s = summary(&output);
@@ -482,7 +522,11 @@ fn with_redis_private_cluster_it_starts_six_nodes_and_stops_them() {
     ] {
         assert_eq!(s[key], value, "{key}");
     }
-    assert!(!dir.exists(), "the private cluster's directory was removed");
+    assert_eq!(
+        cluster_dirs(pid),
+        Vec::<std::path::PathBuf>::new(),
+        "the private cluster's directory was removed"
+    );
     for (port, _, _) in node_lines(&output) {
         assert!(
             std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
@@ -512,6 +556,12 @@ fn ten_thousand_clients_run_on_a_private_cluster() {
     let nodes = node_lines(&output);
     assert_eq!(nodes.len(), 3);
     assert_eq!(nodes.iter().map(|n| n.1).sum::<usize>(), created);
+    // Each client holds its own connection until its BRPOP returns; with
+    // the 1 s default timeout early clients may finish before late ones
+    // connect, so the peak is at most N here (review_cluster.rs runs long
+    // enough for all N at once).
+    let peak = number("peak_in_use");
+    assert!(peak > 0 && peak <= 10_000, "peak_in_use={peak}");
 }
 
 #[test]
@@ -527,7 +577,7 @@ fn ctrl_c_stops_the_private_cluster_too() {
     .stdout(Stdio::piped())
     .spawn()
     .unwrap();
-    let dir = std::env::temp_dir().join(format!("greenhub-demo-cluster-{}", child.id()));
+    let pid = child.id();
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     // The per-node lines come a second after the spawn, with every client
     // in its 30 s BRPOP.
@@ -542,6 +592,9 @@ fn ctrl_c_stops_the_private_cluster_too() {
         }
     }
     assert_eq!(ports.len(), 3, "a line per master");
+    let dirs = cluster_dirs(pid);
+    assert_eq!(dirs.len(), 1, "one fresh directory: {dirs:?}");
+    let dir = dirs[0].clone();
     assert!(dir.join("node0").join("nodes.conf").exists());
     // SAFETY: kill(2) sends SIGINT to our own child; no memory is involved.
     let rc = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
@@ -575,4 +628,32 @@ fn cluster_mode_says_what_is_wrong_with_a_plain_server_or_threads() {
     let threads = demo(&["--cluster", "--mode", "threads"]).output().unwrap();
     assert_eq!(threads.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&threads.stderr).contains("--cluster runs in coroutines mode"));
+}
+
+#[test]
+fn cluster_seed_urls_may_have_spaces_and_private_names_private_cluster() {
+    let cluster = RedisCluster::start();
+    let urls = cluster.urls();
+    let list = format!("{} , {}", urls[0], urls[1]);
+    let output = demo(&[
+        "--cluster",
+        "--clients",
+        "20",
+        "--timeout",
+        "2",
+        "--redis",
+        &list,
+    ])
+    .output()
+    .unwrap();
+    assert_success(&output);
+    assert_eq!(summary(&output)["nil_replies"], "20");
+
+    let private = demo(&["--cluster", "--redis", "private", "--clients", "5"])
+        .output()
+        .unwrap();
+    assert!(!private.status.success());
+    let stdout = String::from_utf8_lossy(&private.stdout);
+    assert!(stdout.contains("--redis private-cluster"), "{stdout}");
+    assert!(!stdout.contains("Spawning"), "{stdout}");
 }

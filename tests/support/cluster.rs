@@ -474,8 +474,9 @@ fn url(port: u16) -> String {
     format!("redis://127.0.0.1:{port}")
 }
 
-/// Starts a node on `node.port`; true once it answers PING, false if it
-/// exited (its port was taken).
+/// Starts a node on `node.port`; true once it answers PING with its own
+/// pid in `INFO server`, false if it exited or another process answers
+/// there (its port was taken).
 fn spawn_node(node: &mut Node) -> bool {
     let mut child = Command::new("redis-server")
         .args(["--port", &node.port.to_string(), "--bind", "127.0.0.1"])
@@ -499,11 +500,19 @@ fn spawn_node(node: &mut Node) -> bool {
         });
     let start = Instant::now();
     loop {
-        if cli(node.port, &["PING"]).is_ok_and(|reply| reply == "PONG") {
-            node.child = Some(child);
-            return true;
-        }
+        // Whether the child exited comes first: a server answering on the
+        // port after the child is gone, or with another pid, is another
+        // process's that took the port, never adopted as this node.
         if matches!(child.try_wait(), Ok(Some(_))) {
+            return false;
+        }
+        if cli(node.port, &["PING"]).is_ok_and(|reply| reply == "PONG") {
+            if server_pid(node.port) == Some(child.id()) {
+                node.child = Some(child);
+                return true;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
             return false;
         }
         if start.elapsed() > CLUSTER_TIMEOUT {
@@ -513,6 +522,14 @@ fn spawn_node(node: &mut Node) -> bool {
         }
         std::thread::sleep(Duration::from_millis(10));
     }
+}
+
+/// The `process_id` in `INFO server` of the server on `port`.
+fn server_pid(port: u16) -> Option<u32> {
+    let info = cli(port, &["INFO", "server"]).ok()?;
+    info.lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 /// A port in [`PORT_RANGE`] free now, with its bus port (+10,000) free too.

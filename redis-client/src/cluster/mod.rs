@@ -86,6 +86,7 @@ use topology::Topology;
 
 use crate::cmd::{cmd, Cmd, ConnectionLike};
 use crate::error::{Error, Result};
+use crate::pool::PooledConnection;
 use crate::pubsub::PubSub;
 use crate::resp::Value;
 use crate::types::{FromValue, ToArg};
@@ -175,6 +176,48 @@ impl ClusterClient {
     pub fn refresh_slots(&self) -> Result<()> {
         let deadline = Instant::now() + self.shared.config.retry_timeout;
         self.shared.join_or_load(Hint::default(), deadline)
+    }
+
+    /// Checks a connection out of the pool of the master serving `key`'s
+    /// slot, for several commands in a row on one node (like
+    /// [`Client::get_connection`](crate::Client::get_connection)); loads the
+    /// slot map first if none is loaded yet. It goes back to that node's pool
+    /// when dropped, and counts as in use in [`ClusterClient::stats`] until
+    /// then.
+    ///
+    /// Commands on it go to that node only: the client does not route,
+    /// redirect or retry them. If the slot moved since the map was loaded,
+    /// the node's `MOVED` (or, during a migration, `ASK`) reply reaches the
+    /// caller as [`Error::Server`] with that code; call
+    /// [`ClusterClient::refresh_slots`] and check out again. A connect that
+    /// fails retires the node's pool and starts a background refresh of the
+    /// map, as a failed command does (`docs/cluster.md`, "Checking out a
+    /// connection").
+    pub fn get_connection_for_key(&self, key: impl AsRef<[u8]>) -> Result<PooledConnection> {
+        let slot = key_slot(key.as_ref());
+        let shared = &self.shared;
+        shared.refresh_if_due();
+        if shared.generation() == 0 {
+            let deadline = Instant::now() + shared.config.retry_timeout;
+            shared.refresh(0, Hint::default(), deadline)?;
+        }
+        let addr = shared.topology.borrow().master(slot).cloned();
+        let Some(addr) = addr else {
+            return Err(Error::Cluster(format!(
+                "no node serves slot {slot} (the slot map could not be loaded, or the cluster \
+                 is incomplete)"
+            )));
+        };
+        let node = shared.nodes.pool(&addr);
+        node.pool.get().inspect_err(|err| {
+            if err.is_io() || err.is_timeout() {
+                shared.nodes.retire(&addr, node.generation);
+                shared.refresh_soon(Hint {
+                    prefer: None,
+                    avoid: vec![addr.clone()],
+                });
+            }
+        })
     }
 
     /// A command bound to this client: `cluster.cmd("SET").arg("k").arg("v").query::<()>()`.
