@@ -441,3 +441,42 @@ fn a_select_in_a_transaction_that_ran_moves_the_checkout_and_is_not_pooled() {
         assert_eq!(r.get::<String>("k").unwrap(), "db0");
     });
 }
+
+// Review (client-finish): a command the client files as "queued inside MULTI"
+// is dropped on DISCARD, but the client decides it is inside MULTI when it
+// *sends* MULTI, not when the server says OK. `MULTI extra` is refused (wrong
+// arity), so the server runs `SELECT 5` and `SET` at once (+OK, not +QUEUED);
+// the next MULTI opens a real transaction and DISCARD ends it with OK. The
+// client forgets the SELECT and pools a connection on database 5: the next
+// `get` reads database 5. Before the change a queued SELECT counted as soon
+// as it was sent, and the connection was closed. Fix: a queued command whose
+// reply is not `+QUEUED` ran; note it then (or keep counting away on send).
+#[test]
+#[ignore = "review: a SELECT run while MULTI was refused is forgotten on DISCARD; the pool hands out database 5"]
+fn a_select_the_server_ran_because_multi_was_refused_is_not_forgotten_on_discard() {
+    with_client("", |mut r| {
+        r.set("k", "db0").unwrap();
+        let replies = pipe()
+            .cmd("MULTI")
+            .arg("extra")
+            .cmd("SELECT")
+            .arg(5)
+            .cmd("SET")
+            .arg("k")
+            .arg("db5")
+            .cmd("MULTI")
+            .cmd("DISCARD")
+            .query_values(&mut r)
+            .unwrap();
+        assert!(matches!(replies[0], Value::Error(_)), "{replies:?}");
+        // The server ran them: OK, not QUEUED.
+        assert_eq!(replies[1], Value::Status("OK".into()), "{replies:?}");
+        assert_eq!(replies[2], Value::Status("OK".into()), "{replies:?}");
+        assert_eq!(replies[4], Value::Status("OK".into()), "{replies:?}");
+        assert_eq!(
+            r.get::<String>("k").unwrap(),
+            "db0",
+            "a connection left on database 5 was pooled and handed out"
+        );
+    });
+}
