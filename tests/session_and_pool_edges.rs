@@ -529,3 +529,124 @@ fn a_select_0_queued_and_discarded_on_a_db_2_pool_leaves_the_connection_pooled()
         assert_eq!((session_discards(&r), r.stats().created), (0, 1));
     });
 }
+
+// Review (client-finish): coroutines killed or timed out at random points of
+// a transaction whose EXEC reply spans many reads (a 256 KiB GET inside it),
+// half of them with a SELECT 5 queued: no connection goes back to the pool
+// half-read or on database 5. The checkers then see only their own replies,
+// on database 0.
+#[test]
+fn transactions_interrupted_mid_exec_never_poison_the_pool() {
+    let server = RedisServer::start();
+    let url = server.unix_url();
+    greenhub::run(move || {
+        let mut redis = Client::open(&url).unwrap();
+        let big = "x".repeat(256 * 1024);
+        redis.set("big", &big).unwrap();
+        redis.set("where", "db0").unwrap();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut random = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let done = std::rc::Rc::new(std::cell::Cell::new(0usize));
+        for _round in 0..15 {
+            let victims: Vec<_> = (0..20)
+                .map(|i| {
+                    let (mut redis, done) = (redis.clone(), done.clone());
+                    let cut = std::time::Duration::from_micros(random(3000));
+                    let (by_timeout, select) = (random(2) == 0, random(2) == 0);
+                    let worker = greenhub::spawn(move || {
+                        let mut work = || {
+                            let mut p = pipe();
+                            p.atomic();
+                            if select {
+                                p.cmd("SELECT").arg(5).cmd("SET").arg("where").arg("db5");
+                            }
+                            p.cmd("GET").arg("big").cmd("INCR").arg(format!("n:{i}"));
+                            let ran = p.query_values(&mut redis);
+                            if ran.is_ok() {
+                                done.set(done.get() + 1);
+                            }
+                            ran
+                        };
+                        if by_timeout {
+                            let _ = greenhub::timeout(cut, work);
+                        } else {
+                            let _ = work();
+                        }
+                    });
+                    (worker, cut, by_timeout)
+                })
+                .collect();
+            for (worker, cut, by_timeout) in &victims {
+                if !by_timeout {
+                    greenhub::sleep(*cut / 20);
+                    worker.kill();
+                }
+            }
+            for (worker, _, _) in victims {
+                let _ = worker.join();
+            }
+        }
+        assert!(done.get() < 300, "no transaction was interrupted");
+        assert!(done.get() > 0, "no transaction ran");
+        let checkers: Vec<_> = (0..20)
+            .map(|i| {
+                let mut redis = redis.clone();
+                greenhub::spawn(move || {
+                    for round in 0..20 {
+                        assert_eq!(redis.get::<String>("where").unwrap(), "db0");
+                        let (key, value) = (format!("check:{i}"), format!("{i}-{round}"));
+                        redis.set(&key, &value).unwrap();
+                        assert_eq!(redis.get::<String>(&key).unwrap(), value);
+                    }
+                })
+            })
+            .collect();
+        checkers.into_iter().for_each(|c| c.join().unwrap());
+    });
+}
+
+// Review (client-finish): the other side of the HELLO test above: `HELLO 3`
+// queued in a transaction that ran switches the server to RESP3 inside
+// EXEC's reply, and the session that frames replies follows once EXEC's array
+// is read: subscribed afterwards, a list that looks like a message is still
+// LRANGE's reply.
+#[test]
+fn a_hello_3_that_ran_inside_exec_frames_later_replies_as_resp3() {
+    let server = RedisServer::start();
+    let url = server.url() + "?socket_timeout=5";
+    greenhub::run(move || {
+        let mut r = Client::open(&url).unwrap();
+        let _: i64 = cmd("RPUSH")
+            .arg("l")
+            .arg("message")
+            .arg("ch")
+            .arg("hello")
+            .query(&mut r)
+            .unwrap();
+        let mut conn = r.get_connection().unwrap();
+        let replies = pipe()
+            .cmd("MULTI")
+            .cmd("HELLO")
+            .arg(3)
+            .cmd("EXEC")
+            .cmd("PING")
+            .query_values(&mut *conn)
+            .unwrap();
+        assert!(matches!(&replies[2], Value::Array(ran) if ran.len() == 1), "{replies:?}");
+        let info: String = cmd("CLIENT").arg("INFO").query(&mut *conn).unwrap();
+        assert!(info.contains("resp=3"), "{info}");
+        let _: Value = cmd("SUBSCRIBE").arg("ch").query(&mut *conn).unwrap();
+        let items: Vec<String> = cmd("LRANGE")
+            .arg("l")
+            .arg(0)
+            .arg(-1)
+            .query(&mut *conn)
+            .unwrap();
+        assert_eq!(items, ["message", "ch", "hello"]);
+    });
+}
