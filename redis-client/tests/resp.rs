@@ -376,3 +376,36 @@ fn nesting_up_to_1024_levels_parses_and_encodes_without_recursion() {
     let err = parse(deeper.as_bytes(), &limits()).unwrap_err();
     assert!(err.0.contains("nested deeper than 1024"), "{err}");
 }
+
+/// Review (client-finish): `encode.rs` writes headers by hand now (one- and
+/// two-digit lengths without a loop, the rest on a stack buffer). Every
+/// argument count and length across the digit boundaries, and integers at
+/// the i64 bounds, must come out as `format!` writes them.
+#[test]
+fn hand_written_headers_match_format_at_every_digit_boundary() {
+    use greenhub_redis::resp::encode_command;
+    for count in [0usize, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001] {
+        let args: Vec<Vec<u8>> = (0..count).map(|i| vec![b'a'; i % 3]).collect();
+        let mut out = Vec::new();
+        encode_command(&mut out, args.iter().map(Vec::as_slice));
+        let mut expected = format!("*{count}\r\n").into_bytes();
+        for arg in &args {
+            expected.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            expected.extend_from_slice(arg);
+            expected.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(out, expected, "{count} arguments");
+    }
+    for len in (0..=1200).chain([9_999, 10_000, 99_999, 100_000, 1 << 20]) {
+        let arg = vec![b'x'; len];
+        let mut out = Vec::new();
+        encode_command(&mut out, [arg.as_slice()]);
+        let mut expected = format!("*1\r\n${len}\r\n").into_bytes();
+        expected.extend_from_slice(&arg);
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(out, expected, "an argument of {len} bytes");
+    }
+    for n in [i64::MIN, i64::MIN + 1, -10, -9, -1, 0, 1, 9, 10, 99, 100, i64::MAX] {
+        assert_eq!(encoded(&Value::Int(n)), format!(":{n}\r\n").into_bytes());
+    }
+}
