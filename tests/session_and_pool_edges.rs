@@ -650,3 +650,45 @@ fn a_hello_3_that_ran_inside_exec_frames_later_replies_as_resp3() {
         assert_eq!(items, ["message", "ch", "hello"]);
     });
 }
+
+// Review (client-finish): queued session changes are noted when EXEC's reply
+// is *read*, but the commands after EXEC in the same pipeline were noted when
+// they were *sent*: the order inverts. `MULTI; HELLO 3; EXEC; HELLO 2` leaves
+// the server on RESP2, but the framing session ends on RESP3 (HELLO 2 noted at
+// send, HELLO 3 noted later, at EXEC's reply). Subscribed, a RESP2 published
+// message is then not recognised as out of band: it is handed to the next
+// caller (here PING) as its reply. Before the change both HELLOs were noted in
+// send order. Fix: note queued commands in the framing session at send time
+// in order (as before) and defer only the known session, or replay the
+// pipeline's later notes after settle_exec.
+#[test]
+#[ignore = "review: MULTI; HELLO 3; EXEC; HELLO 2 leaves the framing session on RESP3; a pub/sub message is PING's reply"]
+fn a_hello_2_after_a_transaction_that_ran_hello_3_keeps_messages_out_of_band() {
+    let server = RedisServer::start();
+    let url = server.url() + "?socket_timeout=5";
+    greenhub::run(move || {
+        let mut r = Client::open(&url).unwrap();
+        let mut conn = r.get_connection().unwrap();
+        let replies = pipe()
+            .cmd("MULTI")
+            .cmd("HELLO")
+            .arg(3)
+            .cmd("EXEC")
+            .cmd("HELLO")
+            .arg(2)
+            .query_values(&mut *conn)
+            .unwrap();
+        assert!(matches!(&replies[2], Value::Array(ran) if ran.len() == 1), "{replies:?}");
+        let info: String = cmd("CLIENT").arg("INFO").query(&mut *conn).unwrap();
+        assert!(info.contains("resp=2"), "{info}");
+        let _: Value = cmd("SUBSCRIBE").arg("ch").query(&mut *conn).unwrap();
+        let receivers: i64 = cmd("PUBLISH").arg("ch").arg("hello").query(&mut r).unwrap();
+        assert_eq!(receivers, 1);
+        let pong: Value = cmd("PING").query(&mut *conn).unwrap();
+        assert_eq!(
+            pong,
+            Value::Array(vec![bulk("pong"), bulk("")]),
+            "a published message was handed to PING"
+        );
+    });
+}
