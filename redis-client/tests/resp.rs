@@ -409,3 +409,41 @@ fn hand_written_headers_match_format_at_every_digit_boundary() {
         assert_eq!(encoded(&Value::Int(n)), format!(":{n}\r\n").into_bytes());
     }
 }
+
+/// Review (client-finish): `ServerError::bytes` says it gives "the error's
+/// bytes as the server sent them", and `raw` is `None` only "when `code` and
+/// `message` are exact". Non-UTF-8 lines and blob errors with CRLF do round
+/// trip; but a UTF-8 line whose message is empty after its one space (`-ERR `,
+/// which a Lua `redis.error_reply("ERR ")` sends) comes back as `ERR`: the
+/// space is not kept, so `bytes()` is not what was sent. Fix: keep `raw` (or
+/// a flag) whenever `Display` would not reproduce the line, or say so.
+#[test]
+#[ignore = "review: ServerError::bytes of `-ERR ` is `ERR`, not the bytes the server sent"]
+fn server_error_bytes_are_the_bytes_the_server_sent() {
+    for line in [
+        &b"-\xff\r\n"[..],
+        b"-ERR \xfe x\r\n",
+        b"!7\r\n\xff\r\nab c\r\n",
+        b"-ERR plain words\r\n",
+        b"-ERR \r\n",
+    ] {
+        let Ok(Parsed::Complete(value @ Value::Error(_), used)) = parse(line, &Limits::default())
+        else {
+            panic!("{:?} was refused", String::from_utf8_lossy(line));
+        };
+        assert_eq!(used, line.len());
+        let Value::Error(err) = &value else {
+            unreachable!()
+        };
+        let body = match line[0] {
+            b'-' => &line[1..line.len() - 2],
+            _ => &line[4..line.len() - 2],
+        };
+        assert_eq!(
+            &*err.bytes(),
+            body,
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
+    }
+}
