@@ -24,8 +24,8 @@
 //! error, and never for a command queued inside MULTI (it may not run, or
 //! run later inside EXEC): `SELECT <baseline>` or `HELLO 2` replied OK
 //! outside MULTI, `UNWATCH` replied OK, `EXEC` or `DISCARD` answered inside
-//! a MULTI, `CLIENT TRACKING OFF` replied OK. A refused `SELECT 0 extra`, a
-//! `SELECT 0` queued and DISCARDed, a refused `DISCARD` without MULTI leave
+//! a MULTI, `CLIENT TRACKING OFF` replied OK. A refused `SELECT 0 extra`
+//! and a refused `DISCARD` without MULTI leave
 //! the connection changed, and it is closed rather than reused.
 //! See `docs/connection-pool.md`, "Session state".
 
