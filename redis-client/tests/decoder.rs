@@ -263,11 +263,49 @@ fn the_quick_path_agrees_with_decode_on_every_prefix() {
 #[test]
 fn the_quick_path_and_decode_read_the_same_streams_split_anywhere() {
     const TOKENS: &[&[u8]] = &[
-        b"$", b":", b"+", b"-", b"*", b"%", b"~", b">", b"_", b"#", b",", b"(", b"!", b"=", b"|",
-        b"0", b"1", b"3", b"9", b"-1", b"+1", b"18446744073709551616", b"999999999999999999",
-        b"9223372036854775807", b"\r\n", b"\r", b"\n", b"a", b"OK", b"\xff", b"\xc3\xa9", b"t",
-        b"$3\r\nabc\r\n", b"$0\r\n\r\n", b"$-1\r\n", b":7\r\n", b"+OK\r\n", b"*2\r\n", b"%1\r\n",
-        b">2\r\n", b"|1\r\n", b"_\r\n", b"$5\r\na\r\nbc\r\n",
+        b"$",
+        b":",
+        b"+",
+        b"-",
+        b"*",
+        b"%",
+        b"~",
+        b">",
+        b"_",
+        b"#",
+        b",",
+        b"(",
+        b"!",
+        b"=",
+        b"|",
+        b"0",
+        b"1",
+        b"3",
+        b"9",
+        b"-1",
+        b"+1",
+        b"18446744073709551616",
+        b"999999999999999999",
+        b"9223372036854775807",
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b"a",
+        b"OK",
+        b"\xff",
+        b"\xc3\xa9",
+        b"t",
+        b"$3\r\nabc\r\n",
+        b"$0\r\n\r\n",
+        b"$-1\r\n",
+        b":7\r\n",
+        b"+OK\r\n",
+        b"*2\r\n",
+        b"%1\r\n",
+        b">2\r\n",
+        b"|1\r\n",
+        b"_\r\n",
+        b"$5\r\na\r\nbc\r\n",
     ];
     let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut next = move |n: usize| {
@@ -285,11 +323,13 @@ fn the_quick_path_and_decode_read_the_same_streams_split_anywhere() {
             if start < end {
                 let input = &stream[start..end];
                 let found = if quick { decoder.quick(input) } else { None };
-                match found.map(Ok).unwrap_or_else(|| match decoder.decode(input) {
-                    Ok(Decoded::Complete { value, used }) => Ok((value, used)),
-                    Ok(Decoded::Incomplete { used, .. }) => Err(Some(used)),
-                    Err(_) => Err(None),
-                }) {
+                match found
+                    .map(Ok)
+                    .unwrap_or_else(|| match decoder.decode(input) {
+                        Ok(Decoded::Complete { value, used }) => Ok((value, used)),
+                        Ok(Decoded::Incomplete { used, .. }) => Err(Some(used)),
+                        Err(_) => Err(None),
+                    }) {
                     Ok((value, used)) => {
                         start += used;
                         values.push(value);
