@@ -7,7 +7,8 @@
 //!     refuse what cannot work here (CLIENT REPLY OFF, MONITOR)
 //!     session.note(cmd)      for every command sent: SELECT, MULTI, WATCH, ...
 //!     known.effect(cmd)      away from the baseline: sticky; back: on its reply
-//!                            (queued inside MULTI: both wait for EXEC's reply)
+//!                            (queued inside MULTI: known waits for EXEC's
+//!                            reply, or its own if not +QUEUED)
 //!     encode all, one write  unread += commands
 //!     for each command:      read frames until the one that answers it;
 //!                            RESP3 pushes and RESP2 pub/sub messages are
@@ -27,6 +28,7 @@
 //! and returns the connection in step.
 //! See `docs/redis-client.md`, "The connection".
 
+use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::sync::LazyLock;
@@ -84,13 +86,28 @@ pub struct Connection {
     /// The session as the handshake left it; reusable only while `known`
     /// equals it.
     baseline: Session,
-    /// The session-changing commands queued in the open MULTI, in order:
-    /// they run only if its EXEC does, so neither session notes them yet.
-    queued: Vec<Cmd>,
-    /// For each EXEC sent whose reply is not read yet, the commands it
-    /// queued: noted in both sessions once the reply shows they ran (an
-    /// array), dropped on nil (a WATCH failed) or an error (EXECABORT).
-    executing: std::collections::VecDeque<Vec<Cmd>>,
+    /// The session-changing commands sent inside the open MULTI, in order.
+    /// The framing session notes them when they are sent (in send order,
+    /// like every command); the known session only once they are shown to
+    /// have run: EXEC's reply is an array, or their own reply is not
+    /// `+QUEUED` (the MULTI was refused, so they ran at once).
+    queued: Transaction,
+    /// For each EXEC or DISCARD sent whose reply is not read yet, the
+    /// transaction it ends: noted in the known session once EXEC's reply
+    /// shows it ran (an array); dropped on nil (a WATCH failed), an error
+    /// (EXECABORT) or DISCARD's OK, and then a queued HELLO's protocol is
+    /// taken back in the framing session (unless a later HELLO set it).
+    executing: VecDeque<Transaction>,
+    /// The session-changing commands filed in `queued` by the request being
+    /// read, in order, one per `Expect::filed`: a reply other than
+    /// `+QUEUED` shows the command ran, and the known session notes it then.
+    filed: VecDeque<Cmd>,
+    /// How many commands that set the framing session's `multi` (MULTI,
+    /// EXEC, DISCARD, RESET) and its `protocol` (HELLO, RESET) were noted:
+    /// a correction made when a reply is read (a refused MULTI, a dropped
+    /// HELLO) applies only if no later command set the field since.
+    multi_sets: u64,
+    protocol_sets: u64,
     /// Where out-of-band frames go (shared with the pool).
     handlers: Rc<PushHandlers>,
     /// Set up with `CLIENT TRACKING ON REDIRECT` this id (`Setup`).
@@ -105,9 +122,11 @@ pub struct Connection {
     /// leaves it set, and then the pool hands the connection to the reaper
     /// (`reaper.rs`) instead of closing it.
     blocked: bool,
-    /// When it was made or last went back to a pool: what the pool's
-    /// health check measures idleness from (set by the pool, not per
-    /// command, which would cost two clock reads per request).
+    /// What the pool's health check measures idleness from: when it was
+    /// made, when it last went back to a pool that has a
+    /// `health_check_interval` (a pool without one never sets it), or when
+    /// the reaper read its owed reply. Not set per command, which would
+    /// cost two clock reads per request.
     pub(crate) last_used: Instant,
 }
 
@@ -135,6 +154,25 @@ struct Expect {
     /// What it does to the known session, settled when its reply is read
     /// (`None`: nothing, as for most commands).
     effect: Option<Effect>,
+    /// It is a MULTI: the framing session's `multi` before it, and
+    /// `multi_sets` after it. Refused (an error reply), it opened nothing:
+    /// `multi` goes back, if no later command set it.
+    multi: Option<(bool, u64)>,
+    /// It was filed in `queued` (and `filed`): its reply says whether it
+    /// was queued or ran.
+    filed: bool,
+}
+
+/// The session-changing commands of one transaction, and what their HELLOs
+/// did to the framing session's protocol.
+#[derive(Debug, Default)]
+struct Transaction {
+    cmds: Vec<Cmd>,
+    /// The protocol before its first HELLO, and `protocol_sets` after its
+    /// last one.
+    protocol: Option<(u8, u64)>,
+    /// It ends with DISCARD, not EXEC.
+    discard: bool,
 }
 
 /// Why a connection cannot go back to the pool.
@@ -209,8 +247,11 @@ impl Connection {
             session: Session::new(),
             known: Session::new(),
             baseline: Session::new(),
-            queued: Vec::new(),
-            executing: std::collections::VecDeque::new(),
+            queued: Transaction::default(),
+            executing: VecDeque::new(),
+            filed: VecDeque::new(),
+            multi_sets: 0,
+            protocol_sets: 0,
             handlers: setup.handlers.clone(),
             tracking_redirect: setup.tracking_redirect,
             client_id: None,
@@ -315,10 +356,14 @@ impl Connection {
         let queued = self.session.multi;
         let subscribed = self.session.subscribed;
         cmd.encode(&mut self.out);
-        if queued && may_change_session(cmd.name()) {
+        let changing = may_change_session(cmd.name());
+        if queued && changing {
             return self.add_queued(cmd, subscribed);
         }
-        let replies = self.session.note_cmd(cmd);
+        let (replies, multi) = match changing {
+            true => self.note_changing(cmd),
+            false => (Replies::One, None),
+        };
         let effect = self.known.effect(&self.baseline, queued, cmd);
         if queued {
             Expect {
@@ -327,6 +372,8 @@ impl Connection {
                 exec: false,
                 subscribed,
                 effect,
+                multi,
+                filed: false,
             }
         } else {
             Expect {
@@ -335,63 +382,144 @@ impl Connection {
                 blocking: cmd.server_timeout(),
                 exec: false,
                 effect,
+                multi,
+                filed: false,
             }
         }
     }
 
+    /// Notes a command that may change the session in the framing session,
+    /// counting the commands that set `multi` and `protocol`; for a MULTI,
+    /// also what `Expect::multi` keeps.
+    #[inline(never)]
+    fn note_changing(&mut self, cmd: &Cmd) -> (Replies, Option<(bool, u64)>) {
+        let name = cmd.name();
+        let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
+        let before = self.session.multi;
+        let opens = is(b"MULTI");
+        let reset = is(b"RESET");
+        if opens || reset || is(b"EXEC") || is(b"DISCARD") {
+            self.multi_sets += 1;
+        }
+        if reset || is(b"HELLO") {
+            self.protocol_sets += 1;
+        }
+        let replies = self.session.note_cmd(cmd);
+        (replies, opens.then_some((before, self.multi_sets)))
+    }
+
     /// [`Connection::add`] for a command inside MULTI that may change the
-    /// session. The server queues it, to run only if EXEC runs the
-    /// transaction: so it waits in `queued`, noted by neither session, and
-    /// EXEC's reply decides (`settle_exec`). The transaction's own words
-    /// are not queued: EXEC and DISCARD end it (DISCARD drops what waits),
-    /// and MULTI, WATCH, QUIT and RESET act at once, as outside MULTI.
+    /// session. The framing session notes it now, in send order; the server
+    /// queues it, to run only if EXEC runs the transaction: so the known
+    /// session waits, with the command filed in `queued`, for its own reply
+    /// (not `+QUEUED`: it ran at once, the MULTI was refused) or EXEC's
+    /// (`settle_exec`). The transaction's own words are not queued: EXEC and
+    /// DISCARD end it, and MULTI, WATCH, QUIT and RESET act at once, as
+    /// outside MULTI (RESET ends the transaction, and drops what waits).
     #[inline(never)]
     #[cold]
     fn add_queued(&mut self, cmd: &Cmd, subscribed: bool) -> Expect {
         let name = cmd.name();
         let is = |word: &[u8]| name.eq_ignore_ascii_case(word);
-        let exec = is(b"EXEC");
-        if exec {
-            self.executing.push_back(std::mem::take(&mut self.queued));
-        } else if is(b"DISCARD") {
-            self.queued.clear();
-        } else if !(is(b"MULTI") || is(b"WATCH") || is(b"QUIT") || is(b"RESET")) {
-            self.queued.push(cmd.clone());
-            return Expect {
-                replies: Replies::One,
-                blocking: None,
-                exec: false,
-                subscribed,
-                effect: None,
-            };
-        }
-        self.session.note_cmd(cmd);
-        let effect = self.known.effect(&self.baseline, true, cmd);
-        Expect {
+        let protocol_before = self.session.protocol;
+        let (_, multi) = self.note_changing(cmd);
+        let mut expect = Expect {
             replies: Replies::One,
             blocking: None,
-            exec,
+            exec: false,
             subscribed,
-            effect,
+            effect: None,
+            multi,
+            filed: false,
+        };
+        let discard = is(b"DISCARD");
+        if discard || is(b"EXEC") {
+            let mut transaction = std::mem::take(&mut self.queued);
+            transaction.discard = discard;
+            self.executing.push_back(transaction);
+            expect.exec = true;
+        } else if is(b"RESET") {
+            self.queued = Transaction::default();
+        } else if !(is(b"MULTI") || is(b"WATCH") || is(b"QUIT")) {
+            if is(b"HELLO") {
+                let first = self.queued.protocol.map_or(protocol_before, |(p, _)| p);
+                self.queued.protocol = Some((first, self.protocol_sets));
+            }
+            self.queued.cmds.push(cmd.clone());
+            self.filed.push_back(cmd.clone());
+            expect.filed = true;
+            return expect;
+        }
+        expect.effect = self.known.effect(&self.baseline, true, cmd);
+        expect
+    }
+
+    /// The reply of a MULTI or of a command filed as queued was read. A
+    /// refused MULTI (an error reply) opened nothing: the framing session's
+    /// `multi` goes back to what it was, unless a later command set it, and
+    /// what was filed since is no transaction (each such command's own
+    /// reply shows it ran). A filed command whose reply is not `+QUEUED`
+    /// ran at once: the known session notes it now, as away from the
+    /// baseline (the known session keeps a refused MULTI's own change: the
+    /// connection is closed rather than reused, the safe side).
+    #[inline(never)]
+    #[cold]
+    fn settle_queued(&mut self, expect: &Expect, reply: &Value) {
+        if let Some((before, sets)) = expect.multi {
+            if matches!(reply, Value::Error(_)) && sets == self.multi_sets {
+                self.session.multi = before;
+                if !before {
+                    self.queued = Transaction::default();
+                }
+            }
+        }
+        if !expect.filed {
+            return;
+        }
+        let Some(cmd) = self.filed.pop_front() else {
+            return;
+        };
+        if !matches!(reply, Value::Status(queued) if queued == "QUEUED") {
+            if cmd.name().eq_ignore_ascii_case(b"HELLO") {
+                // It ran: no dropped transaction takes its protocol back.
+                self.protocol_sets += 1;
+            }
+            self.known.effect(&self.baseline, true, &cmd);
         }
     }
 
-    /// EXEC's reply was read: if the transaction ran (an array), its queued
-    /// session changes happened, and both sessions note them; if it did not
-    /// (nil: a WATCHed key changed; EXECABORT: a command was refused while
-    /// queued), they never happened. Each counts as away from the baseline
-    /// whatever its own reply inside EXEC's array (conservative: a change
-    /// that failed only costs the connection its reuse).
+    /// EXEC's or DISCARD's reply was read. If the transaction ran (EXEC
+    /// answered an array), its queued session changes happened, and the
+    /// known session notes them (the framing session did when they were
+    /// sent). Each counts as away from the baseline whatever its own reply
+    /// inside EXEC's array (conservative: a change that failed only costs
+    /// the connection its reuse). If it was dropped (EXEC answered nil: a
+    /// WATCHed key changed; EXECABORT: a command was refused while queued;
+    /// DISCARD answered OK), they never happened: the framing session takes
+    /// a queued HELLO's protocol back, unless a later HELLO set it since.
+    /// Any other reply (`EXEC without MULTI`: the MULTI was refused) drops
+    /// nothing: the commands ran at once, and were noted by their replies.
     #[inline(never)]
     #[cold]
     fn settle_exec(&mut self, reply: &Value) {
-        let Some(cmds) = self.executing.pop_front() else {
+        let Some(transaction) = self.executing.pop_front() else {
             return;
         };
-        if matches!(reply, Value::Array(_)) {
-            for cmd in &cmds {
-                self.session.note_cmd(cmd);
-                self.known.effect(&self.baseline, true, cmd);
+        let dropped = match reply {
+            Value::Array(_) if !transaction.discard => {
+                for cmd in &transaction.cmds {
+                    self.known.effect(&self.baseline, true, cmd);
+                }
+                false
+            }
+            Value::Status(ok) => transaction.discard && ok == "OK",
+            Value::Nil => !transaction.discard,
+            Value::Error(err) => !transaction.discard && err.code == "EXECABORT",
+            _ => false,
+        };
+        if let (true, Some((before, sets))) = (dropped, transaction.protocol) {
+            if sets == self.protocol_sets {
+                self.session.protocol = before;
             }
         }
     }
@@ -439,6 +567,7 @@ impl Connection {
         self.check()?;
         refuse(cmd)?;
         self.out.clear();
+        self.filed.clear();
         self.add(cmd);
         self.send(0)
     }
@@ -467,6 +596,9 @@ impl Connection {
                 _ => true,
             };
             self.known.settle(effect, ran);
+        }
+        if expect.multi.is_some() || expect.filed {
+            self.settle_queued(&expect, &value);
         }
         if expect.exec {
             self.settle_exec(&value);
@@ -776,6 +908,7 @@ impl ConnectionLike for Connection {
             self.refuse_queued_subscribe(std::slice::from_ref(cmd), false)?;
         }
         self.out.clear();
+        self.filed.clear();
         let blocking = cmd.server_timeout().is_some() && !self.session.multi;
         let id = (blocking && !self.id_asked && !self.session.subscribed).then(|| {
             self.id_asked = true;
@@ -829,6 +962,7 @@ impl ConnectionLike for Connection {
         cmds.iter().try_for_each(refuse)?;
         self.refuse_queued_subscribe(cmds, atomic)?;
         self.out.clear();
+        self.filed.clear();
         let mut expect = std::mem::take(&mut self.expect);
         expect.clear();
         let (multi, exec) = match atomic {

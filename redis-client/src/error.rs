@@ -12,7 +12,10 @@ use std::io;
 /// Redis echoes user bytes into errors (`OBJECT \xff`, a Lua
 /// `error_reply`), and they need not be UTF-8: then `code` and `message`
 /// show each bad sequence as U+FFFD (as redis-py shows them), and `raw`
-/// keeps the line's bytes exactly as the server sent them.
+/// keeps the line's bytes exactly as the server sent them. `raw` is kept
+/// too for the one UTF-8 line `Display` would not reproduce: a code
+/// followed by one space and nothing else (`-ERR `, as a Lua
+/// `redis.error_reply("ERR ")` sends).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ServerError {
     /// The first word of the reply: `ERR`, `WRONGTYPE`, `NOSCRIPT`, ...
@@ -20,18 +23,21 @@ pub struct ServerError {
     /// The rest of the reply.
     pub message: String,
     /// The error line's bytes (after its `-`, or a blob error's body) when
-    /// they are not UTF-8; `None` when `code` and `message` are exact.
+    /// `code` and `message` joined as `Display` joins them would not be
+    /// those bytes: the line is not UTF-8, or it ends in the space after
+    /// its code. `None` when `Display` reproduces the line exactly.
     pub raw: Option<Vec<u8>>,
 }
 
 impl ServerError {
-    /// Splits an error line into its code and message.
+    /// Splits an error line into its code and message; a line that ends in
+    /// the space after its code (`ERR `) is kept in `raw` too.
     pub fn parse(line: &str) -> ServerError {
         match line.split_once(' ') {
             Some((code, message)) => ServerError {
                 code: code.to_owned(),
                 message: message.to_owned(),
-                raw: None,
+                raw: message.is_empty().then(|| line.as_bytes().to_vec()),
             },
             None => ServerError {
                 code: line.to_owned(),
@@ -53,8 +59,8 @@ impl ServerError {
         }
     }
 
-    /// The error's bytes as the server sent them: `raw` if the line was not
-    /// UTF-8, else `code` and `message` joined by a space, as they came.
+    /// The error's bytes as the server sent them: `raw` if it is kept, else
+    /// `code` and `message` joined by a space, which is then the line.
     pub fn bytes(&self) -> std::borrow::Cow<'_, [u8]> {
         match &self.raw {
             Some(raw) => std::borrow::Cow::Borrowed(raw),

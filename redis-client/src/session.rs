@@ -17,15 +17,20 @@
 //! SETNAME, which taints the session for good) and what moves it *back*.
 //! The away part counts as soon as the command is sent, refused or not,
 //! except inside MULTI: there a session-changing command is only queued,
-//! and `connection.rs` notes it in neither session until EXEC's reply shows
-//! the transaction ran (an array; nil or EXECABORT: it never ran, DISCARD:
-//! dropped). The
+//! and `connection.rs` notes it in the known session only once it is shown
+//! to have run: EXEC's reply is an array (nil or EXECABORT: it never ran,
+//! DISCARD: dropped), or its own reply is not `+QUEUED` (the MULTI was
+//! refused, so it ran at once). The framing session notes every command
+//! when it is sent, in send order, and takes a dropped transaction's HELLO
+//! back, and a refused MULTI's `multi`. `RESET` sets a fresh connection's
+//! state (and taints the session: the name and user are not the
+//! baseline's). The
 //! back part counts only when the command's own reply is read and is not an
 //! error, and never for a command queued inside MULTI (it may not run, or
 //! run later inside EXEC): `SELECT <baseline>` or `HELLO 2` replied OK
 //! outside MULTI, `UNWATCH` replied OK, `EXEC` or `DISCARD` answered inside
-//! a MULTI, `CLIENT TRACKING OFF` replied OK. A refused `SELECT 0 extra`, a
-//! `SELECT 0` queued and DISCARDed, a refused `DISCARD` without MULTI leave
+//! a MULTI, `CLIENT TRACKING OFF` replied OK. A refused `SELECT 0 extra`
+//! and a refused `DISCARD` without MULTI leave
 //! the connection changed, and it is closed rather than reused.
 //! See `docs/connection-pool.md`, "Session state".
 
@@ -224,7 +229,14 @@ impl Session {
         } else if is("AUTH") {
             self.tainted = Some("AUTH");
         } else if is("RESET") {
-            self.tainted = Some("RESET");
+            // The server ends MULTI and WATCH, unsubscribes, selects
+            // database 0, speaks RESP2, ends tracking and READONLY, drops
+            // the name and the AUTH: a fresh connection's state, but not
+            // the baseline's (name, user), so it stays tainted.
+            *self = Session {
+                tainted: self.tainted.or(Some("RESET")),
+                ..Session::new()
+            };
         } else if is("MONITOR") {
             self.tainted = Some("MONITOR");
         } else if is("QUIT") {
@@ -592,5 +604,28 @@ mod tests {
         );
         assert_eq!(session.unsubscribe_all_replies(SubscribeKind::Patterns), 1);
         assert!(session.changed_from(&Session::new()).is_some());
+    }
+
+    #[test]
+    fn reset_leaves_a_fresh_sessions_state_tainted() {
+        let mut session = Session::new();
+        for words in [
+            &["HELLO", "3"][..],
+            &["SELECT", "5"],
+            &["WATCH", "k"],
+            &["MULTI"],
+            &["READONLY"],
+            &["CLIENT", "TRACKING", "ON"],
+        ] {
+            note(&mut session, words);
+        }
+        note(&mut session, &["RESET"]);
+        assert_eq!(
+            session,
+            Session {
+                tainted: Some("RESET"),
+                ..Session::new()
+            }
+        );
     }
 }

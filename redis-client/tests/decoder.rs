@@ -252,3 +252,121 @@ fn the_quick_path_agrees_with_decode_on_every_prefix() {
     ));
     assert_eq!(midway.quick(b":1\r\n"), None);
 }
+
+/// Review (client-finish): the connection's read loop (`Reader::take_buffered`)
+/// tries `Decoder::quick` before `decode` on whatever is buffered, at every
+/// point a read may end. This replays random streams (valid replies of every
+/// kind mixed with hostile bytes: signs, leading zeros, bare LF, CR without
+/// LF, non-UTF-8, 19-digit lengths) through that loop and through `decode`
+/// alone, split at random points, under tight and default limits, and
+/// requires the same values and the same first error.
+#[test]
+fn the_quick_path_and_decode_read_the_same_streams_split_anywhere() {
+    const TOKENS: &[&[u8]] = &[
+        b"$",
+        b":",
+        b"+",
+        b"-",
+        b"*",
+        b"%",
+        b"~",
+        b">",
+        b"_",
+        b"#",
+        b",",
+        b"(",
+        b"!",
+        b"=",
+        b"|",
+        b"0",
+        b"1",
+        b"3",
+        b"9",
+        b"-1",
+        b"+1",
+        b"18446744073709551616",
+        b"999999999999999999",
+        b"9223372036854775807",
+        b"\r\n",
+        b"\r",
+        b"\n",
+        b"a",
+        b"OK",
+        b"\xff",
+        b"\xc3\xa9",
+        b"t",
+        b"$3\r\nabc\r\n",
+        b"$0\r\n\r\n",
+        b"$-1\r\n",
+        b":7\r\n",
+        b"+OK\r\n",
+        b"*2\r\n",
+        b"%1\r\n",
+        b">2\r\n",
+        b"|1\r\n",
+        b"_\r\n",
+        b"$5\r\na\r\nbc\r\n",
+    ];
+    let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut next = move |n: usize| {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed % n as u64) as usize
+    };
+    // The connection's loop: quick first, then decode, on the buffered bytes.
+    fn run(stream: &[u8], cuts: &[usize], limits: Limits, quick: bool) -> (Vec<Value>, bool) {
+        let mut decoder = Decoder::new(limits);
+        let (mut start, mut end, mut values) = (0, 0, Vec::new());
+        let mut cuts = cuts.iter().copied().chain([stream.len()]);
+        loop {
+            if start < end {
+                let input = &stream[start..end];
+                let found = if quick { decoder.quick(input) } else { None };
+                match found
+                    .map(Ok)
+                    .unwrap_or_else(|| match decoder.decode(input) {
+                        Ok(Decoded::Complete { value, used }) => Ok((value, used)),
+                        Ok(Decoded::Incomplete { used, .. }) => Err(Some(used)),
+                        Err(_) => Err(None),
+                    }) {
+                    Ok((value, used)) => {
+                        start += used;
+                        values.push(value);
+                        continue;
+                    }
+                    Err(Some(used)) => start += used,
+                    Err(None) => return (values, true),
+                }
+            }
+            match cuts.next() {
+                Some(cut) => end = cut.max(end),
+                None => return (values, false),
+            }
+        }
+    }
+    for case in 0..20_000 {
+        let mut stream = Vec::new();
+        for _ in 0..1 + next(12) {
+            stream.extend_from_slice(TOKENS[next(TOKENS.len())]);
+        }
+        let mut cuts: Vec<usize> = (0..next(4)).map(|_| next(stream.len() + 1)).collect();
+        cuts.sort();
+        for limits in [
+            Limits::default(),
+            Limits {
+                max_bulk: 1 + next(12),
+                max_depth: 1 + next(3),
+            },
+        ] {
+            let with = run(&stream, &cuts, limits, true);
+            let without = run(&stream, &cuts, limits, false);
+            assert_eq!(
+                with,
+                without,
+                "case {case}: {:?} cut at {cuts:?}, {limits:?}",
+                String::from_utf8_lossy(&stream)
+            );
+        }
+    }
+}

@@ -376,3 +376,81 @@ fn nesting_up_to_1024_levels_parses_and_encodes_without_recursion() {
     let err = parse(deeper.as_bytes(), &limits()).unwrap_err();
     assert!(err.0.contains("nested deeper than 1024"), "{err}");
 }
+
+/// Review (client-finish): `encode.rs` writes headers by hand now (one- and
+/// two-digit lengths without a loop, the rest on a stack buffer). Every
+/// argument count and length across the digit boundaries, and integers at
+/// the i64 bounds, must come out as `format!` writes them.
+#[test]
+fn hand_written_headers_match_format_at_every_digit_boundary() {
+    use greenhub_redis::resp::encode_command;
+    for count in [0usize, 1, 9, 10, 11, 99, 100, 101, 999, 1000, 1001] {
+        let args: Vec<Vec<u8>> = (0..count).map(|i| vec![b'a'; i % 3]).collect();
+        let mut out = Vec::new();
+        encode_command(&mut out, args.iter().map(Vec::as_slice));
+        let mut expected = format!("*{count}\r\n").into_bytes();
+        for arg in &args {
+            expected.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            expected.extend_from_slice(arg);
+            expected.extend_from_slice(b"\r\n");
+        }
+        assert_eq!(out, expected, "{count} arguments");
+    }
+    for len in (0..=1200).chain([9_999, 10_000, 99_999, 100_000, 1 << 20]) {
+        let arg = vec![b'x'; len];
+        let mut out = Vec::new();
+        encode_command(&mut out, [arg.as_slice()]);
+        let mut expected = format!("*1\r\n${len}\r\n").into_bytes();
+        expected.extend_from_slice(&arg);
+        expected.extend_from_slice(b"\r\n");
+        assert_eq!(out, expected, "an argument of {len} bytes");
+    }
+    for n in [
+        i64::MIN,
+        i64::MIN + 1,
+        -10,
+        -9,
+        -1,
+        0,
+        1,
+        9,
+        10,
+        99,
+        100,
+        i64::MAX,
+    ] {
+        assert_eq!(encoded(&Value::Int(n)), format!(":{n}\r\n").into_bytes());
+    }
+}
+
+/// Review (client-finish): `ServerError::bytes` says it gives "the error's
+/// bytes as the server sent them", and `raw` is `None` only "when `code` and
+/// `message` are exact". Non-UTF-8 lines and blob errors with CRLF do round
+/// trip; but a UTF-8 line whose message is empty after its one space (`-ERR `,
+/// which a Lua `redis.error_reply("ERR ")` sends) comes back as `ERR`: the
+/// space is not kept, so `bytes()` is not what was sent. Fix: keep `raw` (or
+/// a flag) whenever `Display` would not reproduce the line, or say so.
+#[test]
+fn server_error_bytes_are_the_bytes_the_server_sent() {
+    for line in [
+        &b"-\xff\r\n"[..],
+        b"-ERR \xfe x\r\n",
+        b"!7\r\n\xff\r\nab c\r\n",
+        b"-ERR plain words\r\n",
+        b"-ERR \r\n",
+    ] {
+        let Ok(Parsed::Complete(value @ Value::Error(_), used)) = parse(line, &Limits::default())
+        else {
+            panic!("{:?} was refused", String::from_utf8_lossy(line));
+        };
+        assert_eq!(used, line.len());
+        let Value::Error(err) = &value else {
+            unreachable!()
+        };
+        let body = match line[0] {
+            b'-' => &line[1..line.len() - 2],
+            _ => &line[4..line.len() - 2],
+        };
+        assert_eq!(&*err.bytes(), body, "{:?}", String::from_utf8_lossy(line));
+    }
+}
