@@ -150,3 +150,29 @@ fn a_killed_brpop_of_an_acl_user_without_client_id_frees_its_slot_soon() {
         assert_eq!(got.unwrap(), Value::Status("PONG".into()));
     });
 }
+
+/// reliability.md, "Faults": "server killed (SIGKILL) ... every call returns
+/// `Error::Io` within a second". With the default `RetryPolicy` (2 s), a GET
+/// whose pooled connection died with the server is read-only, so it is
+/// retried against refused connects until the 2 s are up: the caller hears
+/// of the dead server after about 2 s, not within one. (tests/faults.rs
+/// only asserts < 5 s, so it does not catch this.)
+#[test]
+#[ignore = "review: a dead server's GET error takes the 2 s retry budget, docs say within a second"]
+fn a_get_on_a_killed_server_fails_within_a_second_as_documented() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let mut redis = Client::open(&url).unwrap();
+        redis.set("k", 1).unwrap();
+        server.kill();
+        let start = Instant::now();
+        let err = redis.get::<i64>("k").unwrap_err();
+        let took = start.elapsed();
+        assert!(err.is_io(), "{err}");
+        assert!(
+            took < Duration::from_secs(1),
+            "the GET on a dead server failed only after {took:?}: {err}"
+        );
+    });
+}
