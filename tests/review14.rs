@@ -176,3 +176,50 @@ fn a_get_on_a_killed_server_fails_within_a_second_as_documented() {
         );
     });
 }
+
+/// RESP3: BZPOPMIN's score comes as a double and BZMPOP's pairs as RESP3
+/// sends them; each cut-short pop is put back with its exact score.
+#[test]
+fn resp3_sorted_set_pops_cut_short_come_back_with_their_scores() {
+    let server = RedisServer::start();
+    let url = format!("{}?protocol=3", server.url());
+    greenhub::run(move || {
+        let mut redis = Client::open(&url).unwrap();
+        let pops = [
+            cmd("BZPOPMIN").arg("z").arg(5).clone(),
+            cmd("BZMPOP").arg(5).arg(1).arg("z").arg("MAX").arg("COUNT").arg(2).clone(),
+        ];
+        for pop in pops {
+            let mut conn = redis.get_connection().unwrap();
+            let victim = greenhub::spawn(move || conn.req_command(&pop));
+            wait_until("the victim blocked", || server.blocked_clients() == 1);
+            server.raw_command(&["ZADD", "z", "0.1", "a", "1e-300", "b", "-inf", "c"]);
+            victim.kill();
+            let _ = victim.join();
+            wait_until("the reaper finished", || {
+                redis.pool().reaper_stats().running == 0
+            });
+            for (member, score) in [("a", 0.1), ("b", 1e-300), ("c", f64::NEG_INFINITY)] {
+                let got: Option<f64> = redis.zscore("z", member).unwrap();
+                assert_eq!(got, Some(score), "{member}");
+            }
+            let _: usize = redis.del(&["z"]).unwrap();
+        }
+    });
+}
+
+/// Found on the way (not part of this change): `zrange_withscores` cannot
+/// read RESP3's reply (an array of `[member, double]` pairs) and fails
+/// with a type error on every `?protocol=3` client.
+#[test]
+#[ignore = "review: zrange_withscores fails with a type error on RESP3"]
+fn zrange_withscores_reads_a_resp3_reply() {
+    let server = RedisServer::start();
+    let url = format!("{}?protocol=3", server.url());
+    greenhub::run(move || {
+        let mut redis = Client::open(&url).unwrap();
+        server.raw_command(&["ZADD", "z", "1", "a"]);
+        let all: Vec<(String, f64)> = redis.zrange_withscores("z", 0, -1).unwrap();
+        assert_eq!(all, [("a".to_owned(), 1.0)]);
+    });
+}
