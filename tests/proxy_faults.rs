@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use greenhub_redis::prelude::*;
 use greenhub_redis::{cmd, Client, Cmd, Error, RetryPolicy, Value};
-use greenhub_tests::{Fault, FaultProxy, RedisServer};
+use greenhub_tests::{wait_until, Fault, FaultProxy, RedisServer};
 
 /// A mixed corpus: every reply type, binary and large values, error
 /// replies, nesting, blocking commands that time out.
@@ -226,7 +226,12 @@ fn refused_connections_are_never_sent_errors_and_retries_bridge_a_short_refusal(
     let url = proxy.url();
     greenhub::run(move || {
         proxy.set(Fault::Refuse);
-        greenhub::sleep(Duration::from_millis(20));
+        // The proxy closes its listener on its own thread: wait until a new
+        // client's connection is refused (each probe opens its own).
+        wait_until("the proxy refuses connections", || {
+            let mut probe = Client::open(&url).unwrap().with_retry(RetryPolicy::never());
+            probe.req_command(&cmd("PING")).is_err()
+        });
         let mut plain = Client::open(&url).unwrap().with_retry(RetryPolicy::never());
         let err = plain.incr("n").unwrap_err();
         assert!(err.is_io() && !err.is_ambiguous(), "{err}");

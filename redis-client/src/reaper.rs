@@ -20,8 +20,9 @@
 //!     CLIENT UNBLOCK <id> on the pool's control connection    (the server answers
 //!                                                              the blocked request
 //!                                                              at once with nil)
-//!     no control connection (server gone, refused): wait out the command's
-//!     own server timeout if it is short, else give up
+//!     no control connection (server gone, refused), or no id (an ACL
+//!     refused CLIENT ID): wait out the command's own server timeout if it
+//!     is short, else give up (the connection is closed, its slot freed)
 //!   an item in the reply: put it back where it was taken from (RPUSH for
 //!     BRPOP, LPUSH for BLPOP, the reverse move for BLMOVE/BRPOPLPUSH, ZADD
 //!     with its score for BZPOP*), or hand it to `on_orphaned_item`
@@ -30,7 +31,7 @@
 //!
 //! What is not covered, and why: a hub shutting down kills the reaper
 //! before it runs (its guard closes the connection: an item in flight then
-//! is lost); a server that dies after popping and before answering loses the
+//! is lost, and the guard logs it with `log::warn` and counts it `lost`); a server that dies after popping and before answering loses the
 //! item with it; a command inside a pipeline or MULTI is not reaped (its
 //! connection is closed). The reliable-queue pattern (BLMOVE to a
 //! processing list) covers all of these. See `docs/reliability.md`,
@@ -82,8 +83,11 @@ pub struct ReaperStats {
     /// Popped items handed to `on_orphaned_item`.
     pub delivered: usize,
     /// Popped items that could be neither: their restore did not succeed
-    /// within 60 s of tries, or the server refused it. Each is logged with
-    /// its bytes.
+    /// within 60 s of tries, or the server refused it (each logged with its
+    /// bytes); and connections closed with the reply still owed because no
+    /// reaper could run (the hub shutting down, a connection given back
+    /// outside a hub): an item may have been popped for them, unread, so
+    /// each is counted and logged with `log::warn` naming its command.
     pub lost: usize,
     /// Reapers running now.
     pub running: usize,
@@ -171,6 +175,18 @@ impl Drop for Orphan {
         let reaper = self.pool.reaper();
         reaper.count(|s| s.running -= 1);
         if let Some(conn) = self.conn.take() {
+            if let Some((_, request)) = conn.orphaned_block() {
+                // No reaper ran to the end: a hub shutting down killed it
+                // before it started, or none could start. An item the
+                // server popped for the request is unread, and gone.
+                reaper.count(|s| s.lost += 1);
+                let command = last_request(request).map(|args| name(&args));
+                log::warn!(
+                    "reaper: closing a cut-short {} with its reply unread (the hub is \
+                     shutting down, or no reaper could run): an item it popped, if any, is lost",
+                    command.as_deref().unwrap_or("blocking command")
+                );
+            }
             if conn.is_reusable() {
                 reaper.count(|s| s.returned += 1);
             } else {
@@ -216,11 +232,12 @@ fn reap(mut orphan: Orphan) {
     let Some((_, request)) = conn.orphaned_block() else {
         return;
     };
+    let id_asked = asked_client_id(request);
     let Some(args) = last_request(request) else {
         conn.abandon("the reaper could not read back its request");
         return;
     };
-    let reply = match end_block(&pool, conn, &args, deadline) {
+    let reply = match end_block(&pool, conn, &args, id_asked, deadline) {
         Ok(reply) => reply,
         Err(why) => {
             log::debug!("reaper: closing a cut-short {}: {why}", name(&args));
@@ -251,14 +268,31 @@ fn reap(mut orphan: Orphan) {
 }
 
 /// Reads the one reply owed (and the CLIENT ID reply before it, if owed),
-/// ending the block on the server as needed. `Err` says why it could not.
+/// ending the block on the server as needed. `id_asked`: the request sent a
+/// CLIENT ID ahead of the command. `Err` says why it could not.
 fn end_block(
     pool: &Pool,
     conn: &mut Connection,
     args: &[Vec<u8>],
+    id_asked: bool,
     deadline: Instant,
 ) -> std::result::Result<Value, String> {
     let server_timeout = request_cmd(args).server_timeout();
+    // Without CLIENT UNBLOCK (no control connection, or no id): a short
+    // server timeout is waited out, a longer one (or none) ends the reap:
+    // the connection is closed, so the server ends the block, and its pool
+    // slot is freed at once rather than held for PATIENCE.
+    let cannot_unblock = |why: &str| match server_timeout {
+        Some(t) if t > Duration::ZERO && t <= WAIT_OUT => {
+            log::debug!("reaper: {why}; waiting out {t:?}");
+            Ok(t + SERVER_TICK)
+        }
+        _ => Err(format!("{why}, and its server timeout is not short")),
+    };
+    // A CLIENT ID written ahead of the command may still be on its way:
+    // until it is read (or a moment has passed), no id does not yet mean
+    // that the server refused it.
+    let id_grace = Instant::now() + MAX_WAIT;
     let mut wait = FIRST_WAIT;
     let mut can_unblock = true;
     loop {
@@ -277,6 +311,11 @@ fn end_block(
             continue;
         }
         let Some(id) = conn.client_id() else {
+            if id_asked && Instant::now() < id_grace {
+                continue;
+            }
+            can_unblock = false;
+            wait = cannot_unblock("no CLIENT ID (refused, as by an ACL)")?;
             continue;
         };
         match pool.reaper().unblock(pool, id) {
@@ -285,14 +324,10 @@ fn end_block(
             // Not blocked: its reply is on its way, or the request has not
             // reached the server yet (then the next UNBLOCK ends it).
             Ok(false) => {}
-            Err(err) => match server_timeout {
-                Some(t) if t > Duration::ZERO && t <= WAIT_OUT => {
-                    log::debug!("reaper: cannot send CLIENT UNBLOCK ({err}); waiting out {t:?}");
-                    can_unblock = false;
-                    wait = t + SERVER_TICK;
-                }
-                _ => return Err(format!("cannot send CLIENT UNBLOCK: {err}")),
-            },
+            Err(err) => {
+                can_unblock = false;
+                wait = cannot_unblock(&format!("cannot send CLIENT UNBLOCK ({err})"))?;
+            }
         }
     }
 }
@@ -350,28 +385,46 @@ fn token() -> String {
 /// command, perhaps after a CLIENT ID). Requests are RESP arrays of bulk
 /// strings, so the reply parser reads them back.
 fn last_request(request: &[u8]) -> Option<Vec<Vec<u8>>> {
+    requests(request)?.pop()
+}
+
+/// Whether `request` sent `CLIENT ID` ahead of its command.
+fn asked_client_id(request: &[u8]) -> bool {
+    let Some(commands) = requests(request) else {
+        return false;
+    };
+    commands.len() > 1
+        && commands[..commands.len() - 1].iter().any(|args| {
+            matches!(args.as_slice(), [client, id]
+                if client.eq_ignore_ascii_case(b"CLIENT") && id.eq_ignore_ascii_case(b"ID"))
+        })
+}
+
+/// Every command in `request`, each as its arguments.
+fn requests(request: &[u8]) -> Option<Vec<Vec<Vec<u8>>>> {
     let mut decoder = Decoder::new(Limits::default());
     let mut rest = request;
-    let mut last = None;
+    let mut all = Vec::new();
     while !rest.is_empty() {
         match decoder.decode(rest).ok()? {
-            Decoded::Complete { value, used } => {
-                last = Some(value);
+            Decoded::Complete {
+                value: Value::Array(items),
+                used,
+            } => {
+                let args = items
+                    .into_iter()
+                    .map(|item| match item {
+                        Value::Bulk(bytes) => Some(bytes),
+                        _ => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?;
+                all.push(args);
                 rest = &rest[used..];
             }
-            Decoded::Incomplete { .. } => return None,
+            _ => return None,
         }
     }
-    match last? {
-        Value::Array(items) => items
-            .into_iter()
-            .map(|item| match item {
-                Value::Bulk(bytes) => Some(bytes),
-                _ => None,
-            })
-            .collect(),
-        _ => None,
-    }
+    Some(all)
 }
 
 fn request_cmd(args: &[Vec<u8>]) -> Cmd {
@@ -406,5 +459,9 @@ mod tests {
             ]
         );
         assert_eq!(last_request(&out[..out.len() - 1]), None);
+        assert!(asked_client_id(&out));
+        let mut alone = Vec::new();
+        cmd("BRPOP").arg("q").arg(1).encode(&mut alone);
+        assert!(!asked_client_id(&alone));
     }
 }

@@ -8,19 +8,20 @@
 //! | --- | --- | --- |
 //! | `BRPOP k.. t` | `[k, v]` | `RPUSH k v` (back at the tail it left) |
 //! | `BLPOP k.. t` | `[k, v]` | `LPUSH k v` |
-//! | `BLMPOP t n k.. LEFT\|RIGHT [COUNT c]` | `[k, [v1..vc]]` | `LPUSH`/`RPUSH k vc..v1` (v1 ends at the end it left) |
+//! | `BLMPOP t n k.. LEFT\|RIGHT [COUNT c]` | `[k, [v1..vc]]` | `LPUSH`/`RPUSH k vc..v1` (v1 ends at the end it left; the end is the word after the `n` keys, so a key named `left` is a key) |
 //! | `BRPOPLPUSH src dst t` | `v` | a script: `LREM dst 1 v`, and only if it removed one, `RPUSH src v` |
 //! | `BLMOVE src dst FROM TO t` | `v` | the same script, from dst's `TO` end back to src's `FROM` end |
-//! | `BZPOPMIN`/`BZPOPMAX k.. t` | `[k, m, s]` | `ZADD k s m` |
-//! | `BZMPOP t n k.. MIN\|MAX [COUNT c]` | `[k, [[m, s]..]]` | `ZADD k s m ...` |
+//! | `BZPOPMIN`/`BZPOPMAX k.. t` | `[k, m, s]` | `ZADD k NX s m` |
+//! | `BZMPOP t n k.. MIN\|MAX [COUNT c]` | `[k, [[m, s]..]]` | `ZADD k NX s m ...` (MIN or MAX does not matter: a score says where a member goes) |
 //! | `XREAD BLOCK`, `XREADGROUP BLOCK` | entries | nothing: XREAD removes nothing, and XREADGROUP's entries stay pending for the consumer (claim them with `XAUTOCLAIM`) |
 //! | `WAIT`, `WAITAOF` | a count | nothing |
 //!
 //! The move back of BLMOVE runs as one script, so an item a consumer has
 //! already taken from `dst` is never pushed to `src` again (no duplicate).
-//! Every push back runs as a script too, guarded by a token key
-//! (`SET token 1 NX EX 600` first): so a restore whose reply was lost can be
-//! sent again without pushing the item twice. The token key carries the
+//! Every push back and every ZADD runs as a script too, guarded by a token
+//! key (`SET token 1 NX EX 600` first): so a restore whose reply was lost can
+//! be sent again without pushing the item twice. The ZADD is `NX`: a member
+//! added again meanwhile keeps the score it was given then. The token key carries the
 //! list key's hash tag (or the key itself as one), so on a cluster it lives
 //! in the list's slot.
 
@@ -70,8 +71,13 @@ pub(crate) fn plan(args: &[Vec<u8>], reply: Value, token: &str) -> Option<(Orpha
     Some((item, guarded(restore, token)))
 }
 
-/// A list push becomes the token-guarded script; a move back (already a
-/// script) gets the token as its third key; ZADD is idempotent as it is.
+/// Adds the members ARGV (score, member, ...) to the sorted set KEYS[1]
+/// with `ZADD NX`, once per token KEYS[2].
+const ZADD_ONCE: &str = "if redis.call('SET', KEYS[2], 1, 'NX', 'EX', 600) then \
+     return redis.call('ZADD', KEYS[1], 'NX', unpack(ARGV)) end return 0";
+
+/// A list push or a ZADD becomes its token-guarded script; a move back
+/// (already a script) gets the token as its third key.
 fn guarded(restore: Cmd, token: &str) -> Cmd {
     let args: Vec<&[u8]> = restore.arg_bytes().collect();
     let name = args[0];
@@ -88,6 +94,19 @@ fn guarded(restore: Cmd, token: &str) -> Cmd {
             .arg(key)
             .arg(token)
             .arg(name)
+            .args(args[2..].iter().copied());
+        script
+    } else if name == b"ZADD" {
+        let key = args[1];
+        let Some(token) = token_of(key) else {
+            return restore;
+        };
+        let mut script = cmd("EVAL");
+        script
+            .arg(ZADD_ONCE)
+            .arg(2)
+            .arg(key)
+            .arg(token)
             .args(args[2..].iter().copied());
         script
     } else if name == b"EVAL" {
@@ -157,14 +176,13 @@ fn plan_once(args: &[Vec<u8>], reply: Value) -> Option<(OrphanedItem, Cmd)> {
             let Value::Array(items) = kv.get(1)? else {
                 return None;
             };
-            let side = args
-                .iter()
-                .skip(3)
-                .find(|w| w.eq_ignore_ascii_case(b"LEFT") || w.eq_ignore_ascii_case(b"RIGHT"))?;
-            let push = if side.eq_ignore_ascii_case(b"LEFT") {
-                "LPUSH"
-            } else {
-                "RPUSH"
+            // BLMPOP timeout numkeys key.. LEFT|RIGHT [COUNT c]: the end
+            // is the word right after the keys (a key may be named `left`).
+            let numkeys: usize = std::str::from_utf8(args.get(2)?).ok()?.parse().ok()?;
+            let push = match word(3usize.checked_add(numkeys)?).as_str() {
+                "LEFT" => "LPUSH",
+                "RIGHT" => "RPUSH",
+                _ => return None,
             };
             let mut restore = cmd(push);
             restore.arg(key);
@@ -296,6 +314,21 @@ mod tests {
             restore(&["BLMPOP", "1", "1", "q", "LEFT", "COUNT", "2"], many).unwrap(),
             ["LPUSH", "q", "b", "a"]
         );
+        let from_left = Value::Array(vec![bulk("left"), Value::Array(vec![bulk("c")])]);
+        assert_eq!(
+            restore(&["BLMPOP", "1", "1", "left", "RIGHT"], from_left.clone()).unwrap(),
+            ["RPUSH", "left", "c"]
+        );
+        assert_eq!(
+            restore(
+                &["blmpop", "1", "2", "right", "left", "left", "count", "1"],
+                from_left.clone()
+            )
+            .unwrap(),
+            ["LPUSH", "left", "c"]
+        );
+        assert!(restore(&["BLMPOP", "1", "2", "left", "RIGHT"], from_left.clone()).is_none());
+        assert!(restore(&["BLMPOP", "1", "x", "q", "LEFT"], from_left).is_none());
         let kms = Value::Array(vec![bulk("z"), bulk("m"), Value::Double(1.5)]);
         assert_eq!(
             restore(&["BZPOPMIN", "z", "1"], kms).unwrap(),
@@ -319,6 +352,17 @@ mod tests {
         assert_eq!(
             words[2..],
             ["2", "q", "{q}:greenhub-restore:t1", "RPUSH", "x"]
+        );
+        let kms = Value::Array(vec![bulk("z"), bulk("m"), bulk("2.5")]);
+        let (_, cmd) = plan(&args(&["BZPOPMAX", "z", "1"]), kms, "t2").unwrap();
+        let words: Vec<String> = cmd
+            .arg_bytes()
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        assert_eq!((words[0].as_str(), words[1].as_str()), ("EVAL", ZADD_ONCE));
+        assert_eq!(
+            words[2..],
+            ["2", "z", "{z}:greenhub-restore:t2", "2.5", "m"]
         );
         assert_eq!(
             token_key(b"{user}:q", "t").unwrap(),

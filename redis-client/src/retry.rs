@@ -9,13 +9,17 @@
 //!
 //! | the failure | retried? |
 //! | --- | --- |
-//! | nothing was sent (connect refused or timed out, a single command's write failed) | yes, any command: it never ran |
-//! | sent, then the connection was lost (reset, end of file) | only a read-only command (the built-in table of Redis 7's `readonly` flags in `cluster/command_table.rs`; the cluster client also learns unknown commands' flags from `COMMAND INFO`) or one the caller marked with [`Cmd::idempotent`] |
+//! | nothing was sent (the connect refused, or the write of a single command failed with an I/O error: reset, broken pipe) | yes, any command: it never ran |
+//! | the connect or the write timed out | no: a timeout is never retried (an enclosing `greenhub::timeout` would cut every later attempt too), and a write that timed out may have been partly sent |
+//! | sent, then the connection was lost (reset, end of file) | only a read-only command (the built-in table of Redis 7's `readonly` flags in `cluster/command_table.rs`; the cluster client also learns unknown commands' flags from `COMMAND INFO`) or one the caller marked with [`Cmd::idempotent`], and never a blocking one ([`Cmd::server_timeout`] is `Some`: BRPOP, WAIT, `XREAD BLOCK`, ...) |
 //! | sent, then the reply timed out, or came garbled | no: the server may be stalled, and the caller's deadline is what bounds the call |
 //! | an error reply, a type error, the pool exhausted | no: nothing about the connection |
 //!
-//! So INCR, LPUSH, EVAL and every blocking pop (BRPOP, BLMOVE, ...) are never
-//! repeated after they were sent unless the caller marks them: redis-py's
+//! So INCR, LPUSH and EVAL are never repeated after they were sent unless the
+//! caller marks them, and a blocking command never is, marked or not: a
+//! repeated BRPOP may pop a second item, and a repeated `XREAD BLOCK ... $`
+//! reads only entries added after the repeat, skipping the one the lost
+//! reply carried (Redis flags XREAD `readonly`, but also `blocking`). redis-py's
 //! `Retry` repeats everything, and its users see doubled INCRs and lost
 //! BRPOP items. A failure after the write that is not retried says so with
 //! [`Error::is_ambiguous`]. Retries pause with growing, jittered pauses
@@ -120,11 +124,20 @@ pub(crate) fn may_retry(err: &Error, repeatable: bool) -> bool {
     lost && (repeatable || !err.is_ambiguous())
 }
 
-/// Whether `cmd` may run twice with the same outcome: marked idempotent by
-/// the caller, or read-only by the built-in table. A blocking command is
-/// never read-only there (BRPOP pops); an unknown command is not either.
+/// Whether `cmd` may run twice with the same outcome: not a blocking
+/// command, and marked idempotent by the caller or read-only by the
+/// built-in table (an unknown command is not).
 pub(crate) fn is_repeatable(cmd: &Cmd) -> bool {
-    cmd.is_idempotent() || crate::cluster::is_read_only(cmd)
+    repeatable_as(cmd, crate::cluster::is_read_only(cmd))
+}
+
+/// [`is_repeatable`]'s rule with the read-only flag given by the caller:
+/// the cluster client's, which also learns flags from `COMMAND INFO`. A
+/// command with a [`Cmd::server_timeout`] (BRPOP, WAIT, `XREAD BLOCK`) is
+/// never repeatable: what a repeat sees depends on when it runs (`XREAD
+/// BLOCK ... $` skips the entry the lost reply carried; a pop pops again).
+pub(crate) fn repeatable_as(cmd: &Cmd, read_only: bool) -> bool {
+    cmd.server_timeout().is_none() && (read_only || cmd.is_idempotent())
 }
 
 /// Exponential pauses with jitter, never past a deadline.
@@ -187,6 +200,24 @@ mod tests {
             assert!(!is_repeatable(&cmd(write)), "{write}");
         }
         assert!(is_repeatable(cmd("SET").idempotent()));
+        // XREAD is not READ in the table (Redis flags it `blocking` too),
+        // so even without BLOCK it is repeated only when marked.
+        let plain = || cmd("XREAD").arg("STREAMS").arg("s").arg("0").clone();
+        assert!(!is_repeatable(&plain()));
+        assert!(is_repeatable(plain().idempotent()));
+        let block = || {
+            cmd("XREAD")
+                .arg("BLOCK")
+                .arg(10)
+                .arg("STREAMS")
+                .arg("s")
+                .arg("$")
+                .clone()
+        };
+        assert!(!is_repeatable(&block()), "XREAD BLOCK");
+        assert!(!is_repeatable(block().idempotent()), "XREAD BLOCK, marked");
+        assert!(!is_repeatable(cmd("BRPOP").arg("q").arg(1).idempotent()));
+        assert!(!repeatable_as(cmd("WAIT").arg(1).arg(0), true));
         assert!(may_retry(&lost(), true));
         assert!(!may_retry(&lost(), false));
         assert!(lost().is_ambiguous());

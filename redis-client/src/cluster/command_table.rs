@@ -6,7 +6,8 @@
 //! The rows were generated from Redis 7.0's `COMMAND` reply: `first`,
 //! `last` and `step` are its key-position triple (`last` negative counts
 //! from the end: -1 is the last argument, -2 the one before it), and READ is
-//! its `readonly` flag, plus PING, ECHO, INFO, TIME, ROLE and a few other
+//! its `readonly` flag unless it is also `blocking` (XREAD: a repeated
+//! `XREAD BLOCK ... $` skips what the lost reply carried), plus PING, ECHO, INFO, TIME, ROLE and a few other
 //! keyless commands that change nothing. READ decides whether a command may
 //! be sent again after its connection failed with the reply unread (the
 //! command may or may not have run: only a read can safely run twice).
@@ -227,7 +228,9 @@ pub(super) static COMMANDS: &[(&str, Spec, bool)] = &[
     ("XLEN", Keys(1, 1, 1), READ),
     ("XPENDING", Keys(1, 1, 1), READ),
     ("XRANGE", Keys(1, 1, 1), READ),
-    ("XREAD", Movable, READ),
+    // Redis flags it `readonly, blocking`: not READ, since a repeated
+    // `XREAD BLOCK ... $` skips the entry a lost reply carried.
+    ("XREAD", Movable, WRITE),
     ("XREADGROUP", Movable, WRITE),
     ("XREVRANGE", Keys(1, 1, 1), READ),
     ("XSETID", Keys(1, 1, 1), WRITE),

@@ -291,10 +291,14 @@ impl Shared {
                     let p = &mut work[m];
                     p.redirect = None;
                     p.replica_ok = false;
-                    // The shared retry rule (`retry.rs`): a read, or a
-                    // command the caller marked idempotent, or nothing sent.
-                    let repeatable =
-                        p.unit.safe || p.unit.cmds.iter().all(crate::cmd::Cmd::is_idempotent);
+                    // The shared retry rule (`retry.rs`): no blocking
+                    // command, each a read or marked idempotent; or
+                    // nothing sent.
+                    let repeatable = p
+                        .unit
+                        .cmds
+                        .iter()
+                        .all(|cmd| crate::retry::repeatable_as(cmd, p.unit.safe));
                     if crate::retry::may_retry(&err, repeatable) {
                         p.last = Some(Err(duplicate(&err)));
                     } else {

@@ -181,7 +181,9 @@ fn parse_command_info(info: Value) -> Learned {
     };
     Learned {
         spec,
-        readonly: has(b"readonly"),
+        // A blocking read (`readonly, blocking`, as XREAD) is not safe to
+        // repeat: the same rule as the built-in table.
+        readonly: has(b"readonly") && !has(b"blocking"),
     }
 }
 
