@@ -980,3 +980,37 @@ fn review_the_default_ring_is_about_4_mib() {
         bytes as f64 / (1 << 20) as f64
     );
 }
+
+/// Review: the console writes its frames with a blocking `write` on the
+/// hub's thread. When the reader of stderr stops reading (`demo --console
+/// 2>&1 | less` not scrolled, a terminal after Ctrl-S, a full tmux pane
+/// pipe), the write blocks and the whole hub stops: a view meant to find
+/// the coroutine that stalls the hub stalls it. Here the pipe is full
+/// before the console starts; a 10 ms sleep should end within SLACK, and a
+/// watchdog thread drains the pipe after 3 SLACK so the test ends.
+#[test]
+#[ignore = "review: a console whose stderr is not read stalls the hub"]
+fn review_a_console_whose_reader_stalls_does_not_stall_the_hub() {
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    // Fill the pipe's buffer (64 KiB on Linux) without blocking.
+    writer.write_all(&[b'.'; 65536]).unwrap();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(SLACK * 3);
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    let slept = greenhub::run(move || {
+        let options = greenhub::console::Options {
+            refresh: std::time::Duration::from_millis(10),
+            ..Default::default()
+        };
+        let console = greenhub::console::start_with_writer(options, Box::new(writer)).unwrap();
+        let start = std::time::Instant::now();
+        greenhub::sleep(std::time::Duration::from_millis(100));
+        let slept = start.elapsed();
+        drop(console);
+        slept
+    });
+    watchdog.join().unwrap();
+    assert!(slept < SLACK, "a 100 ms sleep took {slept:?}");
+}
