@@ -1037,3 +1037,32 @@ fn review_a_console_whose_reader_stalls_does_not_stall_the_hub() {
     watchdog.join().unwrap();
     assert!(slept < SLACK, "a 100 ms sleep took {slept:?}");
 }
+
+/// The name of a coroutine whose `Spawn` record the full ring dropped is
+/// kept: names live beside the ring.
+#[test]
+fn a_coroutine_whose_spawn_was_dropped_keeps_its_name() {
+    let (trace, id) = greenhub::run(|| {
+        greenhub::trace::start_with_capacity(16);
+        let late = greenhub::Builder::new()
+            .name("late")
+            .spawn(|| greenhub::sleep(std::time::Duration::from_millis(5)))
+            .unwrap();
+        for _ in 0..20 {
+            greenhub::yield_now(); // fills the ring past late's Spawn
+        }
+        let id = late.id();
+        late.join().unwrap();
+        (greenhub::trace::stop(), id)
+    });
+    assert!(trace.dropped > 0, "the ring overflowed");
+    assert!(
+        !trace
+            .events
+            .iter()
+            .any(|e| e.coroutine == Some(id) && matches!(e.kind, EventKind::Spawn { .. })),
+        "late's Spawn was dropped"
+    );
+    assert!(trace.coroutines().contains(&id));
+    assert_eq!(trace.name_of(id), "late");
+}
