@@ -9,10 +9,12 @@ use std::path::PathBuf;
 
 use greenhub::trace::{TimelineOptions, Trace};
 
-/// Events the demo's trace ring holds: the default run records about
-/// 20,000 (40 per client), 10,000 clients about 400,000; past this the
-/// oldest are dropped (and the timeline says so).
-const TRACE_CAPACITY: usize = 1 << 21;
+/// Events the demo's trace ring holds: a run records 7 to 10 per client
+/// (3,300 to 4,600 for the default 500, about 90,000 for 10,000), so this
+/// holds the whole of a 10,000-client run with room to spare; 72 bytes an
+/// event, 18 MiB once full. Past this the oldest are dropped (and the demo
+/// says so).
+const TRACE_CAPACITY: usize = 1 << 18;
 
 /// What the command line asked to see.
 #[derive(Clone, Debug, Default)]

@@ -4,21 +4,25 @@
 //! second and the hub's poll gap.
 //!
 //! [`View`] measures; [`View::frame`] renders one frame as text. [`start`]
-//! spawns a `console` coroutine that writes a frame to stderr a few times per
-//! second. The hub's cost while a view is open: three relaxed atomic stores
+//! spawns a `console` coroutine that renders a frame a few times per second
+//! and hands it to a writer thread through a one-slot mailbox: the thread
+//! writes it to stderr, and a frame it has not taken yet is replaced by the
+//! next, so a terminal that stops reading never blocks the hub. The hub's cost while a view is open: three relaxed atomic stores
 //! per switch, all on the hub's side, and two clock reads per poll (the pulse, `sched/record.rs`),
 //! plus one walk of the task table per frame, on the hub. Run lengths come
 //! from a sampler thread that reads the pulse every millisecond, as the
 //! blocking monitor does: a run it saw in two samples or more lasted at least
 //! the time between them, so runs under a millisecond are not listed. One
-//! view per hub at a time: closing one turns the pulse off. See
-//! `docs/tracing.md`.
+//! view per hub at a time: [`View::new`] refuses a second while one is open.
+//! See `docs/tracing.md`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::io::Write;
+use std::marker::PhantomData;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -75,7 +79,8 @@ struct Seen {
 }
 
 /// The measurements behind the frames of this thread's hub; see the module
-/// docs. Dropping it stops the sampler and the pulse.
+/// docs. Dropping it stops the sampler and the pulse. It stays on the
+/// thread of the hub it measures (it is not `Send`).
 #[derive(Debug)]
 pub struct View {
     options: Options,
@@ -84,15 +89,24 @@ pub struct View {
     opened: Instant,
     last: Instant,
     last_switches: u64,
+    /// Not `Send`: the pulse it turns off on drop is its own hub's.
+    _hub_thread: PhantomData<Rc<()>>,
 }
 
 impl View {
-    /// Opens a view of this thread's hub; an error outside a hub or when the
-    /// sampler thread cannot start.
+    /// Opens a view of this thread's hub; an error outside a hub, while
+    /// another view (or a [`start`]ed console) is open on this hub, or when
+    /// the sampler thread cannot start.
     pub fn new(options: Options) -> std::io::Result<View> {
         let (pulse, switches) =
             crate::context::with(|hub| (hub.sched.trace.start_pulse(), hub.sched.switches.get()))
                 .ok_or_else(|| std::io::Error::other("greenhub::console needs a running hub"))?;
+        let pulse = pulse.ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "a console view is already open on this hub (one at a time)",
+            )
+        })?;
         let runs = Arc::new(Runs::default());
         let shared = runs.clone();
         let sampler = thread::Builder::new()
@@ -113,6 +127,7 @@ impl View {
             opened: now,
             last: now,
             last_switches: switches,
+            _hub_thread: PhantomData,
         })
     }
 
@@ -211,6 +226,7 @@ impl Drop for View {
 /// A running console: a coroutine writing frames to stderr. Dropping it (or
 /// [`Console::stop`]) kills that coroutine, which closes its view.
 #[derive(Debug)]
+#[must_use = "dropping the Console stops it at once"]
 pub struct Console {
     coroutine: Option<JoinHandle<()>>,
 }
@@ -234,31 +250,113 @@ impl Drop for Console {
 }
 
 /// Starts the console on this thread's hub: a coroutine named `console`
-/// that clears the terminal (ANSI) and writes a frame to stderr every
-/// `options.refresh`.
+/// that renders a frame every `options.refresh` for a writer thread, which
+/// clears the terminal (ANSI) and writes it to stderr. An error outside a
+/// hub, while a view is open on this hub, or when a thread cannot start.
 pub fn start(options: Options) -> std::io::Result<Console> {
     start_with_writer(options, Box::new(std::io::stderr()))
 }
 
 /// [`start`], writing frames to `out` instead (each frame preceded by the
-/// ANSI "home, clear screen" sequence).
-pub fn start_with_writer(options: Options, mut out: Box<dyn Write>) -> std::io::Result<Console> {
+/// ANSI "home, clear screen" sequence). `out` is written on a thread of its
+/// own: while a write blocks (nobody reads the terminal or pipe), newer
+/// frames replace the one waiting and the hub runs on. Once a write fails,
+/// the console ends.
+pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::io::Result<Console> {
     let refresh = options.refresh.max(Duration::from_millis(10));
     let mut view = View::new(options)?;
+    let mailbox = Arc::new(Mailbox::default());
+    let shared = mailbox.clone();
+    thread::Builder::new()
+        .name("greenhub-console-out".into())
+        .spawn(move || write_frames(&shared, out))?;
+    let sender = Sender(mailbox);
     let coroutine = crate::Builder::new().name("console").spawn(move || loop {
         crate::sleep(refresh);
         let frame = view.frame();
-        if out
-            .write_all(format!("\x1b[H\x1b[2J{frame}").as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
+        if !sender.post(format!("\x1b[H\x1b[2J{frame}")) {
             return; // the terminal went away: nothing left to show
         }
     })?;
     Ok(Console {
         coroutine: Some(coroutine),
     })
+}
+
+/// The one-slot mailbox between the console coroutine and its writer
+/// thread.
+#[derive(Debug, Default)]
+struct Mailbox {
+    slot: Mutex<Slot>,
+    ready: Condvar,
+}
+
+#[derive(Debug, Default)]
+struct Slot {
+    /// The newest frame not taken yet; a newer one replaces it.
+    frame: Option<String>,
+    /// The console ended: the thread exits once it is free.
+    closed: bool,
+    /// A write failed: the console ends.
+    failed: bool,
+}
+
+/// The console coroutine's end of the mailbox; dropping it (the coroutine
+/// ended or was killed) tells the writer thread to exit.
+struct Sender(Arc<Mailbox>);
+
+impl Sender {
+    /// Leaves `frame` for the writer thread, replacing one it has not taken
+    /// (never waits on the write). False once a write has failed.
+    fn post(&self, frame: String) -> bool {
+        let mut slot = self.0.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        if slot.failed {
+            return false;
+        }
+        slot.frame = Some(frame);
+        self.0.ready.notify_one();
+        true
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let mut slot = self.0.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.closed = true;
+        slot.frame = None;
+        self.0.ready.notify_one();
+    }
+}
+
+/// The writer thread: writes each frame it takes from the mailbox to `out`
+/// until the console ends or a write fails.
+fn write_frames(mailbox: &Mailbox, mut out: Box<dyn Write + Send>) {
+    loop {
+        let frame = {
+            let mut slot = mailbox.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            loop {
+                if slot.closed {
+                    return;
+                }
+                if let Some(frame) = slot.frame.take() {
+                    break frame;
+                }
+                slot = mailbox
+                    .ready
+                    .wait(slot)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        };
+        if out
+            .write_all(frame.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            let mut slot = mailbox.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            slot.failed = true;
+            return;
+        }
+    }
 }
 
 /// The sampler thread: sees which run is current every [`SAMPLE`] and keeps

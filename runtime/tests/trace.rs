@@ -526,6 +526,13 @@ fn check_attributes(mut attrs: &str) -> Result<(), String> {
 }
 
 fn check_text(text: &str) -> Result<(), String> {
+    // XML 1.0's Char production: no control character but tab, LF and CR.
+    if let Some(c) = text
+        .chars()
+        .find(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(format!("character {c:?} is not allowed in XML 1.0"));
+    }
     let mut rest = text;
     while let Some(at) = rest.find('&') {
         let end = rest[at..].find(';').ok_or("unterminated entity")?;
@@ -787,4 +794,275 @@ fn the_console_names_a_coroutine_that_hogs_the_hub() {
         first.starts_with("  >= ") && first.ends_with(" ms  hog #1"),
         "frame:\n{frame}"
     );
+}
+
+// ---- review (issue 17) ----
+
+/// Checks the Chrome JSON the way the test above does: it parses, every `E`
+/// closes a `B` of its track, nothing is left open, timestamps never go
+/// back, each flow has one start and one end.
+fn check_chrome_json(text: &str) -> Result<(), String> {
+    let json = Json::parse(text).map_err(|err| format!("{err}\n{text}"))?;
+    let events = json
+        .get("traceEvents")
+        .and_then(Json::array)
+        .ok_or("no traceEvents")?;
+    let mut open: BTreeMap<i64, usize> = BTreeMap::new();
+    let mut flows: BTreeMap<i64, (usize, usize)> = BTreeMap::new();
+    let mut last_ts = f64::MIN;
+    for event in events {
+        let ph = event.get("ph").and_then(Json::str).ok_or("ph")?;
+        let tid = event.get("tid").and_then(Json::num).ok_or("tid")? as i64;
+        let ts = event.get("ts").and_then(Json::num).ok_or("ts")?;
+        if ts < last_ts {
+            return Err(format!("timestamp went back: {ts} after {last_ts}"));
+        }
+        last_ts = ts;
+        match ph {
+            "B" => *open.entry(tid).or_default() += 1,
+            "E" => {
+                let depth = open.entry(tid).or_default();
+                if *depth == 0 {
+                    return Err(format!("an E without its B on track {tid}"));
+                }
+                *depth -= 1;
+            }
+            "s" => {
+                flows
+                    .entry(event.get("id").and_then(Json::num).unwrap() as i64)
+                    .or_default()
+                    .0 += 1
+            }
+            "f" => {
+                flows
+                    .entry(event.get("id").and_then(Json::num).unwrap() as i64)
+                    .or_default()
+                    .1 += 1
+            }
+            _ => {}
+        }
+    }
+    if open.values().any(|d| *d != 0) {
+        return Err(format!("spans left open: {open:?}"));
+    }
+    if !flows.values().all(|&(s, f)| s == 1 && f == 1) {
+        return Err(format!("flows: {flows:?}"));
+    }
+    Ok(())
+}
+
+/// Review: the adversarial paths balance. A coroutine spawned before start
+/// and finishing after, one killed before its first run, one killed while
+/// parked, one that panics, names with quotes, backslashes and control
+/// characters; then the same program into a ring of every size from 1 to 64
+/// (the ring overflows at every possible boundary). Every JSON parses and
+/// balances.
+#[test]
+fn review_adversarial_traces_balance_in_json_at_every_ring_size() {
+    for capacity in (1..=64).chain([usize::MAX / 2]) {
+        let trace = greenhub::run(|| {
+            let early = greenhub::Builder::new()
+                .name("early \"q\" \\ \n\t\u{1}\u{7f}\u{2028}")
+                .spawn(|| greenhub::sleep(std::time::Duration::from_millis(2)))
+                .unwrap();
+            greenhub::yield_now();
+            greenhub::trace::start_with_capacity(capacity);
+            let unborn = greenhub::Builder::new()
+                .name("</script><&>")
+                .spawn(|| greenhub::sleep(SLACK))
+                .unwrap();
+            unborn.kill();
+            let parked = greenhub::spawn(|| greenhub::sleep(SLACK * 10));
+            let doomed = greenhub::spawn(|| panic!("a \"quoted\" \\ panic\n\u{0}"));
+            greenhub::yield_now();
+            parked.kill();
+            let _ = unborn.join();
+            let _ = parked.join();
+            let _ = doomed.join();
+            early.join().unwrap();
+            greenhub::trace::stop()
+        });
+        check_chrome_json(&trace.to_chrome_json())
+            .unwrap_or_else(|err| panic!("capacity {capacity}: {err}"));
+        let svg = trace.to_svg(&Default::default());
+        xml_root(&svg).unwrap_or_else(|err| panic!("capacity {capacity}: {err}"));
+    }
+}
+
+/// Review: XML 1.0 forbids the control characters below U+0020 other than
+/// tab, newline and carriage return, even as text; `svg.rs`'s `escape`
+/// passes them through, so a coroutine named with one gives an SVG that no
+/// XML parser (nor a browser) opens. The JSON export escapes them.
+#[test]
+fn review_svg_of_a_name_with_a_control_character_is_well_formed_xml() {
+    let trace = greenhub::run(|| {
+        greenhub::trace::start();
+        greenhub::Builder::new()
+            .name("bell\u{7}\u{1b}[31m")
+            .spawn(|| ())
+            .unwrap()
+            .join()
+            .unwrap();
+        greenhub::trace::stop()
+    });
+    let svg = trace.to_svg(&Default::default());
+    let bad: Vec<char> = svg
+        .chars()
+        .filter(|c| (*c as u32) < 0x20 && !matches!(c, '\t' | '\n' | '\r'))
+        .collect();
+    assert!(bad.is_empty(), "characters XML 1.0 forbids: {bad:?}");
+    assert_eq!(xml_root(&svg).unwrap(), "svg");
+    assert!(
+        svg.contains("bell\u{FFFD}\u{FFFD}[31m"),
+        "the name is kept, its control characters replaced"
+    );
+    assert!(
+        xml_root("<svg>\u{7}</svg>").is_err(),
+        "the checker rejects a control character"
+    );
+}
+
+/// Review: `Trace::names` is documented as the names of the coroutines
+/// that have one, but a named coroutine spawned before `start` that finishes
+/// before `stop` has none: its name is taken only from its `Spawn` record
+/// (before the recording) or the task table at `stop` (it is gone by then).
+/// The same loses every name whose `Spawn` the full ring dropped. Its track
+/// reads `coroutine-1`.
+#[test]
+fn review_a_coroutine_spawned_before_start_keeps_its_name() {
+    let (trace, id) = greenhub::run(|| {
+        let worker = greenhub::Builder::new()
+            .name("worker")
+            .spawn(|| greenhub::sleep(std::time::Duration::from_millis(5)))
+            .unwrap();
+        greenhub::yield_now(); // worker parks in its sleep
+        greenhub::trace::start();
+        let id = worker.id();
+        worker.join().unwrap();
+        (greenhub::trace::stop(), id)
+    });
+    assert!(
+        trace.coroutines().contains(&id),
+        "worker's events are in the trace"
+    );
+    assert_eq!(trace.name_of(id), "worker");
+}
+
+/// Review: a second view (or `console::start` twice) on one hub replaces
+/// the pulse the first view's sampler reads, so the first silently never
+/// sees a run again; nothing refuses the second. Here both are open and a
+/// hog runs for SLACK/5: the first view's frame does not list it.
+#[test]
+fn review_a_second_view_does_not_blind_the_first() {
+    let (frame, refused, reopened) = greenhub::run(|| {
+        let mut first = greenhub::console::View::new(Default::default()).unwrap();
+        let second = greenhub::console::View::new(Default::default());
+        let refused = second.as_ref().err().map(std::io::Error::kind);
+        let console = greenhub::console::start(Default::default());
+        assert!(console.is_err(), "console::start is refused too");
+        let done = Channel::<()>::unbounded();
+        let hog = {
+            let done = done.clone();
+            greenhub::Builder::new()
+                .name("hog")
+                .spawn(move || {
+                    let start = std::time::Instant::now();
+                    while start.elapsed() < SLACK / 5 {
+                        std::hint::spin_loop();
+                    }
+                    done.send(()).unwrap();
+                    greenhub::sleep(SLACK * 10); // alive, so the frame has its name
+                })
+                .unwrap()
+        };
+        done.recv().unwrap();
+        let frame = first.frame();
+        hog.kill();
+        drop(second);
+        drop(first);
+        // Closing the one view frees the hub for the next.
+        let reopened = greenhub::console::View::new(Default::default()).is_ok();
+        (frame, refused, reopened)
+    });
+    assert_eq!(refused, Some(std::io::ErrorKind::AlreadyExists));
+    assert!(frame.contains("hog #1"), "frame:\n{frame}");
+    assert!(reopened, "a view opens once the first is closed");
+}
+
+/// Review: `DEFAULT_CAPACITY` is documented as "about 4 MiB". A ring record
+/// is a `trace::Event` with an `Instant` for its `Duration`, the same size
+/// (the coroutine's name is kept apart since, `sched/record.rs`, whose unit
+/// tests pin both sizes); `stop` reuses the ring's buffer for the events, so
+/// the ring is also the peak.
+#[test]
+fn review_the_default_ring_is_about_4_mib() {
+    let record = std::mem::size_of::<greenhub::trace::Event>();
+    let bytes = record * greenhub::trace::DEFAULT_CAPACITY;
+    assert!(
+        bytes <= 5 << 20,
+        "{record} bytes a record: {:.1} MiB",
+        bytes as f64 / (1 << 20) as f64
+    );
+}
+
+/// Review: the console writes its frames with a blocking `write` on the
+/// hub's thread. When the reader of stderr stops reading (`demo --console
+/// 2>&1 | less` not scrolled, a terminal after Ctrl-S, a full tmux pane
+/// pipe), the write blocks and the whole hub stops: a view meant to find
+/// the coroutine that stalls the hub stalls it. Here the pipe is full
+/// before the console starts; a 10 ms sleep should end within SLACK, and a
+/// watchdog thread drains the pipe after 3 SLACK so the test ends.
+#[test]
+fn review_a_console_whose_reader_stalls_does_not_stall_the_hub() {
+    let (mut reader, mut writer) = std::io::pipe().unwrap();
+    // Fill the pipe's buffer (64 KiB on Linux) without blocking.
+    writer.write_all(&[b'.'; 65536]).unwrap();
+    let watchdog = std::thread::spawn(move || {
+        std::thread::sleep(SLACK * 3);
+        let mut sink = Vec::new();
+        let _ = reader.read_to_end(&mut sink);
+    });
+    let slept = greenhub::run(move || {
+        let options = greenhub::console::Options {
+            refresh: std::time::Duration::from_millis(10),
+            ..Default::default()
+        };
+        let console = greenhub::console::start_with_writer(options, Box::new(writer)).unwrap();
+        let start = std::time::Instant::now();
+        greenhub::sleep(std::time::Duration::from_millis(100));
+        let slept = start.elapsed();
+        drop(console);
+        slept
+    });
+    watchdog.join().unwrap();
+    assert!(slept < SLACK, "a 100 ms sleep took {slept:?}");
+}
+
+/// The name of a coroutine whose `Spawn` record the full ring dropped is
+/// kept: names live beside the ring.
+#[test]
+fn a_coroutine_whose_spawn_was_dropped_keeps_its_name() {
+    let (trace, id) = greenhub::run(|| {
+        greenhub::trace::start_with_capacity(16);
+        let late = greenhub::Builder::new()
+            .name("late")
+            .spawn(|| greenhub::sleep(std::time::Duration::from_millis(5)))
+            .unwrap();
+        for _ in 0..20 {
+            greenhub::yield_now(); // fills the ring past late's Spawn
+        }
+        let id = late.id();
+        late.join().unwrap();
+        (greenhub::trace::stop(), id)
+    });
+    assert!(trace.dropped > 0, "the ring overflowed");
+    assert!(
+        !trace
+            .events
+            .iter()
+            .any(|e| e.coroutine == Some(id) && matches!(e.kind, EventKind::Spawn { .. })),
+        "late's Spawn was dropped"
+    );
+    assert!(trace.coroutines().contains(&id));
+    assert_eq!(trace.name_of(id), "late");
 }

@@ -17,7 +17,7 @@
 //! task ids and park reasons and nothing of sockets or the hub's loop.
 
 use std::cell::{Cell, RefCell};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -157,8 +157,19 @@ pub(crate) struct Record {
     pub(crate) at: Instant,
     pub(crate) coroutine: Option<u64>,
     pub(crate) kind: EventKind,
-    /// The coroutine's name, on `Spawn` records only.
-    pub(crate) name: Option<Rc<str>>,
+}
+
+/// What [`Recorder::stop`] hands back.
+#[derive(Debug)]
+pub(crate) struct Recording {
+    /// The ring's events, oldest first.
+    pub(crate) records: VecDeque<Record>,
+    /// When the recording started.
+    pub(crate) started: Instant,
+    /// Events dropped because the ring was full.
+    pub(crate) dropped: u64,
+    /// The names the recording noted (see [`Recorder::name`]).
+    pub(crate) names: HashMap<u64, Rc<str>>,
 }
 
 /// What the console's sampler thread reads: written by the hub on every
@@ -192,6 +203,11 @@ pub(crate) struct Recorder {
     capacity: Cell<usize>,
     /// Events dropped since tracing started because the ring was full.
     dropped: Cell<u64>,
+    /// Names of the named coroutines the recording knows of: those alive
+    /// when it started and those spawned since, kept apart from the ring so
+    /// a name outlives its dropped `Spawn` record. Pruned to the ids the
+    /// ring still holds when it outgrows twice the ring's capacity.
+    names: RefCell<HashMap<u64, Rc<str>>>,
     /// When tracing started.
     started: Cell<Option<Instant>>,
     /// The coroutine running now (set by `resume`, cleared when it parks,
@@ -214,20 +230,40 @@ impl Recorder {
         *self.ring.borrow_mut() = VecDeque::with_capacity(capacity.min(1 << 16));
         self.capacity.set(capacity);
         self.dropped.set(0);
+        self.names.borrow_mut().clear();
         self.started.set(Some(Instant::now()));
         self.mode.set(self.mode.get() | TRACE);
     }
 
-    /// Stops recording; the ring's events, when it started, and how many
-    /// were dropped. `None` if it was not recording.
-    pub(crate) fn stop(&self) -> Option<(VecDeque<Record>, Instant, u64)> {
+    /// Stops recording; `None` if it was not recording.
+    pub(crate) fn stop(&self) -> Option<Recording> {
         if self.mode.get() & TRACE == 0 {
             return None;
         }
         self.mode.set(self.mode.get() & !TRACE);
-        let records = std::mem::take(&mut *self.ring.borrow_mut());
-        let started = self.started.take().unwrap_or_else(Instant::now);
-        Some((records, started, self.dropped.get()))
+        Some(Recording {
+            records: std::mem::take(&mut *self.ring.borrow_mut()),
+            started: self.started.take().unwrap_or_else(Instant::now),
+            dropped: self.dropped.get(),
+            names: std::mem::take(&mut *self.names.borrow_mut()),
+        })
+    }
+
+    /// While recording, notes the name of coroutine `id` (one alive when
+    /// the recording started: its `Spawn` is not in the ring).
+    pub(crate) fn name(&self, id: u64, name: &Rc<str>) {
+        if self.mode.get() & TRACE != 0 {
+            let mut names = self.names.borrow_mut();
+            names.insert(id, name.clone());
+            if names.len() > self.capacity.get().saturating_mul(2).max(1024) {
+                // Amortised: after this the map holds at most one name per
+                // coroutine in the ring, and the ring is `capacity` long.
+                let ring = self.ring.borrow();
+                let kept: std::collections::HashSet<u64> =
+                    ring.iter().filter_map(|record| record.coroutine).collect();
+                names.retain(|id, _| kept.contains(id));
+            }
+        }
     }
 
     /// Whether events go into the ring now.
@@ -235,15 +271,20 @@ impl Recorder {
         self.mode.get() & TRACE != 0
     }
 
-    /// Starts publishing the pulse; the console's sampler reads it.
-    pub(crate) fn start_pulse(&self) -> Arc<Pulse> {
+    /// Starts publishing the pulse; the console's sampler reads it. `None`
+    /// while a pulse is already published (one view per hub: a second
+    /// would replace the pulse the first one's sampler reads).
+    pub(crate) fn start_pulse(&self) -> Option<Arc<Pulse>> {
+        if self.pulse.borrow().is_some() {
+            return None;
+        }
         let pulse = Arc::new(Pulse::default());
         pulse.running.store(IDLE, Ordering::Relaxed);
         *self.pulse.borrow_mut() = Some(pulse.clone());
         self.polls.set(PollStats::default());
         self.last_poll_end.set(None);
         self.mode.set(self.mode.get() | PULSE);
-        pulse
+        Some(pulse)
     }
 
     /// Stops publishing the pulse.
@@ -259,14 +300,8 @@ impl Recorder {
 
     #[inline]
     pub(crate) fn spawn(&self, id: u64, name: Option<&Rc<str>>) {
-        if self.mode.get() != 0 {
-            self.push_named(
-                Some(id),
-                EventKind::Spawn {
-                    by: self.running.get(),
-                },
-                name,
-            );
+        if self.mode.get() & TRACE != 0 {
+            self.spawned(id, name);
         }
     }
 
@@ -329,19 +364,18 @@ impl Recorder {
                 (Wake::Notified { .. }, _) => WakeBy::Queue,
             };
             let waker = self.running.get();
-            self.push_named(Some(id), EventKind::Wake { by, waker }, None);
+            self.push(Some(id), EventKind::Wake { by, waker });
         }
     }
 
     #[inline]
     pub(crate) fn kill(&self, id: u64) {
         if self.mode.get() & TRACE != 0 {
-            self.push_named(
+            self.push(
                 Some(id),
                 EventKind::Kill {
                     by: self.running.get(),
                 },
-                None,
             );
         }
     }
@@ -351,7 +385,7 @@ impl Recorder {
     pub(crate) fn panic(&self, message: impl FnOnce() -> String) {
         if self.mode.get() & TRACE != 0 {
             let message = message();
-            self.push_named(self.running.get(), EventKind::Panic { message }, None);
+            self.push(self.running.get(), EventKind::Panic { message });
         }
     }
 
@@ -372,6 +406,19 @@ impl Recorder {
     }
 
     #[inline(never)]
+    fn spawned(&self, id: u64, name: Option<&Rc<str>>) {
+        self.push(
+            Some(id),
+            EventKind::Spawn {
+                by: self.running.get(),
+            },
+        );
+        if let Some(name) = name {
+            self.name(id, name);
+        }
+    }
+
+    #[inline(never)]
     fn resumed(&self, id: u64) {
         self.running.set(Some(id));
         if self.mode.get() & PULSE != 0 {
@@ -383,7 +430,7 @@ impl Recorder {
             }
         }
         if self.mode.get() & TRACE != 0 {
-            self.push_named(Some(id), EventKind::Resume, None);
+            self.push(Some(id), EventKind::Resume);
         }
     }
 
@@ -391,7 +438,7 @@ impl Recorder {
     #[inline(never)]
     fn ended(&self, id: u64, kind: EventKind) {
         self.running.set(None);
-        self.push_named(Some(id), kind, None);
+        self.push(Some(id), kind);
     }
 
     #[inline(never)]
@@ -425,18 +472,18 @@ impl Recorder {
                 waited,
                 events,
             };
-            self.push_at(begin, None, kind, None);
+            self.push_at(begin, None, kind);
         }
     }
 
     #[inline(never)]
-    fn push_named(&self, coroutine: Option<u64>, kind: EventKind, name: Option<&Rc<str>>) {
+    fn push(&self, coroutine: Option<u64>, kind: EventKind) {
         if self.mode.get() & TRACE != 0 {
-            self.push_at(Instant::now(), coroutine, kind, name.cloned());
+            self.push_at(Instant::now(), coroutine, kind);
         }
     }
 
-    fn push_at(&self, at: Instant, coroutine: Option<u64>, kind: EventKind, name: Option<Rc<str>>) {
+    fn push_at(&self, at: Instant, coroutine: Option<u64>, kind: EventKind) {
         let mut ring = self.ring.borrow_mut();
         if ring.len() >= self.capacity.get() {
             ring.pop_front();
@@ -446,7 +493,6 @@ impl Recorder {
             at,
             coroutine,
             kind,
-            name,
         });
     }
 }

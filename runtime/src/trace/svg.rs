@@ -434,7 +434,9 @@ fn legend(svg: &mut String, mut x: f64, y: f64) {
     }
 }
 
-/// `text` with XML's five special characters escaped.
+/// `text` with XML's five special characters escaped and the control
+/// characters XML 1.0 forbids (below U+0020 but tab, LF, CR) replaced by
+/// U+FFFD.
 fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
@@ -444,6 +446,8 @@ fn escape(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             '"' => out.push_str("&quot;"),
             '\'' => out.push_str("&apos;"),
+            // XML 1.0 allows no other control character, even escaped.
+            c if c < '\u{20}' && !matches!(c, '\t' | '\n' | '\r') => out.push('\u{FFFD}'),
             c => out.push(c),
         }
     }
