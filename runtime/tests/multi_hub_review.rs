@@ -377,3 +377,24 @@ fn spawn_anywhere_deals_evenly_over_the_running_hubs() {
         drop(runtime);
     });
 }
+
+/// Probe: shutdown while a hub's coroutine waits on a helper thread
+/// (`unblock` of a long blocking call) returns without waiting for the call.
+#[test]
+fn shutdown_while_a_hub_waits_on_unblock_does_not_wait_for_the_helper() {
+    within(5 * SLACK, "shutdown with unblock", || {
+        let runtime = Runtime::builder().hubs(2).build().unwrap();
+        let handle = runtime.handle();
+        let (tx, rx) = mpsc::channel();
+        let job = handle
+            .spawn_on(1, move || {
+                tx.send(()).unwrap();
+                greenhub::unblock(|| std::thread::sleep(Duration::from_secs(30)))
+            })
+            .unwrap();
+        rx.recv().unwrap();
+        std::thread::sleep(Duration::from_millis(20));
+        drop(runtime);
+        assert!(matches!(job.join(), Err(JoinError::Killed)));
+    });
+}
