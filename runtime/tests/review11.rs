@@ -69,7 +69,10 @@ fn a_closure_dropped_unstarted_may_spawn_park_and_kill() {
         doomed.kill();
         assert_eq!(doomed.join(), Err(JoinError::Killed));
         let elapsed = slept.get().expect("the closure's drop ran").elapsed();
-        assert!(elapsed < SLACK, "a park in a killed drop is refused: {elapsed:?}");
+        assert!(
+            elapsed < SLACK,
+            "a park in a killed drop is refused: {elapsed:?}"
+        );
         let victim = victim.borrow_mut().take().unwrap();
         assert_eq!(victim.join(), Err(JoinError::Killed));
         let child = child.borrow_mut().take().expect("spawned from the drop");
@@ -156,7 +159,11 @@ fn a_coroutine_that_kills_itself_unwinds_at_its_next_park_or_yield() {
             let handle = me.borrow_mut().take().unwrap();
             assert_eq!(handle.join(), Err(JoinError::Killed));
         });
-        assert_eq!(*log.borrow(), ["after kill", "unwound"], "yield: {use_yield}");
+        assert_eq!(
+            *log.borrow(),
+            ["after kill", "unwound"],
+            "yield: {use_yield}"
+        );
     }
 }
 
@@ -192,7 +199,10 @@ fn a_destructor_run_by_a_kill_may_kill_again_and_spawn() {
         while !me.borrow().as_ref().unwrap().is_finished() {
             greenhub::sleep(Duration::from_millis(1));
         }
-        assert_eq!(me.borrow_mut().take().unwrap().join(), Err(JoinError::Killed));
+        assert_eq!(
+            me.borrow_mut().take().unwrap().join(),
+            Err(JoinError::Killed)
+        );
         let sibling = Rc::try_unwrap(sibling).ok().expect("the guard is gone");
         assert_eq!(sibling.join(), Err(JoinError::Killed));
         let spawned = spawned.borrow_mut().take().expect("spawned by the guard");
@@ -247,7 +257,11 @@ fn trimmed_stacks_are_reused_whole() {
         for (i, slot) in frame.iter_mut().enumerate() {
             *slot = seed.wrapping_mul(i as u64 + 1);
         }
-        let below = if depth == 0 { 0 } else { deep(depth - 1, seed + 1) };
+        let below = if depth == 0 {
+            0
+        } else {
+            deep(depth - 1, seed + 1)
+        };
         std::hint::black_box(&mut frame);
         frame.iter().sum::<u64>().wrapping_add(below)
     }
