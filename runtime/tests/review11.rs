@@ -341,3 +341,64 @@ fn a_fast_ticker_does_not_keep_deep_stacks_resident_forever() {
         "{deep} reused stacks still hold more than 64 KiB after 100 ms of idling"
     );
 }
+
+/// The child side of the next test: 1,200 coroutines on 8 MiB stacks end,
+/// and the hub idles twice, so it trims about 1,136 pooled stacks of
+/// nearly 8 MiB each, twice.
+#[test]
+#[ignore = "review: run by a_trim_of_big_stacks_stays_batched under strace"]
+fn big_stacks_trimmed_child() {
+    if std::env::var_os("GREENHUB_REVIEW11_CHILD").is_none() {
+        return;
+    }
+    greenhub::run(|| {
+        for _ in 0..2 {
+            let handles: Vec<_> = (0..1200)
+                .map(|_| {
+                    greenhub::Builder::new()
+                        .stack_size(8 << 20)
+                        .spawn(greenhub::yield_now)
+                        .unwrap()
+                })
+                .collect();
+            for handle in handles {
+                handle.join().unwrap();
+            }
+            greenhub::sleep(Duration::from_millis(5));
+        }
+    });
+}
+
+/// Trims go to the kernel in batches of 1,024 ranges, but one batch of
+/// stacks of 2 MiB or more is over `MAX_RW_COUNT` (2 GiB): the kernel
+/// advises the first 2 GiB and returns that count, `Batch::advise` takes
+/// the short count for a refusal and sets `one_by_one` for the pool's life.
+/// Seen with strace: one `process_madvise` returning 2147479552, then one
+/// `madvise(MADV_DONTNEED)` per stack for every later trim (and guard band).
+/// Needs strace; counts system calls, not time.
+#[test]
+#[ignore = "review: a trim of 8 MiB stacks overflows process_madvise's 2 GiB cap and falls back to one madvise per stack for good"]
+fn a_trim_of_big_stacks_stays_batched() {
+    let exe = std::env::current_exe().unwrap();
+    let out = std::env::temp_dir().join(format!("review11-strace-{}", std::process::id()));
+    let status = std::process::Command::new("strace")
+        .arg("-f")
+        .args(["-e", "trace=madvise,process_madvise", "-o"])
+        .arg(&out)
+        .arg(&exe)
+        .args(["--exact", "big_stacks_trimmed_child", "--ignored"])
+        .env("GREENHUB_REVIEW11_CHILD", "1")
+        .status()
+        .expect("strace is installed");
+    assert!(status.success());
+    let trace = std::fs::read_to_string(&out).unwrap();
+    let _ = std::fs::remove_file(&out);
+    let one_by_one = trace
+        .lines()
+        .filter(|line| line.contains(" madvise(") && line.contains("MADV_DONTNEED"))
+        .count();
+    assert!(
+        one_by_one < 16,
+        "{one_by_one} trims went one madvise per stack instead of batched"
+    );
+}
