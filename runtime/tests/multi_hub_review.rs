@@ -1,7 +1,8 @@
 //! Review of issue 16 (`Runtime`): the paths the author's tests do not walk.
 //! Every wait here is bounded by a watchdog, so a hang fails instead of
-//! stalling the suite. Tests marked `#[ignore = "review: ..."]` prove a
-//! defect; the others are probes that passed and are kept as regressions.
+//! stalling the suite. The tests whose doc begins "Proves:" showed a
+//! defect (they were ignored until it was fixed); the others are probes
+//! that passed and are kept as regressions.
 
 mod util;
 
@@ -13,7 +14,11 @@ use greenhub::{JoinError, Runtime, SpawnError};
 use util::SLACK;
 
 /// Runs `f` on a plain thread and fails if it has not returned in `limit`.
-fn within<T: Send + 'static>(limit: Duration, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+fn within<T: Send + 'static>(
+    limit: Duration,
+    what: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         let _ = tx.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)));
@@ -39,7 +44,6 @@ impl Drop for Dropped {
 /// ("failed to join thread: Resource deadlock avoided"), so the job ends
 /// `Panicked` and the threads after it in the list are never joined.
 #[test]
-#[ignore = "review: dropping a Runtime on one of its own hubs panics in thread::join (EDEADLK)"]
 fn dropping_a_runtime_on_one_of_its_own_hubs_stops_it_without_a_panic() {
     let outcome = within(10 * SLACK, "drop on own hub", || {
         let runtime = Runtime::builder().hubs(3).build().unwrap();
@@ -138,7 +142,11 @@ fn shutdown_with_coroutines_parked_across_hubs_runs_each_destructor_once() {
     });
     let mut ids = dropped.lock().unwrap().clone();
     ids.sort_unstable();
-    assert_eq!(ids, (0..3 * PER_HUB).collect::<Vec<_>>(), "each destructor once");
+    assert_eq!(
+        ids,
+        (0..3 * PER_HUB).collect::<Vec<_>>(),
+        "each destructor once"
+    );
 }
 
 /// Probe (sound): a job still queued when the runtime drops joins as
@@ -152,7 +160,11 @@ fn handles_joined_after_the_runtime_is_dropped_do_not_hang() {
         let done = handle.spawn_on(1, || 5).unwrap();
         done.wait_timeout(10 * SLACK).unwrap();
         let queued: Vec<_> = (0..1000)
-            .map(|_| handle.spawn_on(1, || greenhub::sleep(Duration::from_secs(3600))).unwrap())
+            .map(|_| {
+                handle
+                    .spawn_on(1, || greenhub::sleep(Duration::from_secs(3600)))
+                    .unwrap()
+            })
             .collect();
         drop(runtime);
         assert_eq!(done.join(), Ok(5));
@@ -235,7 +247,6 @@ fn a_runtime_inside_a_hub_builds_spawns_and_refuses_block_on() {
 /// spawned, and a hub that spawned nothing of the user's shows more than
 /// its `main`.
 #[test]
-#[ignore = "review: dump()/each_hub probes inflate stats().spawned; only stats' own probes are subtracted"]
 fn reading_dump_does_not_change_the_spawned_count() {
     within(10 * SLACK, "stats", || {
         let runtime = Runtime::builder().hubs(2).build().unwrap();
@@ -312,10 +323,13 @@ fn a_remote_receiver_moved_to_another_hub_is_woken_there() {
 /// stack, `with_stack`), and `stats()` counts both: one parked job on a
 /// hub reads as two alive, two spawned, and the stacks counted double.
 #[test]
-#[ignore = "review: with stack_size, each spawn_on counts as two coroutines in stats()"]
 fn with_a_runtime_stack_size_one_job_is_one_coroutine_in_stats() {
     within(10 * SLACK, "stack_size stats", || {
-        let runtime = Runtime::builder().hubs(2).stack_size(256 * 1024).build().unwrap();
+        let runtime = Runtime::builder()
+            .hubs(2)
+            .stack_size(256 * 1024)
+            .build()
+            .unwrap();
         let handle = runtime.handle();
         let base = handle.stats().per_hub[1].clone().unwrap();
         let (tx, rx) = mpsc::channel();
@@ -336,7 +350,6 @@ fn with_a_runtime_stack_size_one_job_is_one_coroutine_in_stats() {
 /// only itself out, so when both run on a hub together one sees the
 /// other as alive and runnable: hub 1 (only its `main`) may read 2 alive.
 #[test]
-#[ignore = "review: concurrent stats() callers see each other's probes (alive/runnable off by one)"]
 fn concurrent_stats_readers_never_see_each_others_probes() {
     within(60 * SLACK, "concurrent stats", || {
         let runtime = Runtime::builder().hubs(2).build().unwrap();
@@ -352,7 +365,11 @@ fn concurrent_stats_readers_never_see_each_others_probes() {
                 })
             })
             .collect();
-        let worst = readers.into_iter().map(|r| r.join().unwrap()).max().unwrap();
+        let worst = readers
+            .into_iter()
+            .map(|r| r.join().unwrap())
+            .max()
+            .unwrap();
         assert_eq!(worst, 1, "hub 1 runs only its main");
     });
 }
@@ -362,14 +379,17 @@ fn concurrent_stats_readers_never_see_each_others_probes() {
 /// falls through to hub 1, so of three hubs hub 1 gets two closures in
 /// three and hub 2 one.
 #[test]
-#[ignore = "review: spawn_anywhere gives the hub after a stopped one a double share"]
 fn spawn_anywhere_deals_evenly_over_the_running_hubs() {
     within(20 * SLACK, "spawn_anywhere balance", || {
         let runtime = Runtime::builder().hubs(3).build().unwrap();
         let handle = runtime.handle();
         let mut counts = [0usize; 3];
         for _ in 0..300 {
-            let id = handle.spawn_anywhere(greenhub::hub_id).unwrap().join().unwrap();
+            let id = handle
+                .spawn_anywhere(greenhub::hub_id)
+                .unwrap()
+                .join()
+                .unwrap();
             let index = (0..3).find(|i| handle.hub_id(*i) == id).unwrap();
             counts[index] += 1;
         }

@@ -203,7 +203,9 @@ fn a_destructor_run_by_a_kill_may_kill_again_and_spawn() {
             me.borrow_mut().take().unwrap().join(),
             Err(JoinError::Killed)
         );
-        let sibling = Rc::try_unwrap(sibling).ok().expect("the guard is gone");
+        let Ok(sibling) = Rc::try_unwrap(sibling) else {
+            panic!("the guard is gone");
+        };
         assert_eq!(sibling.join(), Err(JoinError::Killed));
         let spawned = spawned.borrow_mut().take().expect("spawned by the guard");
         assert_eq!(spawned.join(), Ok(7));
@@ -302,7 +304,6 @@ fn touch_100k() -> u8 {
 /// skips the trim whenever the next deadline is under `TRIM_MIN_WAIT`
 /// (0.5 ms): the deep stacks are never given back, however long it idles.
 #[test]
-#[ignore = "review: a hub with a sub-0.5 ms ticker never trims its pooled stacks, though it idles ~1 ms per tick"]
 fn a_fast_ticker_does_not_keep_deep_stacks_resident_forever() {
     let deep = greenhub::run(|| {
         let stop = Rc::new(Cell::new(false));
@@ -377,7 +378,6 @@ fn big_stacks_trimmed_child() {
 /// `madvise(MADV_DONTNEED)` per stack for every later trim (and guard band).
 /// Needs strace; counts system calls, not time.
 #[test]
-#[ignore = "review: a trim of 8 MiB stacks overflows process_madvise's 2 GiB cap and falls back to one madvise per stack for good"]
 fn a_trim_of_big_stacks_stays_batched() {
     let exe = std::env::current_exe().unwrap();
     let out = std::env::temp_dir().join(format!("review11-strace-{}", std::process::id()));
@@ -388,11 +388,24 @@ fn a_trim_of_big_stacks_stays_batched() {
         .arg(&exe)
         .args(["--exact", "big_stacks_trimmed_child", "--ignored"])
         .env("GREENHUB_REVIEW11_CHILD", "1")
-        .status()
-        .expect("strace is installed");
-    assert!(status.success());
-    let trace = std::fs::read_to_string(&out).unwrap();
+        .status();
+    let status = match status {
+        Ok(status) => status,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            eprintln!(
+                "skipped: strace is not installed, so the trim's system calls cannot be counted"
+            );
+            return;
+        }
+        Err(err) => panic!("cannot run strace: {err}"),
+    };
+    let trace = std::fs::read_to_string(&out).unwrap_or_default();
     let _ = std::fs::remove_file(&out);
+    if !status.success() && !trace.contains("process_madvise(") && !trace.contains("madvise(") {
+        eprintln!("skipped: strace could not trace the child here (ptrace refused?): {status}");
+        return;
+    }
+    assert!(status.success(), "the traced child failed: {status}");
     let one_by_one = trace
         .lines()
         .filter(|line| line.contains(" madvise(") && line.contains("MADV_DONTNEED"))
