@@ -415,9 +415,10 @@ impl RuntimeHandle {
 
     /// Spawns `f` on the next running hub in round-robin order over the
     /// hubs that run now (hub 0 only during `block_on`): with hub 0 down,
-    /// hubs 1..N take turns alike. Round robin, not least-loaded: reading another hub's load would cost a message to
-    /// it per spawn, and a runtime of long-lived connections balances at
-    /// accept time instead (each hub's own `SO_REUSEPORT` listener).
+    /// hubs 1..N take turns alike. Round robin, not least-loaded: reading
+    /// another hub's load would cost a message to it per spawn, and a
+    /// runtime of long-lived connections balances at accept time instead
+    /// (each hub's own `SO_REUSEPORT` listener).
     pub fn spawn_anywhere<F, T>(&self, f: F) -> Result<RemoteJoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
