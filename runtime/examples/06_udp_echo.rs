@@ -56,7 +56,9 @@ fn main() {
                     loop {
                         socket.send(message.as_bytes()).expect("send");
                         match socket.recv(&mut buf) {
-                            Ok(len) => return buf[..len] == *message.as_bytes(),
+                            // The socket goes back with the verdict: while
+                            // it lives, no later peer is given its port.
+                            Ok(len) => return (buf[..len] == *message.as_bytes(), socket),
                             Err(err) if err.kind() == ErrorKind::TimedOut => continue,
                             Err(err) => panic!("recv: {err}"),
                         }
@@ -64,11 +66,11 @@ fn main() {
                 })
             })
             .collect();
-        let echoed = peers
+        let results: Vec<_> = peers
             .into_iter()
             .map(|peer| peer.join().expect("peer"))
-            .filter(|ok| *ok)
-            .count();
+            .collect();
+        let echoed = results.iter().filter(|(ok, _)| *ok).count();
         println!("{echoed} peers each got their datagram back");
         println!(
             "the server answered {} distinct addresses",

@@ -67,7 +67,9 @@ impl fmt::Display for Dump {
     }
 }
 
-/// Every live coroutine of this thread's hub; empty outside `run`.
+/// Every live coroutine of this thread's hub; empty outside `run`. A
+/// [`Runtime`](crate::Runtime)'s probes (`RuntimeHandle::stats`, `dump`,
+/// `each_hub`) are left out.
 ///
 /// ```
 /// greenhub::run(|| {
@@ -85,6 +87,7 @@ pub fn dump() -> Dump {
         let now = Instant::now();
         let mut coroutines: Vec<CoroutineInfo> = tasks
             .iter()
+            .filter(|(_, task)| !task.is_probe(&hub.probe_name))
             .map(|(_, task)| {
                 let (state, waiting_on) = match task.state {
                     State::Running => ("running", String::new()),

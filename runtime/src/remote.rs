@@ -104,6 +104,23 @@ impl Handle {
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
+        self.spawn_with(None, false, f)
+    }
+
+    /// As [`spawn`](Handle::spawn), on a stack of `stack_size` bytes
+    /// (`None`: the 128 KiB of a remote job) and, with `probe`, as an
+    /// introspection probe that the hub's `stats` leave out (the runtime's
+    /// `stats`, `dump` and `each_hub`).
+    pub(crate) fn spawn_with<F, T>(
+        &self,
+        stack_size: Option<usize>,
+        probe: bool,
+        f: F,
+    ) -> Result<RemoteJoinHandle<T>, HubClosed>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
         let shared = Arc::new(Shared {
             slot: Mutex::new(Slot {
                 outcome: None,
@@ -134,7 +151,12 @@ impl Handle {
             };
             completion.finish(outcome);
         };
-        if self.inbox.spawn(Box::new(job)) {
+        let spawn = crate::sources::inbox::RemoteSpawn {
+            job: Box::new(job),
+            stack_size,
+            probe,
+        };
+        if self.inbox.spawn(spawn) {
             Ok(RemoteJoinHandle { shared })
         } else {
             Err(HubClosed)

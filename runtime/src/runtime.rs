@@ -24,12 +24,11 @@
 
 use std::fmt;
 use std::io;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::thread;
 
 use crate::debug::Dump;
-use crate::join_error::JoinError;
 use crate::remote::{Handle, HubClosed, RemoteJoinHandle};
 use crate::run::HubBuilder;
 use crate::sched::HubId;
@@ -110,7 +109,7 @@ impl RuntimeBuilder {
     pub fn build(self) -> io::Result<Runtime> {
         let shared = Arc::new(Shared {
             hubs: Mutex::new(vec![None; self.hubs]),
-            probes: (0..self.hubs).map(|_| AtomicU64::new(0)).collect(),
+            count: self.hubs,
             next: AtomicUsize::new(0),
             stack_size: self.stack_size,
         });
@@ -160,9 +159,8 @@ struct Shared {
     /// Hub `i`'s door, `None` while it does not run (hub 0 outside
     /// `block_on`, any hub after shutdown).
     hubs: Mutex<Vec<Option<Handle>>>,
-    /// Per hub, how many `stats` probes it has run, subtracted from its
-    /// `spawned` so a probe does not count itself.
-    probes: Vec<AtomicU64>,
+    /// The number of hubs.
+    count: usize,
     /// `spawn_anywhere`'s round-robin cursor.
     next: AtomicUsize,
     /// [`RuntimeBuilder::stack_size`].
@@ -280,7 +278,10 @@ impl Runtime {
     /// coroutine it still has (each unwinds at its park, its destructors
     /// running once), and its thread is joined. A coroutine that never parks
     /// holds its hub, and so this call, until it does. Dropping the runtime
-    /// does the same.
+    /// does the same. Called on one of its own hubs (from a coroutine a
+    /// hub runs), it joins every other hub's thread but not that one's: the
+    /// hub stops once the calling coroutine returns or parks, after this
+    /// call has returned.
     pub fn shutdown(mut self) {
         self.stop_all();
     }
@@ -290,8 +291,16 @@ impl Runtime {
             self.handle.shared.set(worker.index, None);
             drop(worker.stop.take());
         }
+        let me = thread::current().id();
         for worker in &mut self.workers {
             if let Some(thread) = worker.thread.take() {
+                if thread.thread().id() == me {
+                    // Dropped on this hub's own thread (the runtime is
+                    // `Send`): joining itself would deadlock. Its `main` has
+                    // been told to return, so the thread ends once the
+                    // coroutine doing this drop returns; it is detached.
+                    continue;
+                }
                 if thread.join().is_err() {
                     crate::hub::report(&format!("greenhub: hub {} panicked", worker.index));
                 }
@@ -357,7 +366,7 @@ pub struct RuntimeHandle {
 impl RuntimeHandle {
     /// The number of hubs.
     pub fn hubs(&self) -> usize {
-        self.shared.probes.len()
+        self.shared.count
     }
 
     /// The index of the hub the caller runs on, or `None` on a thread that
@@ -399,38 +408,46 @@ impl RuntimeHandle {
         T: Send + 'static,
     {
         let handle = self.shared.get(index)?;
-        let spawned = match self.shared.stack_size {
-            None => handle.spawn(f),
-            Some(bytes) => handle.spawn(move || with_stack(bytes, f)),
-        };
-        spawned.map_err(|HubClosed| SpawnError::NotRunning { index })
+        handle
+            .spawn_with(self.shared.stack_size, false, f)
+            .map_err(|HubClosed| SpawnError::NotRunning { index })
     }
 
-    /// Spawns `f` on the next running hub in round-robin order. Round robin,
-    /// not least-loaded: reading another hub's load would cost a message to
-    /// it per spawn, and a runtime of long-lived connections balances at
-    /// accept time instead (each hub's own `SO_REUSEPORT` listener).
+    /// Spawns `f` on the next running hub in round-robin order over the
+    /// hubs that run now (hub 0 only during `block_on`): with hub 0 down,
+    /// hubs 1..N take turns alike. Round robin, not least-loaded: reading
+    /// another hub's load would cost a message to it per spawn, and a
+    /// runtime of long-lived connections balances at accept time instead
+    /// (each hub's own `SO_REUSEPORT` listener).
     pub fn spawn_anywhere<F, T>(&self, f: F) -> Result<RemoteJoinHandle<T>, SpawnError>
     where
         F: FnOnce() -> T + Send + 'static,
         T: Send + 'static,
     {
-        let hubs = self.hubs();
-        let start = self.shared.next.fetch_add(1, Ordering::Relaxed);
-        let index = (0..hubs)
-            .map(|k| (start + k) % hubs)
-            .find(|i| self.shared.get(*i).is_ok())
-            .ok_or(SpawnError::NotRunning {
-                index: start % hubs,
-            })?;
-        self.spawn_on(index, f)
+        let turn = self.shared.next.fetch_add(1, Ordering::Relaxed);
+        let running: Vec<usize> = {
+            let hubs = self
+                .shared
+                .hubs
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            (0..hubs.len()).filter(|i| hubs[*i].is_some()).collect()
+        };
+        if running.is_empty() {
+            return Err(SpawnError::NotRunning {
+                index: turn % self.hubs(),
+            });
+        }
+        self.spawn_on(running[turn % running.len()], f)
     }
 
     /// Runs `f` once on every running hub and returns what each gave, by hub
     /// index (`None` for a hub that does not run or whose copy did not end
     /// normally). From a coroutine this parks; from a plain thread it
     /// blocks. The per-hub `stats`, `dump` and a client pool's counters are
-    /// read this way.
+    /// read this way. Each copy runs as a probe: the hub's [`Stats`] and
+    /// [`Dump`] leave it out (its switches excepted), so reading a hub does
+    /// not change what it reports.
     pub fn each_hub<F, T>(&self, f: F) -> Vec<Option<T>>
     where
         F: Fn() -> T + Clone + Send + 'static,
@@ -442,7 +459,7 @@ impl RuntimeHandle {
                 self.shared
                     .get(i)
                     .ok()
-                    .and_then(|handle| handle.spawn(f).ok())
+                    .and_then(|handle| handle.spawn_with(None, true, f).ok())
             })
             .collect();
         jobs.into_iter()
@@ -450,31 +467,12 @@ impl RuntimeHandle {
             .collect()
     }
 
-    /// Every hub's [`Stats`] and their sum. A hub's figures leave out the
-    /// probe that reads them (it is alive and runnable while it reads), but
-    /// its `switches` include the probes' own.
+    /// Every hub's [`Stats`] and their sum. A hub's coroutine counts and
+    /// `spawned` leave out every probe (this call's, a concurrent caller's,
+    /// `dump`'s and `each_hub`'s), but its `switches` include the probes'
+    /// own, and its stacks the probes' stacks.
     pub fn stats(&self) -> RuntimeStats {
-        let shared = self.shared.clone();
-        let per_hub: Vec<Option<Stats>> = (0..self.hubs())
-            .map(|i| {
-                let shared = shared.clone();
-                self.shared.get(i).ok().and_then(|handle| {
-                    handle
-                        .spawn(move || {
-                            let probes = shared.probes[i].fetch_add(1, Ordering::Relaxed) + 1;
-                            let mut stats = crate::stats::stats();
-                            stats.alive -= 1;
-                            stats.runnable -= 1;
-                            stats.spawned -= probes;
-                            stats
-                        })
-                        .ok()
-                })
-            })
-            .collect::<Vec<_>>()
-            .into_iter()
-            .map(|job| job.and_then(|job| job.join().ok()))
-            .collect();
+        let per_hub = self.each_hub(crate::stats::stats);
         let mut total = Stats::default();
         for stats in per_hub.iter().flatten() {
             add(&mut total, stats);
@@ -482,15 +480,10 @@ impl RuntimeHandle {
         RuntimeStats { per_hub, total }
     }
 
-    /// Every hub's [`Dump`] (the probe that reads it left out), by hub
+    /// Every hub's [`Dump`] (the probes that read them left out), by hub
     /// index; `None` for a hub that does not run.
     pub fn dump(&self) -> Vec<Option<Dump>> {
-        self.each_hub(|| {
-            let me = crate::stats::current().map(|c| c.id());
-            let mut dump = crate::debug::dump();
-            dump.coroutines.retain(|c| Some(c.id) != me);
-            dump
-        })
+        self.each_hub(crate::debug::dump)
     }
 }
 
@@ -499,40 +492,6 @@ impl fmt::Debug for RuntimeHandle {
         f.debug_struct("RuntimeHandle")
             .field("hubs", &self.hubs())
             .finish_non_exhaustive()
-    }
-}
-
-/// Runs `f` in a coroutine with a stack of `bytes`, spawned from the job's
-/// own coroutine, which waits for it; a kill of the job (shutdown) kills it.
-fn with_stack<F, T>(bytes: usize, f: F) -> T
-where
-    F: FnOnce() -> T + 'static,
-    T: 'static,
-{
-    let inner = match crate::spawn::Builder::new().stack_size(bytes).spawn(f) {
-        Ok(inner) => inner,
-        Err(err) => panic!("greenhub: cannot spawn a coroutine of {bytes} stack bytes: {err}"),
-    };
-    struct KillOnUnwind<'h, T>(&'h crate::spawn::JoinHandle<T>);
-    impl<T> Drop for KillOnUnwind<'_, T> {
-        fn drop(&mut self) {
-            if !self.0.is_finished() {
-                self.0.kill();
-            }
-        }
-    }
-    let guard = KillOnUnwind(&inner);
-    let waited = inner.wait();
-    drop(guard);
-    match waited.and_then(|()| inner.join()) {
-        Ok(value) => value,
-        // The panic hook reported the inner coroutine's panic already:
-        // `resume_unwind` carries its message on without a second report.
-        Err(JoinError::Panicked(message)) => std::panic::resume_unwind(Box::new(message)),
-        // Killed (or the job itself was killed while it waited): the job
-        // ends as killed too.
-        Err(JoinError::Killed) => crate::hub::park::kill_unwind(),
-        Err(err) => std::panic::resume_unwind(Box::new(err.to_string())),
     }
 }
 

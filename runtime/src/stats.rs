@@ -40,14 +40,16 @@ pub struct Stats {
     pub helper_threads: usize,
 }
 
-/// Counts this thread's hub; all zero outside `run`.
+/// Counts this thread's hub; all zero outside `run`. The coroutines a
+/// [`Runtime`](crate::Runtime) sends to read its hubs (the probes of
+/// `RuntimeHandle::stats`, `dump` and `each_hub`) are left out of the
+/// coroutine counts and of `spawned`; their switches and stacks are not.
 pub fn stats() -> Stats {
     crate::context::with(|hub| {
         let tasks = hub.sched.tasks.borrow();
         let stacks = hub.stacks.borrow();
         let mut stats = Stats {
-            alive: tasks.len(),
-            spawned: hub.sched.spawned(),
+            spawned: hub.sched.spawned() - hub.probes_spawned.get(),
             switches: hub.sched.switches.get(),
             stacks_pooled: stacks.pooled(),
             stacks_carved: stacks.carved(),
@@ -57,6 +59,10 @@ pub fn stats() -> Stats {
             ..Stats::default()
         };
         for (_, task) in tasks.iter() {
+            if task.is_probe(&hub.probe_name) {
+                continue;
+            }
+            stats.alive += 1;
             match task.state {
                 State::Ready | State::Running => stats.runnable += 1,
                 State::Parked(ParkedOn::Io { .. }) => stats.parked_io += 1,

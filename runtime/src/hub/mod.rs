@@ -53,12 +53,27 @@ const CHECK_EVERY: u32 = 16;
 /// While coroutines keep the run queue busy, poll for readiness this often.
 /// One `epoll_wait(0)` costs about 0.2 µs; once a millisecond is noise.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
-/// The shortest wait before which an idle hub trims its stack pool. A trim
-/// costs about 2 µs a stack: 1,000 of them would make a deadline 2 ms late,
-/// so a hub whose next deadline is nearer (100,000 sleepers wake about
-/// every microsecond) keeps its stacks until a longer pause. Half a
-/// millisecond lets a 1 ms `sleep` trim.
+/// The shortest wait before which an idle hub trims its whole stack pool.
+/// A trim costs about 2 µs a stack: 1,000 of them would make a deadline 2 ms
+/// late, so before a nearer deadline (100,000 sleepers wake about every
+/// microsecond) the hub trims only a budget (`TRIM_COST_PER_STACK`). Half a
+/// millisecond lets a 1 ms `sleep` trim everything.
 const TRIM_MIN_WAIT: Duration = Duration::from_micros(500);
+/// Before a deadline nearer than `TRIM_MIN_WAIT`, an idle hub trims one
+/// pooled stack per this much of the wait it is about to sleep (its poll
+/// timeout, whole milliseconds), the longest pooled first: 125 before a 1 ms
+/// wait, a quarter to two thirds of it at 2 µs a stack batched and 5 µs one
+/// by one. So a hub whose deadlines are always near (a 200 µs ticker sleeps
+/// about 1 ms a tick) still gives its stacks back, over a few waits, and
+/// such a deadline is late by under the millisecond the poll's rounding
+/// already allows (except at the one wait `TRIM_OWED_AT_MOST` forces).
+const TRIM_COST_PER_STACK: Duration = Duration::from_micros(8);
+/// How long stacks left over by a budgeted trim may wait: the first idle
+/// wait after this trims them all, whatever its deadline (that one
+/// deadline may be late by about 2 µs a stack). A hub preempted on a loaded
+/// machine idles less often than its deadlines say; this bounds how long
+/// its stacks stay resident all the same.
+const TRIM_OWED_AT_MOST: Duration = Duration::from_millis(10);
 /// Entries of `Hub::spawned` whose memory is kept after a burst.
 const SPAWNED_KEPT: usize = 256;
 /// Readiness events taken per `poll`.
@@ -137,6 +152,15 @@ pub(crate) struct Hub {
     /// The deadlock report for `main`, set with its `Wake::Deadlock` and
     /// taken by its park.
     pub(crate) deadlock: RefCell<Option<String>>,
+    /// The name of every introspection probe (`RuntimeHandle::stats`,
+    /// `dump`, `each_hub`): one `Rc`, so a probe is told apart from a user's
+    /// coroutine of the same name by pointer, and left out of `stats`.
+    pub(crate) probe_name: Rc<str>,
+    /// Probes spawned since the hub started, left out of `Stats::spawned`.
+    pub(crate) probes_spawned: Cell<u64>,
+    /// Since when a budgeted trim has left pooled stacks untrimmed
+    /// (`TRIM_OWED_AT_MOST`).
+    trim_owed_since: Cell<Option<Instant>>,
 }
 
 impl Hub {
@@ -174,6 +198,9 @@ impl Hub {
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
             wakes: RefCell::new(Vec::new()),
             deadlock: RefCell::new(None),
+            probe_name: Rc::from("probe"),
+            probes_spawned: Cell::new(0),
+            trim_owed_since: Cell::new(None),
         })
     }
 
@@ -253,15 +280,27 @@ impl Hub {
         let runnable = self.sched.runnable();
         let timeout = if idle && !runnable {
             // About to wait: the moment to give back deep stacks' memory,
-            // unless a deadline is so near that the trim would make it late.
+            // all of it unless a deadline is so near that the trim would
+            // make it late; then as many stacks as fit in the wait.
             let next = self.timers.borrow().next_deadline();
-            let now = if next.is_none_or(|due| due.saturating_duration_since(now) >= TRIM_MIN_WAIT)
-            {
-                self.stacks.borrow_mut().trim();
-                Instant::now()
-            } else {
-                now
+            let owed_long = self
+                .trim_owed_since
+                .get()
+                .is_some_and(|since| now.saturating_duration_since(since) >= TRIM_OWED_AT_MOST);
+            let budget = match next {
+                Some(due) if due.saturating_duration_since(now) < TRIM_MIN_WAIT && !owed_long => {
+                    let wait = self.timers.borrow().poll_timeout(now).unwrap_or_default();
+                    (wait.as_nanos() / TRIM_COST_PER_STACK.as_nanos()) as usize
+                }
+                _ => usize::MAX,
             };
+            let (released, more) = self.stacks.borrow_mut().trim_up_to(budget);
+            if !more {
+                self.trim_owed_since.set(None);
+            } else if self.trim_owed_since.get().is_none() {
+                self.trim_owed_since.set(Some(now));
+            }
+            let now = if released > 0 { Instant::now() } else { now };
             let next = self.timers.borrow().poll_timeout(now);
             match next {
                 Some(timeout) => Some(timeout),
@@ -337,14 +376,21 @@ impl Hub {
             for waiter in posts.wakes {
                 self.sched.wake(waiter, Wake::Notified { from: 0 });
             }
-            for job in posts.spawns {
+            for spawn in posts.spawns {
                 // The job is wrapped by `Handle::spawn` (`remote.rs`): it
                 // honours a kill before its first run and catches panics.
-                let name = Some(Rc::from("remote"));
-                if let Err(err) = self.spawn_raw(name, REMOTE_STACK_SIZE, job) {
-                    report(&format!(
+                let name = if spawn.probe {
+                    self.probe_name.clone()
+                } else {
+                    Rc::from("remote")
+                };
+                let stack_size = spawn.stack_size.unwrap_or(REMOTE_STACK_SIZE);
+                match self.spawn_raw(Some(name), stack_size, spawn.job) {
+                    Ok(_) if spawn.probe => self.probes_spawned.set(self.probes_spawned.get() + 1),
+                    Ok(_) => {}
+                    Err(err) => report(&format!(
                         "cannot spawn a coroutine sent from another thread: {err}"
-                    ));
+                    )),
                 }
             }
         }

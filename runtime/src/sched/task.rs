@@ -119,6 +119,14 @@ impl Task {
         display_name(self.name.as_deref(), self.id)
     }
 
+    /// Whether this is a runtime's introspection probe: its name is the
+    /// hub's `probe_name` itself (the same `Rc`, not only the same text).
+    pub(crate) fn is_probe(&self, probe_name: &Rc<str>) -> bool {
+        self.name
+            .as_ref()
+            .is_some_and(|name| Rc::ptr_eq(name, probe_name))
+    }
+
     /// The nearest enclosing `timeout` deadline.
     pub(crate) fn scope_deadline(&self) -> Option<Instant> {
         self.scopes.iter().map(|scope| scope.deadline).min()

@@ -21,6 +21,15 @@ use crate::sched::{HubId, Waiter};
 /// A closure sent from another thread, to run as a coroutine.
 pub(crate) type RemoteJob = Box<dyn FnOnce() + Send>;
 
+/// A closure to spawn, with how: its stack size (`None`: the hub's default
+/// for remote jobs) and whether it is a runtime's introspection probe
+/// (`stats`, `dump`, `each_hub`), which the hub's stats leave out.
+pub(crate) struct RemoteSpawn {
+    pub(crate) job: RemoteJob,
+    pub(crate) stack_size: Option<usize>,
+    pub(crate) probe: bool,
+}
+
 /// What other threads have left for the hub since it last looked.
 #[derive(Default)]
 pub(crate) struct Posts {
@@ -29,7 +38,7 @@ pub(crate) struct Posts {
     /// Waiters woken from another thread (remote channels).
     pub(crate) wakes: Vec<Waiter>,
     /// Closures to spawn (`Handle::spawn`).
-    pub(crate) spawns: Vec<RemoteJob>,
+    pub(crate) spawns: Vec<RemoteSpawn>,
 }
 
 /// The shared, `Send + Sync` part of a hub.
@@ -84,7 +93,7 @@ impl Inbox {
     /// Queues a closure to spawn; false once the hub has shut down. The
     /// check and the post happen under the lock `close` takes, so a job is
     /// either refused or taken (and dropped) by `close`, never left behind.
-    pub(crate) fn spawn(&self, job: RemoteJob) -> bool {
+    pub(crate) fn spawn(&self, job: RemoteSpawn) -> bool {
         {
             let mut posts = self.posts.lock().unwrap_or_else(PoisonError::into_inner);
             if !self.open.load(Ordering::SeqCst) {

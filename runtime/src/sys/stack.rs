@@ -26,21 +26,24 @@
 //!
 //! A pooled stack keeps the pages its last coroutine touched. So that 2,000
 //! coroutines that each went 100 KiB deep do not pin 200 MiB after they end,
-//! the hub calls [`StackPool::trim`] when it is about to wait for events:
-//! every pooled stack beyond the [`KEEP_WARM`] most recently returned of its
-//! size has everything but its top [`WARM_BYTES`] released (`MADV_DONTNEED`;
+//! the hub calls [`StackPool::trim_up_to`] when it is about to wait for
+//! events: the pooled stacks beyond the [`KEEP_WARM`] most recently returned
+//! of their size have everything but their top [`WARM_BYTES`] released
+//! (`MADV_DONTNEED`;
 //! the guard band survives it). The cost, about 2 µs a stack on this
 //! machine, is paid while the hub has nothing else to do, never on the spawn
-//! or finish path: a busy hub keeps its stacks warm until it next idles (and
-//! the hub trims only before a wait long enough to absorb it, see
-//! `TRIM_MIN_WAIT` in `hub/mod.rs`).
+//! or finish path: a busy hub keeps its stacks warm until it next idles, and
+//! a wait before a near deadline trims only as many stacks as fit in it
+//! (see `TRIM_MIN_WAIT` and `TRIM_COST_PER_STACK` in `hub/mod.rs`).
 //!
 //! Both the guard bands of a new region and a trim are many ranges given
-//! the same advice, so they go to the kernel in batches of up to 1,024
-//! through `process_madvise(PIDFD_SELF, ...)` (Linux 6.13), one system call
-//! and one TLB flush per batch instead of one per stack (measured here: 4.9
-//! µs per trimmed stack one by one, 2.3 µs batched). A kernel that refuses
-//! it gets one `madvise` per range, as before.
+//! the same advice, so they go to the kernel in batches through
+//! `process_madvise(PIDFD_SELF, ...)`: up to 1,024 ranges and just under 2
+//! GiB a call (the kernel's `UIO_MAXIOV` and `MAX_RW_COUNT`; a short count
+//! resumes where the kernel stopped), one system call and one TLB flush per
+//! batch instead of one per stack (measured here: 4.9 µs per trimmed stack
+//! one by one, 2.3 µs batched). A kernel that refuses the call gets one
+//! `madvise` per range from then on.
 //!
 //! Invariant: a region is unmapped only when the pool is dropped, and the hub
 //! drops every coroutine before its stack pool. See
@@ -58,12 +61,18 @@ use super::os::page_size;
 /// (Linux 6.13+; not yet named by the libc crate).
 const MADV_GUARD_INSTALL: libc::c_int = 102;
 
-/// `process_madvise`'s target meaning "this process" (Linux 6.13's
-/// `PIDFD_SELF`; not yet named by the libc crate).
+/// `process_madvise`'s target meaning "this process" (`PIDFD_SELF`, Linux
+/// 6.14; not yet named by the libc crate). An older kernel fails the call
+/// with `EBADF`, and the pool goes one `madvise` per range.
 const PIDFD_SELF: libc::c_int = -10000;
 
 /// Ranges per `process_madvise` call: the kernel's `UIO_MAXIOV`.
 const BATCH: usize = 1024;
+
+/// Bytes per `process_madvise` call: the kernel's `MAX_RW_COUNT` (`INT_MAX`
+/// rounded down to a page), past which it advises a prefix and returns a
+/// short count. Stacks of 2 MiB and more reach it before [`BATCH`] ranges.
+const BATCH_BYTES: usize = 0x7fff_f000;
 
 /// The guard band below each stack. Any frame smaller than this that runs off
 /// the stack faults; Rust code probes every page of bigger frames anyway.
@@ -210,10 +219,20 @@ impl StackPool {
 
     /// Releases the memory of every pooled stack beyond the [`KEEP_WARM`]
     /// most recently returned of each size (see the module doc).
+    #[cfg(test)]
     pub(crate) fn trim(&mut self) {
+        self.trim_up_to(usize::MAX);
+    }
+
+    /// As `trim`, but releases at most `budget` stacks, the longest pooled
+    /// first; the rest wait for the next trim. Returns how many it released
+    /// and whether any were left for the next trim.
+    pub(crate) fn trim_up_to(&mut self, budget: usize) -> (usize, bool) {
+        let mut left = budget;
         for (_, free) in &mut self.free {
-            if free.warm.len() > KEEP_WARM {
-                let extra = free.warm.len() - KEEP_WARM;
+            if free.warm.len() > KEEP_WARM && left > 0 {
+                let extra = (free.warm.len() - KEEP_WARM).min(left);
+                left -= extra;
                 for stack in free.warm.drain(..extra) {
                     let low = stack.guard() + GUARD_BYTES;
                     let high = stack.base() - WARM_BYTES;
@@ -227,6 +246,11 @@ impl StackPool {
         // Trimming is an optimisation: a range the kernel refused keeps its
         // pages, and the stack still works.
         let _ = self.advice.apply(libc::MADV_DONTNEED);
+        let more = self
+            .free
+            .iter()
+            .any(|(_, free)| free.warm.len() > KEEP_WARM);
+        (budget - left, more)
     }
 
     /// Stacks waiting in the pool for reuse.
@@ -360,46 +384,74 @@ impl Batch {
     /// dropped unadvised.
     fn apply(&mut self, advice: libc::c_int) -> io::Result<()> {
         let mut ranges = std::mem::take(&mut self.ranges);
-        let result = self.advise(&ranges, advice);
+        let result = self.advise(&mut ranges, advice);
         ranges.clear();
         self.ranges = ranges; // keep the capacity for the next batch
         result
     }
 
-    fn advise(&mut self, ranges: &[libc::iovec], advice: libc::c_int) -> io::Result<()> {
-        if !self.one_by_one {
-            let mut done = 0;
-            for chunk in ranges.chunks(BATCH) {
-                let want: usize = chunk.iter().map(|r| r.iov_len).sum();
-                // SAFETY: `chunk` is a valid array of iovecs that lives for
-                // the call; the kernel only reads it. Each range is ours and
-                // may take `advice` (see the type's doc). PIDFD_SELF names
-                // this process, so no other process's memory is touched.
-                let rc = unsafe {
-                    libc::syscall(
-                        libc::SYS_process_madvise,
-                        PIDFD_SELF,
-                        chunk.as_ptr(),
-                        chunk.len(),
-                        advice,
-                        0,
-                    )
-                };
-                if rc < 0 || rc as usize != want {
-                    // An old kernel, or one that refuses this advice here:
-                    // redo the rest one by one (both advices may be given
-                    // twice), and from now on go one by one.
-                    self.one_by_one = true;
-                    break;
+    /// Batches of at most [`BATCH`] ranges and [`BATCH_BYTES`] bytes; after
+    /// a short count, the next batch starts where the kernel stopped (inside
+    /// a range, if it stopped there). A call the kernel refuses (no
+    /// `process_madvise`, no `PIDFD_SELF`, an advice it does not take there,
+    /// or a sandbox's veto) turns batching off for the pool's life; any
+    /// other failure, or a call that makes no progress, sends only the rest
+    /// of this advice one by one.
+    fn advise(&mut self, ranges: &mut [libc::iovec], advice: libc::c_int) -> io::Result<()> {
+        let mut at = 0;
+        while at < ranges.len() && !self.one_by_one {
+            let mut end = at;
+            let mut want = 0;
+            while end < ranges.len()
+                && end - at < BATCH
+                && (end == at || want + ranges[end].iov_len <= BATCH_BYTES)
+            {
+                want += ranges[end].iov_len;
+                end += 1;
+            }
+            let chunk = &ranges[at..end];
+            // SAFETY: `chunk` is a valid array of iovecs that lives for
+            // the call; the kernel only reads it. Each range is ours and
+            // may take `advice` (see the type's doc). PIDFD_SELF names
+            // this process, so no other process's memory is touched.
+            let rc = unsafe {
+                libc::syscall(
+                    libc::SYS_process_madvise,
+                    PIDFD_SELF,
+                    chunk.as_ptr(),
+                    chunk.len(),
+                    advice,
+                    0,
+                )
+            };
+            if rc < 0 {
+                let refused = matches!(
+                    io::Error::last_os_error().raw_os_error(),
+                    Some(libc::ENOSYS | libc::EBADF | libc::EINVAL | libc::EPERM)
+                );
+                self.one_by_one |= refused;
+                break;
+            }
+            if rc == 0 {
+                break; // no progress: the rest one by one
+            }
+            // Skip what the kernel advised: whole ranges, then a prefix.
+            let mut advised = rc as usize;
+            while advised > 0 && at < end {
+                let range = &mut ranges[at];
+                if advised >= range.iov_len {
+                    advised -= range.iov_len;
+                    at += 1;
+                } else {
+                    range.iov_base = range.iov_base.wrapping_byte_add(advised);
+                    range.iov_len -= advised;
+                    advised = 0;
                 }
-                done += chunk.len();
             }
-            if !self.one_by_one {
-                return Ok(());
-            }
-            return self.advise(&ranges[done..], advice);
         }
-        for range in ranges {
+        // What the batches left (a range may be advised twice: both
+        // advices allow it).
+        for range in &ranges[at..] {
             // SAFETY: as above, for one range.
             let rc = unsafe { libc::madvise(range.iov_base, range.iov_len, advice) };
             if rc != 0 {
@@ -480,5 +532,64 @@ mod tests {
     #[test]
     fn a_trim_releases_them_one_by_one_where_the_kernel_refuses_a_batch() {
         trims_every_stack_beyond_the_warm_ones(true);
+    }
+
+    /// A batch over the kernel's ~2 GiB a call: it advises a prefix and
+    /// returns a short count; the next call picks up inside the range where
+    /// it stopped, and batching stays on.
+    #[test]
+    fn a_batch_past_two_gib_resumes_after_the_short_count() {
+        let len = 3usize << 30;
+        // SAFETY: a fresh anonymous private mapping of our own, reserved
+        // without swap, touched only at two bytes below and unmapped below.
+        let addr = unsafe {
+            libc::mmap(
+                ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                -1,
+                0,
+            )
+        };
+        assert_ne!(addr, libc::MAP_FAILED);
+        let first = addr.cast::<u8>();
+        // SAFETY: both bytes lie inside the mapping.
+        let last = unsafe { first.add(len - 1) };
+        // SAFETY: as above; the mapping is readable and writable.
+        unsafe {
+            first.write_volatile(1);
+            last.write_volatile(1);
+        }
+        let mut batch = Batch::default();
+        batch.push(addr as usize, len);
+        batch.apply(libc::MADV_DONTNEED).unwrap();
+        // SAFETY: as above; `MADV_DONTNEED` pages read back as zero.
+        let (head, tail) = unsafe { (first.read_volatile(), last.read_volatile()) };
+        // SAFETY: the mapping made above, no longer used.
+        unsafe { libc::munmap(addr, len) };
+        assert_eq!((head, tail), (0, 0), "both ends released");
+        // On a kernel without `process_madvise(PIDFD_SELF)` it went one by
+        // one from the start; otherwise it must have stayed batched.
+        let batched = kernel_takes_pidfd_self();
+        assert_eq!(batch.one_by_one, !batched);
+    }
+
+    /// Whether this kernel takes `process_madvise(PIDFD_SELF, ..)` at all:
+    /// an empty batch is accepted (0) where it is known.
+    fn kernel_takes_pidfd_self() -> bool {
+        let iov: [libc::iovec; 0] = [];
+        // SAFETY: an empty iovec array; nothing is advised.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                PIDFD_SELF,
+                iov.as_ptr(),
+                0usize,
+                libc::MADV_DONTNEED,
+                0,
+            )
+        };
+        rc == 0
     }
 }
