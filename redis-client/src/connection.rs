@@ -917,8 +917,9 @@ fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
     Error::from(err).unsent()
 }
 
-/// Cold halves of `req_command`, kept out of line so that the frame a
-/// parked blocking command sits in stays small (see docs on stack use).
+/// The halves of `req_command`, kept out of line so that the frames a
+/// parked blocking command sits in stay small: a parked BRPOP in the demo
+/// touches one 4 KiB page of its stack (docs/coroutines-and-stacks.md).
 impl Connection {
     /// Checks and sends one command (with CLIENT ID before the first
     /// blocking one), leaving what to expect of each in `self.expect`;
