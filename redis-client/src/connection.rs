@@ -573,21 +573,37 @@ impl Connection {
     }
 
     /// Reads the reply `expect` describes.
-    fn read_reply(&mut self, expect: Expect) -> Result<Value> {
+    fn read_reply(&mut self, expect: &Expect) -> Result<Value> {
         self.set_read_timeout(read_deadline(self.socket_timeout, expect.blocking))?;
+        // Only the wait itself stays in this frame, which a parked command
+        // sits in: the bookkeeping either side is out of line.
         let value = match expect.replies {
             Replies::One => self.next_reply(expect.subscribed, false),
             Replies::Confirmations(n) => self.confirmations(n),
             Replies::AllOf(kind) => self.confirmations(self.session.unsubscribe_all_replies(kind)),
         };
-        let value = value.map_err(|err| {
-            // A blocking command's reply cut short by a timeout is still
-            // owed, and the reaper may read it yet; anything else ends it.
-            if !(self.blocked && err.is_timeout()) {
-                self.blocked = false;
-            }
-            self.fail(unwinding(err))
-        })?;
+        match value {
+            Ok(value) => Ok(self.reply_read(expect, value)),
+            Err(err) => Err(self.reply_failed(err)),
+        }
+    }
+
+    /// A read that failed: a blocking command's reply cut short by a
+    /// timeout is still owed, and the reaper may read it yet; anything
+    /// else ends it.
+    #[inline(never)]
+    #[cold]
+    fn reply_failed(&mut self, err: Error) -> Error {
+        if !(self.blocked && err.is_timeout()) {
+            self.blocked = false;
+        }
+        self.fail(unwinding(err))
+    }
+
+    /// Settles what a reply that arrived decides: the transaction and
+    /// cache effects its command was filed with.
+    #[inline(never)]
+    fn reply_read(&mut self, expect: &Expect, value: Value) -> Value {
         if let Some(effect) = &expect.effect {
             // EXECABORT is an error reply, but it did end the transaction
             // (and its WATCH): the server discarded both.
@@ -598,15 +614,16 @@ impl Connection {
             self.known.settle(effect, ran);
         }
         if expect.multi.is_some() || expect.filed {
-            self.settle_queued(&expect, &value);
+            self.settle_queued(expect, &value);
         }
         if expect.exec {
             self.settle_exec(&value);
         }
         self.unread = self.unread.saturating_sub(1);
-        Ok(value)
+        value
     }
 
+    #[inline(never)]
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> Result<()> {
         if timeout != self.read_timeout {
             self.stream
@@ -659,6 +676,7 @@ impl Connection {
 
     /// The `n` confirmations of a subscribe command: the one itself when `n`
     /// is 1, an array of them otherwise; or the error reply that refused it.
+    #[inline(never)]
     fn confirmations(&mut self, n: usize) -> Result<Value> {
         let mut all = Vec::new();
         while all.len() < n {
@@ -899,8 +917,16 @@ fn connect_error(info: &ConnectionInfo, err: io::Error) -> Error {
     Error::from(err).unsent()
 }
 
-impl ConnectionLike for Connection {
-    fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
+/// The halves of `req_command`, kept out of line so that the frames a
+/// parked blocking command sits in stay small: a parked BRPOP in the demo
+/// touches one 4 KiB page of its stack (docs/coroutines-and-stacks.md).
+impl Connection {
+    /// Checks and sends one command (with CLIENT ID before the first
+    /// blocking one), leaving what to expect of each in `self.expect`;
+    /// returns whether CLIENT ID went first. Out of line: its frame is gone
+    /// before the command waits for its reply.
+    #[inline(never)]
+    fn send_command(&mut self, cmd: &Cmd) -> Result<bool> {
         self.check()?;
         refuse(cmd)?;
         // Alone and outside MULTI, no command can be a queued subscribe.
@@ -927,34 +953,85 @@ impl ConnectionLike for Connection {
         self.send(1 + usize::from(id.is_some()))
             .map_err(Error::unsent)?;
         self.blocked = blocking;
-        if let Some(id) = id {
-            match self.read_reply(id).map_err(Error::after_write)? {
-                Value::Int(id) => self.client_id = Some(id),
-                // A server at maxclients answers the first request with its
-                // refusal and closes: that is the command's answer too.
-                Value::Error(err) if err.message.starts_with(MAX_CLIENTS) => {
-                    self.blocked = false;
-                    self.broken = Some(err.to_string());
-                    return Err(Error::Server(err));
-                }
-                // Refused (an ACL without CLIENT ID): no reaper for this one.
-                _ => {}
-            }
+        self.expect.clear();
+        self.expect.extend(id);
+        self.expect.push(expect);
+        Ok(id.is_some())
+    }
+
+    /// The replies to what `send_command` sent: CLIENT ID's first, if it
+    /// went, then the command's.
+    fn command_reply(&mut self, expect: &[Expect], with_id: bool) -> Result<Value> {
+        let (last, id) = expect.split_last().expect("send_command files the command");
+        if with_id {
+            self.read_client_id(&id[0])?;
         }
-        let reply = self.read_reply(expect).map_err(Error::after_write);
+        let reply = self.read_reply(last);
+        self.command_replied(reply)
+    }
+
+    /// What a single command's reply, read, makes of the connection.
+    #[inline(never)]
+    fn command_replied(&mut self, reply: Result<Value>) -> Result<Value> {
+        let reply = reply.map_err(Error::after_write);
         if reply.is_ok() {
             self.blocked = false;
         }
         match reply? {
-            Value::Error(err) => {
-                // The server refuses the connection itself and closes it.
-                if err.message.starts_with(MAX_CLIENTS) {
-                    self.broken = Some(err.to_string());
-                }
-                Err(Error::Server(err))
-            }
+            Value::Error(err) => Err(self.server_refusal(err)),
             value => Ok(value),
         }
+    }
+
+    /// Reads the reply to the CLIENT ID sent before the first blocking
+    /// command and notes the id for the reaper. A server at maxclients
+    /// answers the first request with its refusal and closes: that is the
+    /// command's answer too.
+    #[inline(never)]
+    #[cold]
+    fn read_client_id(&mut self, id: &Expect) -> Result<()> {
+        let reply = self.read_reply(id);
+        self.client_id_replied(reply)
+    }
+
+    /// Notes CLIENT ID's reply (see `read_client_id`).
+    #[inline(never)]
+    #[cold]
+    fn client_id_replied(&mut self, reply: Result<Value>) -> Result<()> {
+        match reply.map_err(Error::after_write)? {
+            Value::Int(id) => self.client_id = Some(id),
+            Value::Error(err) if err.message.starts_with(MAX_CLIENTS) => {
+                self.blocked = false;
+                self.broken = Some(err.to_string());
+                return Err(Error::Server(err));
+            }
+            // Refused (an ACL without CLIENT ID): no reaper for this one.
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// An error reply to a single command; a maxclients refusal marks the
+    /// connection broken (the server closes it).
+    #[inline(never)]
+    #[cold]
+    fn server_refusal(&mut self, err: ServerError) -> Error {
+        if err.message.starts_with(MAX_CLIENTS) {
+            self.broken = Some(err.to_string());
+        }
+        Error::Server(err)
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_command(&mut self, cmd: &Cmd) -> Result<Value> {
+        let with_id = self.send_command(cmd)?;
+        // What to expect stays in the connection's own list, read by
+        // reference: the frame a parked command sits in holds no copies.
+        let expect = std::mem::take(&mut self.expect);
+        let reply = self.command_reply(&expect, with_id);
+        self.expect = expect;
+        reply
     }
 
     fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
@@ -978,7 +1055,7 @@ impl ConnectionLike for Connection {
             .send(expect.len())
             .and_then(|()| {
                 let mut replies = Vec::with_capacity(expect.len());
-                for &one in &expect {
+                for one in &expect {
                     replies.push(self.read_reply(one)?);
                 }
                 Ok(replies)

@@ -118,6 +118,8 @@ impl Stream {
     /// the handshake, bounded as a whole by the connect timeout (a port that
     /// does not speak TLS may never answer, a slow server may trickle).
     #[cfg(feature = "tls")]
+    #[inline(never)]
+    #[cold]
     fn connect_tls(info: &ConnectionInfo, opts: &crate::url::TlsOptions) -> io::Result<Stream> {
         let Addr::Tcp { host, .. } = &info.addr else {
             return Err(io::Error::new(
@@ -145,6 +147,7 @@ impl Stream {
         }
     }
 
+    #[inline(never)]
     fn connect_plain(info: &ConnectionInfo) -> io::Result<Stream> {
         let green = Context::current() != Context::Thread;
         match (&info.addr, green) {

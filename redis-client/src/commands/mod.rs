@@ -29,6 +29,14 @@ use crate::error::Result;
 use crate::types::FromValue;
 
 /// Runs `cmd` on `con` and converts the reply: the body of every method.
+/// The conversion is out of line: a command parked on its reply sits in
+/// this frame, which then holds no conversion's locals.
 fn run<T: FromValue>(con: &mut (impl ConnectionLike + ?Sized), cmd: &Cmd) -> Result<T> {
-    T::from_value(con.req_command(cmd)?)
+    let value = con.req_command(cmd)?;
+    convert(value)
+}
+
+#[inline(never)]
+fn convert<T: FromValue>(value: crate::Value) -> Result<T> {
+    T::from_value(value)
 }
