@@ -43,7 +43,8 @@ const FIRST_PAUSE: Duration = Duration::from_millis(5);
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// How a [`Client`](crate::Client) retries a command whose connection was
-/// lost. Only commands safe to repeat are retried (see [`may_retry`]).
+/// lost. Only commands safe to repeat are retried (the table at the top of
+/// `retry.rs` says which).
 ///
 /// ```
 /// use std::time::Duration;
