@@ -142,10 +142,7 @@ fn experiment(config: &Config, redis: &Target) -> Summary {
         Target::Cluster(cluster) => (cluster_stats(cluster), Some(cluster.masters().len())),
     };
     log::info!("# active OS threads: {os_threads}");
-    log::info!("# Redis connections created: {}", stats.created);
-    log::info!("# Redis connections in use: {}", stats.in_use);
-    log::info!("# Redis connections available: {}", stats.available);
-    log::info!("Waiting for Redis connection coroutines to terminate...");
+    log_pools(&stats);
     for client in clients {
         if let Err(err) = client.join() {
             tally.error(&err);
@@ -160,12 +157,7 @@ fn experiment(config: &Config, redis: &Target) -> Summary {
 
     let (nil_replies, errors, slowest_connect) = tally.totals();
     let peak_in_use = tally.peak_held();
-    if slowest_connect > SLOW_CONNECT {
-        log::warn!(
-            "the slowest connect took {:.3} s: a connection attempt was dropped and retried",
-            slowest_connect.as_secs_f64()
-        );
-    }
+    warn_if_slow(slowest_connect);
     Summary {
         mode: "coroutines",
         hubs: 1,
@@ -182,6 +174,25 @@ fn experiment(config: &Config, redis: &Target) -> Summary {
         nil_replies,
         errors,
         peak_rss_kib: limits::peak_rss_kib(),
+    }
+}
+
+/// The pool figures of the snapshot, the article's three lines, and the
+/// line that starts the wait for the clients.
+pub(crate) fn log_pools(stats: &PoolStats) {
+    log::info!("# Redis connections created: {}", stats.created);
+    log::info!("# Redis connections in use: {}", stats.in_use);
+    log::info!("# Redis connections available: {}", stats.available);
+    log::info!("Waiting for Redis connection coroutines to terminate...");
+}
+
+/// Says so when a connect waited for a retransmit (a dropped SYN).
+pub(crate) fn warn_if_slow(slowest_connect: Duration) {
+    if slowest_connect > SLOW_CONNECT {
+        log::warn!(
+            "the slowest connect took {:.3} s: a connection attempt was dropped and retried",
+            slowest_connect.as_secs_f64()
+        );
     }
 }
 

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use greenhub::sync::Semaphore;
 use greenhub_redis::{ClientFactory, PoolStats};
 
-use crate::coroutines::{ask_redis, cron, Target, CONNECTS_IN_FLIGHT, SLOW_CONNECT};
+use crate::coroutines::{ask_redis, cron, log_pools, warn_if_slow, Target, CONNECTS_IN_FLIGHT};
 use crate::limits;
 use crate::report::{CronGaps, Summary, Tally};
 use crate::Config;
@@ -107,10 +107,7 @@ fn experiment(
     }
     let os_threads = limits::os_threads();
     log::info!("# active OS threads: {os_threads} ({hubs} hubs)");
-    log::info!("# Redis connections created: {}", stats.created);
-    log::info!("# Redis connections in use: {}", stats.in_use);
-    log::info!("# Redis connections available: {}", stats.available);
-    log::info!("Waiting for Redis connection coroutines to terminate...");
+    log_pools(&stats);
     for share in shares {
         if let Err(err) = share.join() {
             tally.error(&err);
@@ -124,12 +121,7 @@ fn experiment(
     cron.kill();
 
     let (nil_replies, errors, slowest_connect) = tally.totals();
-    if slowest_connect > SLOW_CONNECT {
-        log::warn!(
-            "the slowest connect took {:.3} s: a connection attempt was dropped and retried",
-            slowest_connect.as_secs_f64()
-        );
-    }
+    warn_if_slow(slowest_connect);
     Summary {
         mode: "coroutines",
         hubs,
