@@ -8,10 +8,17 @@ use greenhub_redis::prelude::*;
 use greenhub_redis::{cmd, Client, Error, Value};
 use greenhub_tests::RedisServer;
 
-fn on_server(body: impl FnOnce(Client) + 'static) {
+/// Runs `body` against a fresh server twice: over RESP2, then over RESP3
+/// (`?protocol=3`), where many replies change shape (maps, sets, doubles,
+/// nested pairs) and every typed command must read both alike.
+fn on_server(body: impl Fn(Client) + Clone + 'static) {
     let server = RedisServer::start();
-    let url = server.url();
-    greenhub::run(move || body(Client::open(&url).unwrap()));
+    for query in ["", "?protocol=3"] {
+        server.raw_command(&["FLUSHALL"]);
+        let url = format!("{}{query}", server.url());
+        let body = body.clone();
+        greenhub::run(move || body(Client::open(&url).unwrap()));
+    }
 }
 
 #[test]

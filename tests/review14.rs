@@ -236,19 +236,26 @@ fn resp3_sorted_set_pops_cut_short_come_back_with_their_scores() {
     });
 }
 
-/// Found on the way (not part of this change): `zrange_withscores` cannot
-/// read RESP3's reply (an array of `[member, double]` pairs): one member
-/// comes back as an empty Vec (silently wrong), three as a type error
-/// ("expected a string, got Array([Bulk, Double])").
+/// Regression: `zrange_withscores` could not read RESP3's reply (an array
+/// of `[member, double]` pairs): one member came back as an empty Vec
+/// (silently wrong), three as a type error. Both protocols now read alike.
 #[test]
-#[ignore = "review: zrange_withscores on RESP3 returns [] for one member, a type error for more"]
 fn zrange_withscores_reads_a_resp3_reply() {
     let server = RedisServer::start();
-    let url = format!("{}?protocol=3", server.url());
-    greenhub::run(move || {
-        let mut redis = Client::open(&url).unwrap();
-        server.raw_command(&["ZADD", "z", "1", "a"]);
-        let all: Vec<(String, f64)> = redis.zrange_withscores("z", 0, -1).unwrap();
-        assert_eq!(all, [("a".to_owned(), 1.0)]);
-    });
+    for query in ["", "?protocol=3"] {
+        let url = format!("{}{query}", server.url());
+        greenhub::run(move || {
+            let mut redis = Client::open(&url).unwrap();
+            let _: usize = redis.del(&["z"]).unwrap();
+            let _: usize = redis.zadd("z", &[(1.0, "a")]).unwrap();
+            let one: Vec<(String, f64)> = redis.zrange_withscores("z", 0, -1).unwrap();
+            assert_eq!(one, [("a".to_owned(), 1.0)], "{query}");
+            let _: usize = redis.zadd("z", &[(2.5, "b"), (-3.0, "c")]).unwrap();
+            let all: Vec<(String, f64)> = redis.zrange_withscores("z", 0, -1).unwrap();
+            let want = [("c", -3.0), ("a", 1.0), ("b", 2.5)].map(|(m, s)| (m.to_owned(), s));
+            assert_eq!(all, want, "{query}");
+            let none: Vec<(String, f64)> = redis.zrange_withscores("missing", 0, -1).unwrap();
+            assert!(none.is_empty(), "{query}");
+        });
+    }
 }

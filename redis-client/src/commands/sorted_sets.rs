@@ -23,14 +23,16 @@ pub trait SortedSetCommands: ConnectionLike {
         run(self, cmd("ZRANGE").arg(key).arg(start).arg(stop))
     }
 
-    /// ZRANGE by index WITHSCORES: `(member, score)` pairs.
+    /// ZRANGE by index WITHSCORES: `(member, score)` pairs. RESP2 sends them
+    /// flat (`member, score, member, score`), RESP3 as two-element arrays;
+    /// both read the same.
     fn zrange_withscores<T: FromValue>(
         &mut self,
         key: impl ToArg,
         start: i64,
         stop: i64,
     ) -> Result<Vec<(T, f64)>> {
-        let flat: Vec<crate::resp::Value> = run(
+        let reply: Vec<crate::resp::Value> = run(
             self,
             cmd("ZRANGE")
                 .arg(key)
@@ -38,10 +40,20 @@ pub trait SortedSetCommands: ConnectionLike {
                 .arg(stop)
                 .arg("WITHSCORES"),
         )?;
-        let mut flat = flat.into_iter();
-        let mut pairs = Vec::with_capacity(flat.len() / 2);
-        while let (Some(member), Some(score)) = (flat.next(), flat.next()) {
-            pairs.push((T::from_value(member)?, f64::from_value(score)?));
+        let mut items = reply.into_iter().peekable();
+        let mut pairs = Vec::with_capacity(items.len());
+        while let Some(item) = items.next() {
+            let (member, score) = match item {
+                pair @ crate::resp::Value::Array(_) => <(T, f64)>::from_value(pair)?,
+                member => {
+                    let score = items.next().ok_or(crate::Error::Type {
+                        expected: "a score after each member",
+                        got: "a member without one".into(),
+                    })?;
+                    (T::from_value(member)?, f64::from_value(score)?)
+                }
+            };
+            pairs.push((member, score));
         }
         Ok(pairs)
     }
