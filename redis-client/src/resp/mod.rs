@@ -31,6 +31,14 @@ use std::fmt;
 use crate::error::ServerError;
 
 /// A reply from the server.
+///
+/// Dropping a `Value` is the compiler's drop glue, which recurses once per
+/// level of nesting: measured here, about 90 bytes of stack per level in a
+/// release build and 250 in a debug build. Real replies nest a few levels,
+/// but a script's reply may nest up to [`Limits::max_depth`] (1024 by
+/// default), which takes about 96 KiB of stack to drop in release and
+/// 256 KiB in debug, more than a coroutine's default 128 KiB there: drop a
+/// reply that may be that deep with [`dismantle`], which does not recurse.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
     /// RESP2's null bulk string and null array, RESP3's null (`_`).
@@ -91,6 +99,7 @@ pub struct Limits {
     pub max_bulk: usize,
     /// Deepest nesting of aggregates. Real replies nest a few levels, but an
     /// EVAL returns whatever its script built; 1024 by default, as hiredis.
+    /// (See [`Value`] on the stack a deep reply takes to drop.)
     pub max_depth: usize,
 }
 
