@@ -86,3 +86,47 @@ fn large_replies_arrive_whole_on_a_plain_thread_too() {
     r.rpush("nums", &items).unwrap();
     assert_eq!(r.lrange::<i64>("nums", 0, -1).unwrap(), items);
 }
+
+/// A parked blocking pop lends its read buffer back while it waits
+/// (`Reader::wrote_blocking`): whatever wakes it (a 1 MiB value, a small
+/// one, its timeout, a value already there) must arrive whole, and the same
+/// connection must go on in step, over both protocols.
+#[test]
+fn a_blocking_pop_woken_by_any_reply_reads_it_whole_and_goes_on() {
+    for query in ["", "?protocol=3"] {
+        let server = RedisServer::start();
+        let url = format!("{}{query}", server.url());
+        let pusher = server.url();
+        greenhub::run(move || {
+            let redis = Client::open(&url).unwrap();
+            let mut conn = redis.get_connection().unwrap();
+            let big: Vec<u8> = (0..1 << 20).map(|i| (i % 253) as u8).collect();
+            for (round, value) in [big.clone(), b"x".to_vec(), big.clone()]
+                .into_iter()
+                .enumerate()
+            {
+                let (pusher, value2) = (pusher.clone(), value.clone());
+                let push = greenhub::spawn(move || {
+                    greenhub::sleep(std::time::Duration::from_millis(30));
+                    Client::open(&pusher)
+                        .unwrap()
+                        .rpush("q", &[value2])
+                        .unwrap()
+                });
+                let got: Option<(Vec<u8>, Vec<u8>)> = conn.brpop(&["q"], 5.0).unwrap();
+                assert!(got == Some((b"q".to_vec(), value)), "round {round} {query}");
+                assert_eq!(push.join().unwrap(), 1);
+                assert_eq!(conn.incr("n").unwrap(), round as i64 + 1, "in step");
+            }
+            // Its timeout, then a value that was there before it asked.
+            let none: Option<(Vec<u8>, Vec<u8>)> = conn.brpop(&["q"], 0.05).unwrap();
+            assert_eq!(none, None);
+            conn.rpush("q", &[&big]).unwrap();
+            let got: Option<(Vec<u8>, Vec<u8>)> = conn.brpop(&["q"], 5.0).unwrap();
+            assert!(got == Some((b"q".to_vec(), big)), "{query}");
+            assert_eq!(conn.get::<i64>("n").unwrap(), 3);
+            drop(conn);
+            assert_eq!(redis.stats().created, 1, "one connection all along");
+        });
+    }
+}

@@ -952,8 +952,18 @@ impl Connection {
         // ambiguous.
         self.send(1 + usize::from(id.is_some()))
             .map_err(Error::unsent)?;
+        if blocking {
+            // A blocking command parks for its reply, maybe for long: its
+            // read buffer is given back meanwhile (256 bytes for each of
+            // thousands of parked clients). The request stays: a reaper
+            // reads it back if the caller is killed.
+            self.reader.wrote_blocking();
+        }
         self.blocked = blocking;
         self.expect.clear();
+        // Exactly what one command needs: a first push would take room for
+        // four (544 bytes), and 10,000 parked clients each keep theirs.
+        self.expect.reserve_exact(1 + usize::from(id.is_some()));
         self.expect.extend(id);
         self.expect.push(expect);
         Ok(id.is_some())

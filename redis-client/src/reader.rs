@@ -36,7 +36,8 @@ const MAX_BUFFER: usize = 128 * 1024;
 pub(crate) struct Reader {
     /// `buf[start..end]` is not consumed by the decoder yet (at most the
     /// start of an unfinished line). Between `INITIAL_BUFFER` and
-    /// `MAX_BUFFER` long; trimmed back by [`Reader::trim`].
+    /// `MAX_BUFFER` long, trimmed back by [`Reader::trim`]; empty only while
+    /// a blocking command's read waits for its first byte.
     buf: Vec<u8>,
     start: usize,
     end: usize,
@@ -45,6 +46,9 @@ pub(crate) struct Reader {
     /// Set by [`Reader::wrote`], cleared by the next read: only then may a
     /// read park before trying.
     park_first: bool,
+    /// Set by [`Reader::wrote_blocking`], cleared by the next request: the
+    /// buffer is freed while a read waits with nothing buffered.
+    lend: bool,
     /// Whether any byte was ever read: a plaintext connection whose server
     /// hangs up, or answers in TLS records, before its first byte is most
     /// likely talking to a TLS port, and the error says so.
@@ -59,6 +63,7 @@ impl Reader {
             end: 0,
             decoder: Decoder::new(limits),
             park_first: false,
+            lend: false,
             received: false,
         }
     }
@@ -70,6 +75,22 @@ impl Reader {
     /// Called after each successful write of a request.
     pub(crate) fn wrote(&mut self) {
         self.park_first = true;
+        self.lend = false;
+    }
+
+    /// Called after a request whose reply may take long (a blocking
+    /// command): until the next request, every read that starts with
+    /// nothing buffered waits for readiness first, with the buffer given
+    /// back for the wait and taken anew after.
+    pub(crate) fn wrote_blocking(&mut self) {
+        self.lend = true;
+    }
+
+    /// Gives the buffer its first size back if a parked wait lent it out.
+    fn ensure_buffer(&mut self) {
+        if self.buf.is_empty() {
+            self.buf = vec![0; INITIAL_BUFFER];
+        }
     }
 
     /// Whether no byte of a frame is buffered or held: the stream is at a
@@ -134,6 +155,7 @@ impl Reader {
                 Ok(Decoded::Incomplete { used, .. }) => self.start += used,
                 Err(err) => return Err(Error::Protocol(err.0)),
             }
+            self.ensure_buffer();
             self.make_room();
             match stream.read(&mut self.buf[self.end..]) {
                 Ok(0) => return Err(closed()),
@@ -148,10 +170,16 @@ impl Reader {
     /// Reads once into the buffer's free space, making some first.
     #[inline(never)]
     fn fill(&mut self, stream: &mut Stream) -> Result<()> {
+        self.ensure_buffer();
         self.make_room();
         let park_first = std::mem::take(&mut self.park_first);
-        if park_first && self.end == 0 && self.decoder.is_idle() {
-            stream.wait_readable()?;
+        if (park_first || self.lend) && self.end == 0 && self.decoder.is_idle() {
+            if self.lend {
+                self.buf = Vec::new();
+            }
+            let waited = stream.wait_readable();
+            self.ensure_buffer();
+            waited?;
         }
         let first = !self.received && !stream.is_tls();
         let n = match stream.read(&mut self.buf[self.end..]) {
