@@ -65,6 +65,20 @@ pub(crate) fn thread_cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// System CPU time and context switches (voluntary plus involuntary) of
+/// this process (`RUSAGE_SELF`): how much of a client's CPU went to the
+/// kernel, and how often its threads slept or were preempted.
+pub(crate) fn sys_time_and_switches() -> (Duration, u64) {
+    let mut usage: libc::rusage = unsafe_zeroed();
+    // SAFETY: getrusage writes one rusage struct that we own.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let sys = Duration::new(
+        usage.ru_stime.tv_sec as u64,
+        usage.ru_stime.tv_usec as u32 * 1000,
+    );
+    (sys, (usage.ru_nvcsw + usage.ru_nivcsw) as u64)
+}
+
 fn unsafe_zeroed() -> libc::rusage {
     // SAFETY: rusage is a plain C struct of integers; all zeroes is valid.
     unsafe { std::mem::zeroed() }

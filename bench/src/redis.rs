@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use greenhub_redis::prelude::*;
 use greenhub_redis::{cmd, pipe, Client, Connection, ConnectionInfo};
 
-use crate::measure::{cpu_time, Stat};
+use crate::measure::{cpu_time, sys_time_and_switches, Stat};
 use crate::{Report, RUNS};
 
 /// One summary line of the demo, as numbers.
@@ -178,6 +178,13 @@ impl Drop for Server {
 /// CPU µs per request, and requests per second.
 type Cost = (f64, f64);
 
+/// Of the last `get_greenhub` run: the share of its CPU time spent in the
+/// kernel, and context switches per request. Nearly all of a GET's client
+/// CPU is the kernel's loopback TCP path, and a hub that sleeps in
+/// `epoll_wait` between replies pays a wake-up each time: these two tell a
+/// busier machine from a costlier client when the CPU figure moves.
+static GREENHUB_DETAIL: std::sync::Mutex<(f64, f64)> = std::sync::Mutex::new((0.0, 0.0));
+
 /// 50 coroutines, one connection each, GETs (in pipelines of `depth`).
 pub(crate) fn get_greenhub(url: &str, requests: usize, depth: usize) -> Cost {
     let url = url.to_owned();
@@ -186,6 +193,7 @@ pub(crate) fn get_greenhub(url: &str, requests: usize, depth: usize) -> Cost {
         client.clone().set("key:small", "xxx").unwrap();
         let per_client = requests / 50;
         let cpu0 = cpu_time(false);
+        let (sys0, switches0) = sys_time_and_switches();
         let start = Instant::now();
         let workers: Vec<_> = (0..50)
             .map(|_| {
@@ -209,6 +217,13 @@ pub(crate) fn get_greenhub(url: &str, requests: usize, depth: usize) -> Cost {
             .collect();
         workers.into_iter().for_each(|w| w.join().unwrap());
         let (wall, cpu) = (start.elapsed(), cpu_time(false) - cpu0);
+        let (sys, switches) = sys_time_and_switches();
+        *GREENHUB_DETAIL
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = (
+            (sys - sys0).as_secs_f64() / cpu.as_secs_f64().max(1e-9),
+            (switches - switches0) as f64 / requests as f64,
+        );
         (
             cpu.as_secs_f64() * 1e6 / requests as f64,
             requests as f64 / wall.as_secs_f64(),
@@ -311,6 +326,7 @@ pub(crate) fn get(quick: bool) -> (Report, Vec<(String, f64)>) {
     report.header(&["client", "client CPU µs per request", "requests per second"]);
     let mut plot = Vec::new();
     let mut medians = Vec::new();
+    let mut detail = Vec::new();
     for (name, depth) in [
         ("greenhub, 50 coroutines", 1),
         ("redis-benchmark -c 50", 1),
@@ -320,7 +336,17 @@ pub(crate) fn get(quick: bool) -> (Report, Vec<(String, f64)>) {
     ] {
         let runs: Vec<Cost> = (0..RUNS)
             .map(|_| match name {
-                n if n.starts_with("greenhub") => get_greenhub(&url, requests, depth),
+                n if n.starts_with("greenhub") => {
+                    let cost = get_greenhub(&url, requests, depth);
+                    if depth == 1 {
+                        detail.push(
+                            *GREENHUB_DETAIL
+                                .lock()
+                                .unwrap_or_else(std::sync::PoisonError::into_inner),
+                        );
+                    }
+                    cost
+                }
                 n if n.starts_with("redis-benchmark") => {
                     get_redis_benchmark(server.port, requests, depth)
                 }
@@ -340,6 +366,14 @@ pub(crate) fn get(quick: bool) -> (Report, Vec<(String, f64)>) {
     report.field("greenhub_rps", ours.1);
     report.field("redis_benchmark_rps", bench.1);
     report.field("pipelined_greenhub_rps", medians[3].1);
+    report.field(
+        "greenhub_sys_share",
+        Stat::of(detail.iter().map(|d| d.0).collect()).median,
+    );
+    report.field(
+        "greenhub_switches_per_request",
+        Stat::of(detail.iter().map(|d| d.1).collect()).median,
+    );
     report.target(
         "client CPU per request ≤ 0.5× redis-benchmark's",
         ours.0 <= 0.5 * bench.0,
