@@ -168,3 +168,64 @@ fn a_brpop_killed_during_its_lent_wait_is_reaped_and_the_pool_goes_on() {
         assert_eq!(r.stats().created, 1, "the reaped connection was reused");
     });
 }
+
+/// The body shared by the lent-wait checks below: on `url`, a connection
+/// with CLIENT TRACKING (RESP3) parks in BRPOP; invalidation pushes arrive
+/// during the wait, then a 1 MiB value, then a small one, then its timeout;
+/// each reply whole, each push routed, the connection in step after.
+fn lent_wait_round_trips(url: String, pusher: String) {
+    let r = Client::open(&url).unwrap();
+    let seen = Rc::new(RefCell::new(0usize));
+    let seen2 = seen.clone();
+    r.on_invalidate(move |_| *seen2.borrow_mut() += 1);
+    let mut con = r.get_connection().unwrap();
+    cmd("CLIENT")
+        .arg("TRACKING")
+        .arg("ON")
+        .query::<()>(&mut *con)
+        .unwrap();
+    let big: Vec<u8> = (0..1 << 20).map(|i| (i % 251) as u8).collect();
+    for (round, value) in [big.clone(), b"y".to_vec()].into_iter().enumerate() {
+        for i in 0..3 {
+            let _: Option<Vec<u8>> = con.get(format!("t{i}")).unwrap();
+        }
+        let (pusher, value2) = (pusher.clone(), value.clone());
+        let push = greenhub::spawn(move || {
+            let mut w = Client::open(&pusher).unwrap();
+            for i in 0..3 {
+                greenhub::sleep(Duration::from_millis(15));
+                w.set(format!("t{i}"), "x").unwrap();
+            }
+            greenhub::sleep(Duration::from_millis(15));
+            w.rpush("q", &[value2]).unwrap()
+        });
+        let got = con.brpop(&["q"], 10.0).unwrap();
+        push.join().unwrap();
+        assert!(got == Some((b"q".to_vec(), value)), "round {round}");
+        assert_eq!(*seen.borrow(), 3 * (round + 1), "round {round}: pushes routed");
+        assert_eq!(con.incr("n").unwrap(), round as i64 + 1, "in step");
+    }
+    assert_eq!(con.brpop(&["q"], 0.05).unwrap(), None);
+    assert_eq!(con.ping().unwrap(), "PONG");
+}
+
+/// Over TLS (rustls holds decrypted bytes the socket no longer shows).
+#[test]
+fn a_lent_blocking_wait_over_tls_reads_pushes_and_replies_whole() {
+    let server = greenhub_tests::TlsServer::start(false);
+    let url = format!("{}&protocol=3", server.url(false));
+    let pusher = server.plain().url();
+    greenhub::run(move || lent_wait_round_trips(url, pusher));
+}
+
+/// Through a proxy that forwards one byte per segment: every frame,
+/// push or reply, arrives split at every byte.
+#[test]
+fn a_lent_blocking_wait_with_every_byte_split_reads_pushes_and_replies_whole() {
+    let server = RedisServer::start();
+    let proxy = greenhub_tests::FaultProxy::start(server.addr());
+    proxy.set(greenhub_tests::Fault::Slice);
+    let url = format!("{}?protocol=3", proxy.url());
+    let pusher = server.url();
+    greenhub::run(move || lent_wait_round_trips(url, pusher));
+}
