@@ -202,7 +202,11 @@ fn lent_wait_round_trips(url: String, pusher: String) {
         let got = con.brpop(&["q"], 10.0).unwrap();
         push.join().unwrap();
         assert!(got == Some((b"q".to_vec(), value)), "round {round}");
-        assert_eq!(*seen.borrow(), 3 * (round + 1), "round {round}: pushes routed");
+        assert_eq!(
+            *seen.borrow(),
+            3 * (round + 1),
+            "round {round}: pushes routed"
+        );
         assert_eq!(con.incr("n").unwrap(), round as i64 + 1, "in step");
     }
     assert_eq!(con.brpop(&["q"], 0.05).unwrap(), None);
@@ -228,4 +232,13 @@ fn a_lent_blocking_wait_with_every_byte_split_reads_pushes_and_replies_whole() {
     let url = format!("{}?protocol=3", proxy.url());
     let pusher = server.url();
     greenhub::run(move || lent_wait_round_trips(url, pusher));
+}
+
+/// docs/redis-client.md (d6f4985) says "the `Connection` itself is 704
+/// bytes". With the `tls` feature (the tests' default, and any rediss://
+/// user) it is 712: the figure holds for one feature set only.
+#[test]
+#[ignore = "review: size_of::<Connection>() is 712 with feature tls; docs say 704"]
+fn the_connection_is_the_size_the_docs_state() {
+    assert_eq!(std::mem::size_of::<greenhub_redis::Connection>(), 704);
 }
