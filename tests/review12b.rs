@@ -242,3 +242,38 @@ fn a_lent_blocking_wait_with_every_byte_split_reads_pushes_and_replies_whole() {
 fn the_connection_is_the_size_the_docs_state() {
     assert_eq!(std::mem::size_of::<greenhub_redis::Connection>(), 704);
 }
+
+/// An idle pooled connection the server closed (an admin's `CLIENT KILL`,
+/// the server's `timeout`, a restart): the next caller must get its reply,
+/// not "the server closed the connection" from a pooled corpse.
+fn kill_idle_then_use(server: &RedisServer, r: &mut Client, pause: &dyn Fn()) {
+    r.set("k", "v").unwrap();
+    assert_eq!(r.stats().available, 1);
+    let killed = server.raw_command(&["CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"]);
+    assert_eq!(killed, b":1\r\n", "the pooled connection was killed");
+    pause();
+    let got = r.get::<String>("k");
+    assert_eq!(got.map_err(|e| e.to_string()), Ok("v".to_owned()));
+}
+
+#[test]
+fn an_idle_connection_the_server_closed_does_not_fail_the_next_caller() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let mut r = Client::open(&url).unwrap();
+        kill_idle_then_use(&server, &mut r, &|| {
+            greenhub::sleep(Duration::from_millis(20))
+        });
+    });
+}
+
+/// The same on a plain thread (std sockets).
+#[test]
+fn an_idle_connection_the_server_closed_does_not_fail_the_next_caller_on_a_thread() {
+    let server = RedisServer::start();
+    let mut r = Client::open(&server.url()).unwrap();
+    kill_idle_then_use(&server, &mut r, &|| {
+        std::thread::sleep(Duration::from_millis(20))
+    });
+}
