@@ -1,6 +1,6 @@
 //! Review of issue 12 (second pass): the heap a parked BRPOP's connection
 //! holds, counted by a global allocator of this test binary alone (one
-//! test, so nothing else allocates meanwhile).
+//! test at a time, through `SERIAL`, so nothing else allocates meanwhile).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -30,6 +30,9 @@ unsafe impl GlobalAlloc for Counting {
 
 #[global_allocator]
 static ALLOC: Counting = Counting;
+
+/// One measuring test at a time.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Live heap, less the heap before, while one BRPOP parks on a new
 /// client's one connection, which first ran `pipeline` commands (if any).
@@ -65,6 +68,7 @@ fn parked_heap(url: &str, pipeline: usize) -> isize {
 #[test]
 #[ignore = "review: a parked BRPOP after a big pipeline keeps every reply slot of that pipeline"]
 fn a_parked_brpop_after_a_big_pipeline_holds_what_a_fresh_one_holds() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = RedisServer::start();
     let url = server.url();
     greenhub::run(move || {
@@ -75,5 +79,29 @@ fn a_parked_brpop_after_a_big_pipeline_holds_what_a_fresh_one_holds() {
             used_heap - fresh_heap < 1024,
             "fresh {fresh_heap} B, after a 2,000-command pipeline {used_heap} B"
         );
+    });
+}
+
+/// docs/redis-client.md: the read buffer "is trimmed back when the pool
+/// takes the connection back"; the write buffer (`Connection::out`) never
+/// is: after one SET of an 8 MiB value, the idle pooled connection keeps
+/// 8 MiB of heap for as long as it lives (every pooled connection that ever
+/// sent a large value does).
+#[test]
+#[ignore = "review: an idle pooled connection keeps the write buffer of the largest request it ever sent"]
+fn an_idle_pooled_connection_gives_back_a_large_requests_write_buffer() {
+    let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let mut r = Client::open(&url).unwrap();
+        r.ping().unwrap();
+        let big = vec![b'v'; 8 << 20];
+        let before = LIVE.load(Ordering::Relaxed);
+        r.set("big", &big).unwrap();
+        drop(big);
+        let kept = LIVE.load(Ordering::Relaxed) - before + (8 << 20);
+        assert_eq!(r.stats().available, 1, "pooled");
+        assert!(kept < 64 << 10, "the idle pooled connection keeps {kept} B");
     });
 }
