@@ -277,3 +277,37 @@ fn an_idle_connection_the_server_closed_does_not_fail_the_next_caller_on_a_threa
         std::thread::sleep(Duration::from_millis(20))
     });
 }
+
+/// The first blocking command of a connection goes out behind CLIENT ID
+/// (for the reaper's CLIENT UNBLOCK). Killed before even CLIENT ID's reply
+/// is read: the reaper reads the id first, ends the block, and the
+/// connection goes back to the pool in step; a later push is not lost.
+#[test]
+fn a_first_brpop_killed_before_its_client_id_reply_is_read_is_reaped_in_step() {
+    let server = RedisServer::start();
+    let url = server.url();
+    greenhub::run(move || {
+        let r = Client::open(&url).unwrap();
+        r.clone().ping().unwrap();
+        for round in 0..20 {
+            let r2 = r.clone();
+            let waiter = greenhub::spawn(move || {
+                let mut r2 = r2;
+                r2.brpop(&["fq"], 30.0)
+            });
+            // Let it write and park, then kill it at once.
+            greenhub::yield_now();
+            waiter.kill();
+            let _ = waiter.join();
+            greenhub_tests::wait_until("the reaper gives the connection back", || {
+                greenhub::sleep(Duration::from_millis(5));
+                r.stats().available >= 1
+            });
+            let mut r = r.clone();
+            assert_eq!(r.incr("n").unwrap(), round + 1, "round {round}: in step");
+        }
+        let mut r = r.clone();
+        r.rpush("fq", &["after"]).unwrap();
+        assert_eq!(r.llen("fq").unwrap(), 1, "nothing popped for a dead caller");
+    });
+}
