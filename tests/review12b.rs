@@ -311,3 +311,55 @@ fn a_first_brpop_killed_before_its_client_id_reply_is_read_is_reaped_in_step() {
         assert_eq!(r.llen("fq").unwrap(), 1, "nothing popped for a dead caller");
     });
 }
+
+/// Session state set *inside* MULTI/EXEC (an atomic pipeline): CLIENT
+/// TRACKING ON and SELECT run when EXEC does. The pool must not hand the
+/// connection on as if it were fresh: the next GET must read db 0, and no
+/// invalidation push may answer a later command.
+#[test]
+fn tracking_and_select_inside_an_atomic_pipeline_are_not_inherited() {
+    let server = RedisServer::start();
+    let url = format!("{}?protocol=3", server.url());
+    let plain = server.url();
+    greenhub::run(move || {
+        let mut r = Client::open(&url).unwrap();
+        r.set("k", "db0").unwrap();
+        let _: greenhub_redis::Value = greenhub_redis::pipe()
+            .atomic()
+            .cmd("CLIENT")
+            .arg("TRACKING")
+            .arg("ON")
+            .cmd("SELECT")
+            .arg(5)
+            .cmd("SET")
+            .arg("k")
+            .arg("db5")
+            .cmd("GET")
+            .arg("k")
+            .query(&mut r)
+            .unwrap();
+        Client::open(&plain).unwrap().select_then_set();
+        assert_eq!(r.get::<String>("k").unwrap(), "db0");
+        for _ in 0..3 {
+            assert_eq!(r.ping().unwrap(), "PONG");
+        }
+    });
+}
+
+/// Invalidates db 5's `k` (and db 0's) from another connection.
+trait SelectThenSet {
+    fn select_then_set(self);
+}
+
+impl SelectThenSet for Client {
+    fn select_then_set(mut self) {
+        let _: greenhub_redis::Value = greenhub_redis::pipe()
+            .cmd("SELECT")
+            .arg(5)
+            .cmd("SET")
+            .arg("k")
+            .arg("changed")
+            .query(&mut self)
+            .unwrap();
+    }
+}
