@@ -66,7 +66,6 @@ fn parked_heap(url: &str, pipeline: usize) -> isize {
 /// keeps 2,000 slots through every later parked BRPOP (and while idle in
 /// the pool: `trim` gives back only the read buffer).
 #[test]
-#[ignore = "review: a parked BRPOP after a big pipeline keeps every reply slot of that pipeline"]
 fn a_parked_brpop_after_a_big_pipeline_holds_what_a_fresh_one_holds() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = RedisServer::start();
@@ -88,7 +87,6 @@ fn a_parked_brpop_after_a_big_pipeline_holds_what_a_fresh_one_holds() {
 /// 8 MiB of heap for as long as it lives (every pooled connection that ever
 /// sent a large value does).
 #[test]
-#[ignore = "review: an idle pooled connection keeps the write buffer of the largest request it ever sent"]
 fn an_idle_pooled_connection_gives_back_a_large_requests_write_buffer() {
     let _one = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let server = RedisServer::start();

@@ -160,14 +160,19 @@ impl Cmd {
         } else if is("WAIT") || is("WAITAOF") {
             millis(arg(argc - 1))
         } else if is("XREAD") || is("XREADGROUP") {
-            // Options come before STREAMS, after `GROUP group consumer` for
-            // XREADGROUP; a key or group named "block" is not the option.
-            let mut args = self.arg_bytes().skip(if is("XREAD") { 1 } else { 4 });
+            // Options come before STREAMS, in any order; XREADGROUP's
+            // `GROUP group consumer` is one of them (Redis takes
+            // `XREADGROUP BLOCK 5 GROUP g c STREAMS ...`). A key, group or
+            // consumer named "block" is not the option.
+            let mut args = self.arg_bytes().skip(1);
             while let Some(option) = args.next() {
                 let option_is = |word: &[u8]| option.eq_ignore_ascii_case(word);
                 if option_is(b"BLOCK") {
                     return millis(args.next());
                 } else if option_is(b"COUNT") {
+                    args.next();
+                } else if option_is(b"GROUP") && is("XREADGROUP") {
+                    args.next();
                     args.next();
                 } else if !option_is(b"NOACK") {
                     // STREAMS, or something that is not an option.
@@ -294,5 +299,31 @@ mod tests {
         let mut forever = cmd("XREAD");
         forever.arg("BLOCK").arg(0).arg("STREAMS").arg("s").arg("$");
         assert_eq!(forever.server_timeout(), Some(Duration::ZERO));
+        // Redis takes XREADGROUP's options in any order, GROUP included.
+        let mut first = cmd("XREADGROUP");
+        first
+            .arg("BLOCK")
+            .arg(250)
+            .arg("GROUP")
+            .arg("block")
+            .arg("block")
+            .arg("STREAMS")
+            .arg("s")
+            .arg(">");
+        assert_eq!(first.server_timeout(), Some(Duration::from_millis(250)));
+        let mut between = cmd("XREADGROUP");
+        between
+            .arg("COUNT")
+            .arg(1)
+            .arg("GROUP")
+            .arg("g")
+            .arg("c")
+            .arg("NOACK")
+            .arg("BLOCK")
+            .arg(40)
+            .arg("STREAMS")
+            .arg("s")
+            .arg(">");
+        assert_eq!(between.server_timeout(), Some(Duration::from_millis(40)));
     }
 }

@@ -50,6 +50,11 @@ use crate::url::{ConnectionInfo, Protocol};
 /// The request buffer's first size: `BRPOP list 1` encodes to 40 bytes; a
 /// longer request grows it once, and it keeps that size.
 const INITIAL_REQUEST: usize = 64;
+/// A write buffer larger than this is given back when the pool takes the
+/// connection back (a request of a large value must not be kept for good).
+const TRIMMED_REQUEST: usize = 16 * 1024;
+/// A write buffer larger than this is replaced before a blocking command.
+const PARKED_REQUEST: usize = 1024;
 
 /// The commands an atomic pipeline is wrapped in.
 static MULTI: LazyLock<Cmd> = LazyLock::new(|| cmd("MULTI"));
@@ -343,9 +348,19 @@ impl Connection {
         self.tracking_redirect
     }
 
-    /// Gives back read-buffer memory a large reply took (for the pool).
+    /// Gives back the memory a large reply or request took (for the pool):
+    /// the read buffer, the write buffer and the list of replies owed.
     pub(crate) fn trim_buffer(&mut self) {
         self.reader.trim();
+        if self.out.capacity() > TRIMMED_REQUEST {
+            self.out = Vec::with_capacity(INITIAL_REQUEST);
+        }
+        if self.expect.capacity() > 2 && self.expect.is_empty() {
+            self.expect = Vec::new();
+        }
+        if self.filed.capacity() > 2 && self.filed.is_empty() {
+            self.filed = VecDeque::new();
+        }
     }
 
     /// Notes `cmd` in the session and appends it to the request being built;
@@ -936,6 +951,11 @@ impl Connection {
         self.out.clear();
         self.filed.clear();
         let blocking = cmd.server_timeout().is_some() && !self.session.multi;
+        if blocking && self.out.capacity() > PARKED_REQUEST {
+            // A command that may park for long does not sit on what an
+            // earlier pipeline or large value grew.
+            self.out = Vec::with_capacity(INITIAL_REQUEST);
+        }
         let id = (blocking && !self.id_asked && !self.session.subscribed).then(|| {
             self.id_asked = true;
             self.add(&CLIENT_ID)
@@ -960,10 +980,15 @@ impl Connection {
             self.reader.wrote_blocking();
         }
         self.blocked = blocking;
-        self.expect.clear();
         // Exactly what one command needs: a first push would take room for
-        // four (544 bytes), and 10,000 parked clients each keep theirs.
-        self.expect.reserve_exact(1 + usize::from(id.is_some()));
+        // four (544 bytes), and 10,000 parked clients each keep theirs; a
+        // list a pipeline grew is replaced, not kept.
+        let need = 1 + usize::from(id.is_some());
+        if self.expect.capacity() > 2 {
+            self.expect = Vec::new();
+        }
+        self.expect.clear();
+        self.expect.reserve_exact(need);
         self.expect.extend(id);
         self.expect.push(expect);
         Ok(id.is_some())

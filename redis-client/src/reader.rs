@@ -7,13 +7,16 @@
 //! unfinished line: its size follows the reads, not the replies.
 //!
 //! Reads obey one rule, because readiness is edge-triggered: a read tries
-//! the socket first, and parks only on `WouldBlock`. The one exception is the
-//! first read right after a write, with nothing buffered or held: the reply
-//! to that write cannot be in the kernel yet, its arrival is an edge still to
-//! come, and parking at once saves a read that would only say `WouldBlock`.
-//! Every other read (the second reply of a pipeline, a pub/sub message that
-//! came while the subscriber was busy) may find bytes whose edge was
-//! announced while nobody waited, so it must try. See
+//! the socket first, and parks only on `WouldBlock`. Two exceptions wait
+//! for readability first, each only with nothing buffered or held: the
+//! first read right after a write (its reply cannot be in the kernel yet,
+//! and parking at once saves a read that would only say `WouldBlock`), and,
+//! while a blocking command waits, every read (so that the buffer can be
+//! freed for the wait). Both are safe because that wait consults the hub's
+//! cached readiness and returns at once for bytes already in the kernel (a
+//! TLS stream first checks its decrypted plaintext; a `std` socket does not
+//! wait). Every other read (the second reply of a pipeline, a pub/sub
+//! message that came while the subscriber was busy) tries first. See
 //! `docs/readiness-and-edge-triggering.md`.
 
 use std::io;

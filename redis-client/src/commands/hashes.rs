@@ -24,7 +24,9 @@ pub trait HashCommands: ConnectionLike {
         run(self, cmd("HGET").arg(key).arg(field))
     }
 
-    /// HGETALL, as a `HashMap` or `BTreeMap` (or a `Vec` of pairs).
+    /// HGETALL, as a `HashMap` or `BTreeMap`, or as a flat `Vec` (field,
+    /// value, field, value, ...), alike over RESP2 and RESP3. Not as a
+    /// `Vec` of pairs: that is a type error.
     fn hgetall<T: FromValue>(&mut self, key: impl ToArg) -> Result<T> {
         run(self, cmd("HGETALL").arg(key))
     }
