@@ -282,7 +282,7 @@ impl Recorder {
 
     /// Starts publishing the pulse; the console's sampler reads it. `None`
     /// while a pulse is already published (one view per hub: a second
-    /// would replace the pulse the first one's sampler reads).
+    /// would reset the pulse the first one's sampler reads).
     ///
     /// The pulse is reused: the previous view's sampler has been joined
     /// before its `stop_pulse`, so nothing else reads it while it is reset.
