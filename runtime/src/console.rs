@@ -7,16 +7,18 @@
 //! spawns a `console` coroutine that renders a frame a few times per second
 //! and hands it to a writer thread through a one-slot mailbox: the thread
 //! writes it to stderr, and a frame it has not taken yet is replaced by the
-//! next, so a terminal that stops reading never blocks the hub. The hub's cost while a view is open: three relaxed atomic stores
-//! per switch, all on the hub's side, and two clock reads per poll (the pulse, `sched/record.rs`),
-//! plus one walk of the task table per frame, on the hub. Run lengths come
+//! next, so a terminal that stops reading never blocks the hub. The hub's
+//! cost while a view is open: three relaxed atomic stores per switch, all on
+//! the hub's side, into a pulse on cache lines of its own, and two clock
+//! reads per poll (`sched/record.rs`), plus one walk of the task table per
+//! frame, on the hub, with no hashing or allocation per task. Run lengths come
 //! from a sampler thread that reads the pulse every millisecond, as the
 //! blocking monitor does: a run it saw in two samples or more lasted at least
 //! the time between them, so runs under a millisecond are not listed. One
 //! view per hub at a time: [`View::new`] refuses a second while one is open.
 //! See `docs/tracing.md`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
 use std::marker::PhantomData;
@@ -172,11 +174,14 @@ impl View {
                 ..Snapshot::default()
             };
             self.last_switches = switches;
-            let wanted: HashMap<u64, Duration> = runs.iter().copied().collect();
             let mut names: HashMap<u64, String> = HashMap::new();
-            // Keyed by a static label (no fd, no allocation): the walk runs
-            // on the hub, over every coroutine, at each refresh.
-            let mut waits: BTreeMap<&'static str, usize> = BTreeMap::new();
+            // The walk runs on the hub, over every coroutine, at each
+            // refresh, so per task it does no hashing and no allocation:
+            // the few wait labels (static, no fd) are counted in a short
+            // list tried at the last label's slot first, and the few listed
+            // runs' ids are compared in a row (at most `longest` of them).
+            let mut waits: Vec<(&'static str, usize)> = Vec::new();
+            let mut last = 0;
             for (_, task) in hub.sched.tasks.borrow().iter() {
                 snapshot.alive += 1;
                 match task.state {
@@ -184,10 +189,20 @@ impl View {
                     State::Ready => snapshot.ready += 1,
                     State::Parked(on) => {
                         snapshot.parked += 1;
-                        *waits.entry(label(on)).or_default() += 1;
+                        let label = label(on);
+                        if waits.get(last).is_none_or(|wait| wait.0 != label) {
+                            last = match waits.iter().position(|wait| wait.0 == label) {
+                                Some(at) => at,
+                                None => {
+                                    waits.push((label, 0));
+                                    waits.len() - 1
+                                }
+                            };
+                        }
+                        waits[last].1 += 1;
                     }
                 }
-                if wanted.contains_key(&task.id) {
+                if runs.iter().any(|run| run.0 == task.id) {
                     names.insert(task.id, task.display_name());
                 }
             }

@@ -7,10 +7,13 @@
 //! Off by default. Every hook starts with one test of `mode` (a `Cell<u8>`
 //! of this hub, zero when off) and returns: a predictable branch, no clock
 //! read, no borrow. When tracing, each event costs one `Instant::now()` and a
-//! push. When the console is on, a resume and its return publish relaxed
-//! atomic stores (a switch number and the running coroutine's id) for the
-//! console's sampler thread, the blocking monitor's way, and each poll reads
-//! the clock twice to measure the hub's poll gap.
+//! push. When the console is on, a resume publishes a switch number and the
+//! running coroutine's id and its return publishes "idle": three relaxed
+//! atomic stores in all, inlined into the hub's switch, into the [`Pulse`],
+//! a slot the hub allocates once and aligns to cache lines of its own (no
+//! `RefCell`, no `Option`, no other data on its lines for the console's
+//! sampler thread to pull away). Each poll reads the clock twice to measure
+//! the hub's poll gap.
 //!
 //! It lives beside the scheduler because `Sched::wake` is the one place
 //! every wake passes through (queues, readiness, timers, kills); it knows
@@ -173,8 +176,14 @@ pub(crate) struct Recording {
 }
 
 /// What the console's sampler thread reads: written by the hub on every
-/// resume (relaxed stores, a single writer), read by one other thread.
+/// resume and return (relaxed stores, a single writer), read by one other
+/// thread. One per hub, allocated with its recorder and reused by every
+/// view; aligned to 128 bytes (a cache line and the one the adjacent-line
+/// prefetcher pairs with it) so nothing else lives on its lines: the
+/// sampler's reads and its own writes elsewhere never take a line the hub
+/// writes on every switch.
 #[derive(Debug, Default)]
+#[repr(align(128))]
 pub(crate) struct Pulse {
     /// Resumes since the pulse started; a new value means a new run.
     pub(crate) switches: AtomicU64,
@@ -213,8 +222,8 @@ pub(crate) struct Recorder {
     /// The coroutine running now (set by `resume`, cleared when it parks,
     /// yields or finishes): the waker of a wake, the spawner of a spawn.
     running: Cell<Option<u64>>,
-    /// The console's pulse, while it is on.
-    pulse: RefCell<Option<Arc<Pulse>>>,
+    /// The console's pulse; published to only while `mode` has `PULSE`.
+    pulse: Arc<Pulse>,
     pulse_switches: Cell<u64>,
     poll_started: Cell<Option<Instant>>,
     last_poll_end: Cell<Option<Instant>>,
@@ -273,24 +282,26 @@ impl Recorder {
 
     /// Starts publishing the pulse; the console's sampler reads it. `None`
     /// while a pulse is already published (one view per hub: a second
-    /// would replace the pulse the first one's sampler reads).
+    /// would reset the pulse the first one's sampler reads).
+    ///
+    /// The pulse is reused: the previous view's sampler has been joined
+    /// before its `stop_pulse`, so nothing else reads it while it is reset.
     pub(crate) fn start_pulse(&self) -> Option<Arc<Pulse>> {
-        if self.pulse.borrow().is_some() {
+        if self.mode.get() & PULSE != 0 {
             return None;
         }
-        let pulse = Arc::new(Pulse::default());
-        pulse.running.store(IDLE, Ordering::Relaxed);
-        *self.pulse.borrow_mut() = Some(pulse.clone());
+        self.pulse_switches.set(0);
+        self.pulse.switches.store(0, Ordering::Relaxed);
+        self.pulse.running.store(IDLE, Ordering::Relaxed);
         self.polls.set(PollStats::default());
         self.last_poll_end.set(None);
         self.mode.set(self.mode.get() | PULSE);
-        Some(pulse)
+        Some(self.pulse.clone())
     }
 
     /// Stops publishing the pulse.
     pub(crate) fn stop_pulse(&self) {
         self.mode.set(self.mode.get() & !PULSE);
-        self.pulse.borrow_mut().take();
     }
 
     /// The poll figures since the last call (the console's refresh).
@@ -307,8 +318,18 @@ impl Recorder {
 
     #[inline]
     pub(crate) fn resume(&self, id: u64) {
-        if self.mode.get() != 0 {
-            self.resumed(id);
+        let mode = self.mode.get();
+        if mode != 0 {
+            self.running.set(Some(id));
+            if mode & PULSE != 0 {
+                let n = self.pulse_switches.get() + 1;
+                self.pulse_switches.set(n);
+                self.pulse.running.store(id, Ordering::Relaxed);
+                self.pulse.switches.store(n, Ordering::Relaxed);
+            }
+            if mode & TRACE != 0 {
+                self.resumed(id);
+            }
         }
     }
 
@@ -344,8 +365,12 @@ impl Recorder {
     /// is a cold cache line (the pulse alone cost 50% per switch that way).
     #[inline]
     pub(crate) fn left(&self) {
-        if self.mode.get() != 0 {
-            self.came_back();
+        let mode = self.mode.get();
+        if mode != 0 {
+            self.running.set(None);
+            if mode & PULSE != 0 {
+                self.pulse.running.store(IDLE, Ordering::Relaxed);
+            }
         }
     }
 
@@ -420,18 +445,7 @@ impl Recorder {
 
     #[inline(never)]
     fn resumed(&self, id: u64) {
-        self.running.set(Some(id));
-        if self.mode.get() & PULSE != 0 {
-            if let Some(pulse) = &*self.pulse.borrow() {
-                let n = self.pulse_switches.get() + 1;
-                self.pulse_switches.set(n);
-                pulse.running.store(id, Ordering::Relaxed);
-                pulse.switches.store(n, Ordering::Relaxed);
-            }
-        }
-        if self.mode.get() & TRACE != 0 {
-            self.push(Some(id), EventKind::Resume);
-        }
+        self.push(Some(id), EventKind::Resume);
     }
 
     /// The running coroutine's run ended with `kind` (park, yield, finish).
@@ -439,16 +453,6 @@ impl Recorder {
     fn ended(&self, id: u64, kind: EventKind) {
         self.running.set(None);
         self.push(Some(id), kind);
-    }
-
-    #[inline(never)]
-    fn came_back(&self) {
-        self.running.set(None);
-        if self.mode.get() & PULSE != 0 {
-            if let Some(pulse) = &*self.pulse.borrow() {
-                pulse.running.store(IDLE, Ordering::Relaxed);
-            }
-        }
     }
 
     #[inline(never)]
