@@ -1133,3 +1133,157 @@ fn review_the_run_that_opens_a_view_is_listed() {
     });
     assert!(frame.contains("ms  main #"), "frame:\n{frame}");
 }
+
+/// Spins without parking for `length`, as a blocking call would.
+fn block_for(length: std::time::Duration) {
+    let start = std::time::Instant::now();
+    while start.elapsed() < length {
+        std::hint::spin_loop();
+    }
+}
+
+/// Review 17b (holds): a view closed after a hog ran and a new one opened
+/// on the same hub shows none of the old view's runs (the reused pulse is
+/// reset, the new sampler starts fresh), and its switches/s counts from the
+/// new view's opening.
+#[test]
+fn review_a_reopened_view_shows_no_stale_run() {
+    let frame = greenhub::run(|| {
+        let old = greenhub::console::View::new(Default::default()).unwrap();
+        greenhub::Builder::new()
+            .name("hog")
+            .spawn(|| block_for(SLACK / 5))
+            .unwrap()
+            .join()
+            .unwrap();
+        drop(old);
+        let mut new = greenhub::console::View::new(Default::default()).unwrap();
+        greenhub::yield_now();
+        new.frame()
+    });
+    assert!(!frame.contains("hog"), "frame:\n{frame}");
+}
+
+/// Review 17b (holds): the recorder's trace and the console on together:
+/// the view lists the hog, and the trace holds the hog's resume and finish
+/// in order and exports balanced JSON.
+#[test]
+fn review_trace_and_console_together() {
+    let (frame, trace, hog_id) = greenhub::run(|| {
+        greenhub::trace::start();
+        let mut view = greenhub::console::View::new(Default::default()).unwrap();
+        let done = Channel::<()>::unbounded();
+        let hog = {
+            let done = done.clone();
+            greenhub::Builder::new()
+                .name("hog")
+                .spawn(move || {
+                    block_for(SLACK / 5);
+                    done.send(()).unwrap();
+                    greenhub::sleep(SLACK * 10);
+                })
+                .unwrap()
+        };
+        done.recv().unwrap();
+        let frame = view.frame();
+        let id = hog.id();
+        hog.kill();
+        let _ = hog.join();
+        drop(view);
+        (frame, greenhub::trace::stop(), id)
+    });
+    assert!(frame.contains("ms  hog #"), "frame:\n{frame}");
+    let kinds: Vec<&EventKind> = trace
+        .events
+        .iter()
+        .filter(|e| e.coroutine == Some(hog_id))
+        .map(|e| &e.kind)
+        .collect();
+    assert!(
+        matches!(kinds.first(), Some(EventKind::Spawn { .. })),
+        "{kinds:?}"
+    );
+    assert!(matches!(kinds.get(1), Some(EventKind::Resume)), "{kinds:?}");
+    assert!(matches!(kinds.last(), Some(EventKind::Finish)), "{kinds:?}");
+    check_chrome_json(&trace.to_chrome_json()).unwrap();
+}
+
+/// Review 17b (holds): two hubs of a `Runtime`, each with its own view at
+/// the same time, each list their own hog and not the other's.
+#[test]
+fn review_two_hubs_each_with_a_view() {
+    let runtime = greenhub::Runtime::builder().hubs(2).build().unwrap();
+    let handle = runtime.handle();
+    let frames: Vec<String> = runtime.block_on(move || {
+        let jobs: Vec<_> = (0..2)
+            .map(|hub| {
+                handle
+                    .spawn_on(hub, move || {
+                        let mut view = greenhub::console::View::new(Default::default()).unwrap();
+                        let done = Channel::<()>::unbounded();
+                        let hog = {
+                            let done = done.clone();
+                            greenhub::Builder::new()
+                                .name(format!("hog{hub}"))
+                                .spawn(move || {
+                                    block_for(SLACK / 5);
+                                    done.send(()).unwrap();
+                                    greenhub::sleep(SLACK * 10);
+                                })
+                                .unwrap()
+                        };
+                        done.recv().unwrap();
+                        let frame = view.frame();
+                        hog.kill();
+                        frame
+                    })
+                    .unwrap()
+            })
+            .collect();
+        jobs.into_iter().map(|job| job.join().unwrap()).collect()
+    });
+    for (hub, frame) in frames.iter().enumerate() {
+        assert!(
+            frame.contains(&format!("hog{hub} #")),
+            "hub {hub}:\n{frame}"
+        );
+        assert!(
+            !frame.contains(&format!("hog{} #", 1 - hub)),
+            "hub {hub}:\n{frame}"
+        );
+    }
+}
+
+/// Review 17b (holds): a 5 ms blocking run is listed, by name and at 1 ms
+/// or more (the example), with a short-run crowd around it.
+#[test]
+fn review_a_5_ms_blocking_run_is_listed() {
+    let frame = greenhub::run(|| {
+        let mut view = greenhub::console::View::new(Default::default()).unwrap();
+        let crowd: Vec<_> = (0..100)
+            .map(|_| {
+                greenhub::spawn(|| {
+                    for _ in 0..20 {
+                        greenhub::yield_now();
+                    }
+                })
+            })
+            .collect();
+        let five = greenhub::Builder::new()
+            .name("five")
+            .spawn(|| std::thread::sleep(std::time::Duration::from_millis(5)))
+            .unwrap();
+        let id = five.id();
+        five.join().unwrap();
+        for c in crowd {
+            c.join().unwrap();
+        }
+        (view.frame(), id)
+    });
+    let (frame, id) = frame;
+    // Finished before the frame: listed by id, its name gone with its task.
+    assert!(
+        frame.contains(&format!("ms  #{id} (finished)")),
+        "frame:\n{frame}"
+    );
+}
