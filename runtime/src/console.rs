@@ -18,6 +18,7 @@
 //! view per hub at a time: [`View::new`] refuses a second while one is open.
 //! See `docs/tracing.md`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::io::Write;
@@ -85,6 +86,8 @@ struct Seen {
 /// thread of the hub it measures (it is not `Send`).
 #[derive(Debug)]
 pub struct View {
+    /// The hub it measures; on any other it shows and closes nothing.
+    hub: crate::HubId,
     options: Options,
     runs: Arc<Runs>,
     sampler: Option<thread::JoinHandle<()>>,
@@ -100,9 +103,15 @@ impl View {
     /// another view (or a [`start`]ed console) is open on this hub, or when
     /// the sampler thread cannot start.
     pub fn new(options: Options) -> std::io::Result<View> {
-        let (pulse, switches) =
-            crate::context::with(|hub| (hub.sched.trace.start_pulse(), hub.sched.switches.get()))
-                .ok_or_else(|| std::io::Error::other("greenhub::console needs a running hub"))?;
+        let (pulse, switches, hub) = crate::context::with(|hub| {
+            let running = hub.sched.with_current(|task| task.id);
+            (
+                hub.sched.trace.start_pulse(running),
+                hub.sched.switches.get(),
+                hub.id,
+            )
+        })
+        .ok_or_else(|| std::io::Error::other("greenhub::console needs a running hub"))?;
         let pulse = pulse.ok_or_else(|| {
             std::io::Error::new(
                 std::io::ErrorKind::AlreadyExists,
@@ -123,6 +132,7 @@ impl View {
         };
         let now = Instant::now();
         Ok(View {
+            hub,
             options,
             runs,
             sampler: Some(sampler),
@@ -161,6 +171,11 @@ impl View {
         runs.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         runs.truncate(self.options.longest);
         let snapshot = crate::context::with(|hub| {
+            if hub.id != self.hub {
+                // A view kept from an earlier hub (a value returned from
+                // `run`) measures nothing here: an empty frame.
+                return Snapshot::default();
+            }
             let switches = hub.sched.switches.get();
             let polls = hub.sched.trace.take_poll_stats();
             let mut snapshot = Snapshot {
@@ -234,21 +249,32 @@ impl Drop for View {
         if let Some(sampler) = self.sampler.take() {
             let _ = sampler.join();
         }
-        crate::context::with(|hub| hub.sched.trace.stop_pulse());
+        crate::context::with(|hub| {
+            // Only this view's own hub: a view kept from an earlier hub
+            // must not close the view of the hub it is dropped in.
+            if hub.id == self.hub {
+                hub.sched.trace.stop_pulse();
+            }
+        });
     }
 }
 
 /// A running console: a coroutine writing frames to stderr. Dropping it (or
-/// [`Console::stop`]) kills that coroutine, which closes its view.
+/// [`Console::stop`]) closes its view at once, so another can open right
+/// after, and kills that coroutine; `stop` also waits for it to end.
 #[derive(Debug)]
 #[must_use = "dropping the Console stops it at once"]
 pub struct Console {
     coroutine: Option<JoinHandle<()>>,
+    /// Shared with the console coroutine, which renders from it between
+    /// sleeps (never across one): taken and dropped here on stop.
+    view: Rc<RefCell<Option<View>>>,
 }
 
 impl Console {
     /// Stops refreshing and waits until the console coroutine has ended.
     pub fn stop(mut self) {
+        drop(self.view.borrow_mut().take());
         if let Some(coroutine) = self.coroutine.take() {
             coroutine.kill();
             let _ = coroutine.join();
@@ -258,6 +284,9 @@ impl Console {
 
 impl Drop for Console {
     fn drop(&mut self) {
+        if let Ok(mut view) = self.view.try_borrow_mut() {
+            drop(view.take());
+        }
         if let Some(coroutine) = self.coroutine.take() {
             coroutine.kill();
         }
@@ -279,7 +308,8 @@ pub fn start(options: Options) -> std::io::Result<Console> {
 /// the console ends.
 pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::io::Result<Console> {
     let refresh = options.refresh.max(Duration::from_millis(10));
-    let mut view = View::new(options)?;
+    let view = Rc::new(RefCell::new(Some(View::new(options)?)));
+    let watched = view.clone();
     let mailbox = Arc::new(Mailbox::default());
     let shared = mailbox.clone();
     thread::Builder::new()
@@ -288,13 +318,17 @@ pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::i
     let sender = Sender(mailbox);
     let coroutine = crate::Builder::new().name("console").spawn(move || loop {
         crate::sleep(refresh);
-        let frame = view.frame();
+        let frame = match watched.borrow_mut().as_mut() {
+            Some(view) => view.frame(),
+            None => return, // the Console closed it
+        };
         if !sender.post(format!("\x1b[H\x1b[2J{frame}")) {
             return; // the terminal went away: nothing left to show
         }
     })?;
     Ok(Console {
         coroutine: Some(coroutine),
+        view,
     })
 }
 

@@ -1077,7 +1077,6 @@ fn a_coroutine_whose_spawn_was_dropped_keeps_its_name() {
 /// `View::drop` stops the pulse of whatever hub is current. Fix: keep the
 /// `Arc<Pulse>` and stop only if it is the current hub's (`Arc::ptr_eq`).
 #[test]
-#[ignore = "review: a view from an earlier hub, dropped in a later one, closes the later hub's view"]
 fn review_a_view_from_an_earlier_hub_does_not_close_this_hubs_view() {
     let stale = greenhub::run(|| greenhub::console::View::new(Default::default()).unwrap());
     let second = greenhub::run(move || {
@@ -1099,7 +1098,6 @@ fn review_a_view_from_an_earlier_hub_does_not_close_this_hubs_view() {
 /// the `u64` subtraction in `View::snapshot` overflows (a panic in debug, a
 /// rate of ~1.8e19 switches/s in release).
 #[test]
-#[ignore = "review: frame() of a view from an earlier hub panics on u64 underflow"]
 fn review_a_view_from_an_earlier_hub_frames_without_panic() {
     let stale = greenhub::run(|| {
         for _ in 0..100 {
@@ -1120,7 +1118,6 @@ fn review_a_view_from_an_earlier_hub_frames_without_panic() {
 /// in the same coroutine is never listed. Fix: `start_pulse` publishes the
 /// current coroutine as switch 1 (as `Recorder::start` takes `running`).
 #[test]
-#[ignore = "review: the run that opens the view is never listed, however long it blocks"]
 fn review_the_run_that_opens_a_view_is_listed() {
     let frame = greenhub::run(|| {
         let mut view = greenhub::console::View::new(Default::default()).unwrap();
@@ -1296,7 +1293,6 @@ fn review_a_5_ms_blocking_run_is_listed() {
 /// docs, or have `Drop` close the view itself (e.g. the view behind an
 /// `Rc<RefCell<Option<View>>>` the `Console` also holds).
 #[test]
-#[ignore = "review: a console started again right after dropping one is refused"]
 fn review_a_console_restarts_right_after_the_drop() {
     let again = greenhub::run(|| {
         let console =

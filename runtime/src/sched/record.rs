@@ -286,13 +286,18 @@ impl Recorder {
     ///
     /// The pulse is reused: the previous view's sampler has been joined
     /// before its `stop_pulse`, so nothing else reads it while it is reset.
-    pub(crate) fn start_pulse(&self) -> Option<Arc<Pulse>> {
+    /// `running` is the coroutine that opens the view, if one does: its run
+    /// is published as the first, so a long stretch of it is seen too.
+    pub(crate) fn start_pulse(&self, running: Option<u64>) -> Option<Arc<Pulse>> {
         if self.mode.get() & PULSE != 0 {
             return None;
         }
-        self.pulse_switches.set(0);
-        self.pulse.switches.store(0, Ordering::Relaxed);
-        self.pulse.running.store(IDLE, Ordering::Relaxed);
+        let first = u64::from(running.is_some());
+        self.pulse_switches.set(first);
+        self.pulse.switches.store(first, Ordering::Relaxed);
+        self.pulse
+            .running
+            .store(running.unwrap_or(IDLE), Ordering::Relaxed);
         self.polls.set(PollStats::default());
         self.last_poll_end.set(None);
         self.mode.set(self.mode.get() | PULSE);
