@@ -355,7 +355,9 @@ impl Connection {
         if self.out.capacity() > TRIMMED_REQUEST {
             self.out = Vec::with_capacity(INITIAL_REQUEST);
         }
-        if self.expect.capacity() > 2 && self.expect.is_empty() {
+        // Its entries are read only inside the call that wrote them (a
+        // finished call leaves them stale, never empty): drop the room.
+        if self.expect.capacity() > 2 {
             self.expect = Vec::new();
         }
         if self.filed.capacity() > 2 && self.filed.is_empty() {
