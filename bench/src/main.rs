@@ -170,6 +170,11 @@ fn main() -> ExitCode {
             println!("{}", micro::parked_child(args[1].parse().expect("a count")));
             return ExitCode::SUCCESS;
         }
+        Some("console-paired") => {
+            // The `trace` suite's targets alone: `console-paired yielding|sockets`.
+            println!("{}", trace::paired_line(&args[1]));
+            return ExitCode::SUCCESS;
+        }
         Some("hubs-may-child") => {
             println!("{}", multi::may_child(&args[1..]));
             return ExitCode::SUCCESS;
