@@ -1,12 +1,21 @@
 //! The part TCP and Unix streams share: reads and writes in the one I/O shape
 //! (`registered.rs`), per-socket timeouts, and the `Read`/`Write` impls for
 //! both types.
+//!
+//! A short read clears the side's readiness (the kernel's queue ran dry), but
+//! a read that fills its buffer exactly cannot tell: the next read would be
+//! a call that fails with `WouldBlock`. A TCP stream whose reads fill their
+//! buffers exactly (`read_exact` of whole messages) therefore switches to
+//! `recvmsg` with `TCP_INQ` where the kernel has it: each read also says how
+//! many bytes are left, and one that took the last clears the readiness so
+//! the next read parks at once. A short read switches it back to plain
+//! reads, which cost a little less.
 
 use std::cell::Cell;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
 use std::time::{Duration, Instant};
 
-use super::registered::Registered;
+use super::registered::{Deadline, Registered};
 use crate::sources::reactor::Direction;
 
 /// A registered stream socket with std-like read and write timeouts.
@@ -15,6 +24,12 @@ pub(crate) struct Stream<S: std::os::fd::AsRawFd> {
     pub(crate) reg: Registered<S>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
+    /// `TCP_INQ` is on: [`read`](Self::read) can go through `recvmsg` and
+    /// learn whether it drained the receive queue.
+    inq: bool,
+    /// The last read filled its buffer exactly (only tracked with `inq`):
+    /// the next read goes through `recvmsg`.
+    exact: Cell<bool>,
 }
 
 impl<S: std::os::fd::AsRawFd> Stream<S> {
@@ -23,6 +38,18 @@ impl<S: std::os::fd::AsRawFd> Stream<S> {
             reg: Registered::new(source)?,
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
+            inq: false,
+            exact: Cell::new(false),
+        })
+    }
+
+    /// [`new`](Self::new) for a TCP socket: turns `TCP_INQ` on, and reads
+    /// as plain `read`s if the kernel refuses it.
+    pub(crate) fn new_tcp(source: S) -> io::Result<Self> {
+        let inq = crate::sys::os::enable_tcp_inq(source.as_raw_fd()).is_ok();
+        Ok(Stream {
+            inq,
+            ..Stream::new(source)?
         })
     }
 
@@ -38,13 +65,33 @@ where
 {
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
         let asked = buf.len();
-        self.reg.io_bytes(
+        if self.exact.get() {
+            let deadline = self
+                .read_timeout
+                .get()
+                .map_or(Deadline::Never, Deadline::After);
+            // Drained: the read stopped short, or the kernel says nothing is
+            // left (after a FIN it says 1, so the read of the 0 comes next).
+            let drained =
+                |&(n, left): &(usize, Option<usize>)| n > 0 && (n < asked || left == Some(0));
+            let read = |s: &S| crate::sys::os::recv_inq(s.as_raw_fd(), buf);
+            let (n, _) = self
+                .reg
+                .io_until(Direction::Read, deadline, "read", drained, read)?;
+            self.exact.set(n == asked && n > 0);
+            return Ok(n);
+        }
+        let n = self.reg.io_bytes(
             Direction::Read,
             self.read_timeout.get(),
             "read",
             asked,
             |mut s| s.read(buf),
-        )
+        )?;
+        if self.inq && n == asked && n > 0 {
+            self.exact.set(true);
+        }
+        Ok(n)
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {

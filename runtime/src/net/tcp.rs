@@ -44,7 +44,7 @@ impl TcpStream {
 
     fn connect_deadline(addr: SocketAddr, deadline: Option<Instant>) -> io::Result<TcpStream> {
         let stream = TcpStream {
-            inner: Stream::new(mio::net::TcpStream::connect(addr)?)?,
+            inner: Stream::new_tcp(mio::net::TcpStream::connect(addr)?)?,
         };
         // A loopback connect has usually completed by now; ask before parking
         // (one getpeername beats a trip through the poller). Not connected
@@ -110,7 +110,7 @@ impl_read_write!(TcpStream);
 impl TcpStream {
     pub(super) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream {
-            inner: Stream::new(stream)?,
+            inner: Stream::new_tcp(stream)?,
         })
     }
 
@@ -182,7 +182,7 @@ impl TcpListener {
             .io(Direction::Read, None, "accept", |l| l.accept())?;
         Ok((
             TcpStream {
-                inner: Stream::new(stream)?,
+                inner: Stream::new_tcp(stream)?,
             },
             addr,
         ))

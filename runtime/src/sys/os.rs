@@ -1,7 +1,8 @@
 //! The few system calls mio does not wrap: the page size, a listener's
 //! backlog, which stack pages are resident (for `dump()`), a listener with
-//! `SO_REUSEPORT`, an fd's `O_NONBLOCK` flag, and a `poll(2)` probe of one
-//! fd's readiness (for waits that must not trust a cached edge).
+//! `SO_REUSEPORT`, an fd's `O_NONBLOCK` flag, a `poll(2)` probe of one
+//! fd's readiness (for waits that must not trust a cached edge), and a TCP
+//! read that also says how many bytes are left (`TCP_INQ`).
 
 use std::io;
 use std::net::SocketAddr;
@@ -214,4 +215,73 @@ pub(crate) fn wait_exited(pid: u32) -> io::Result<()> {
             return Err(err);
         }
     }
+}
+
+/// Asks the kernel to report, with every `recvmsg` that passes a control
+/// buffer, how many bytes are left in the TCP socket's receive queue
+/// (`TCP_INQ`, Linux 4.18). Plain `read`s are unchanged by it, so the option
+/// is harmless on a socket later handed back to `std`.
+pub(crate) fn enable_tcp_inq(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live local;
+    // the caller keeps `fd` open for the call.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::IPPROTO_TCP,
+            libc::TCP_INQ,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+}
+
+/// One `recvmsg` into `buf` on a socket with `TCP_INQ` on: the bytes read,
+/// and the bytes the kernel still holds after them (`None` if it sent no
+/// count). Errors as `read`'s, `WouldBlock` included.
+pub(crate) fn recv_inq(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+    // Room for one cmsg carrying an int, aligned as cmsghdr must be.
+    #[repr(C)]
+    struct Control {
+        _align: [libc::cmsghdr; 0],
+        bytes: [u8; 32],
+    }
+    let mut control = Control {
+        _align: [],
+        bytes: [0; 32],
+    };
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is a valid empty one (null pointers, zero
+    // lengths); the fields set below point at locals that outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.bytes.as_mut_ptr().cast();
+    msg.msg_controllen = control.bytes.len() as _;
+    // SAFETY: `msg` describes one iovec over `buf` (writable, `buf.len()`
+    // bytes) and a control buffer of `msg_controllen` bytes, all live for
+    // the call; the caller keeps `fd` open.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    let mut inq = None;
+    // SAFETY: the kernel filled `msg_control` with `msg_controllen` bytes of
+    // well-formed cmsgs; CMSG_FIRSTHDR and CMSG_NXTHDR stay inside them and
+    // return null past the end. A TCP_CM_INQ cmsg carries one int, read
+    // unaligned since CMSG_DATA promises no alignment for it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == libc::TCP_CM_INQ {
+                let left = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
+                inq = usize::try_from(left).ok();
+            }
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
+        }
+    }
+    Ok((n as usize, inq))
 }
