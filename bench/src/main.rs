@@ -172,8 +172,16 @@ fn main() -> ExitCode {
         }
         Some("console-paired") => {
             // The `trace` suite's targets alone: `console-paired yielding|sockets`.
-            println!("{}", trace::paired_line(&args[1]));
-            return ExitCode::SUCCESS;
+            return match trace::paired_line(args.get(1).map(String::as_str)) {
+                Ok(line) => {
+                    println!("{line}");
+                    ExitCode::SUCCESS
+                }
+                Err(err) => {
+                    eprintln!("{err}");
+                    ExitCode::FAILURE
+                }
+            };
         }
         Some("hubs-may-child") => {
             println!("{}", multi::may_child(&args[1..]));

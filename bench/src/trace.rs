@@ -29,8 +29,9 @@ const QUICK_DIVISOR: u64 = 20;
 /// Phases of each kind in the paired measurement (console off, console on,
 /// alternating in one hub over the same coroutines).
 const PAIRED_PHASES: usize = 8;
-/// Length of one phase: two console frames at the default four per second.
-const PHASE: std::time::Duration = std::time::Duration::from_millis(500);
+/// Length of one phase: the console's first two frames (it renders 250 ms
+/// after it starts, then every 250 ms) fall inside an on phase.
+const PHASE: std::time::Duration = std::time::Duration::from_millis(550);
 /// The recording's ring: it fills within the first run and then wraps, so
 /// the steady cost of a push that drops the oldest event is measured.
 const RING: usize = 1 << 16;
@@ -145,7 +146,7 @@ pub(crate) fn trace(quick: bool) -> Report {
          ping-pong) throughout, and the main coroutine times {phases} phases of {} ms with the console \
          off and {phases} with it on, alternating (off, on, on, off, off, …), each figure the hub \
          thread's CPU time over the work done in the phase. The console is opened at the start of its \
-         phase and closed at its end, so its start, two frames and its close are counted. Fresh hubs, \
+         phase and closed at its end, so its start, its first two frames (250 and 500 ms in) and its close are counted. Fresh hubs, \
          as in the table above, differ from each other by more than the console costs (each crowd's \
          stacks land differently in memory); one hub keeps the layout the same on both sides.\n\n\
          | one hub, phases alternating | 10,000 yielding: hub CPU ns per switch | 5,000 socket pairs: hub CPU ns per round trip |\n\
@@ -357,12 +358,19 @@ fn paired_console(crowd: Crowd, phases: usize, phase: std::time::Duration) -> (S
 
 /// `console-paired yielding|sockets`: the paired measurement alone, as
 /// `off=MEDIAN (MIN–MAX) on=... ratio=...`.
-pub(crate) fn paired_line(crowd: &str) -> String {
-    let crowd = if crowd == "sockets" {
-        Crowd::Sockets
-    } else {
-        Crowd::Yielding
+pub(crate) fn paired_line(crowd: Option<&str>) -> Result<String, String> {
+    let crowd = match crowd {
+        Some("yielding") => Crowd::Yielding,
+        Some("sockets") => Crowd::Sockets,
+        other => {
+            return Err(format!(
+                "console-paired: expected `yielding` or `sockets`, got {other:?}"
+            ))
+        }
     };
     let (off, on) = paired_console(crowd, PAIRED_PHASES, PHASE);
-    format!("off={off} on={on} ratio={:.3}", on.median / off.median)
+    Ok(format!(
+        "off={off} on={on} ratio={:.3}",
+        on.median / off.median
+    ))
 }

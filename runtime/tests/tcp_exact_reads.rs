@@ -1,6 +1,6 @@
-//! TCP reads that fill their buffers exactly (`read_exact` of whole
-//! messages) go through `recvmsg` with `TCP_INQ`, and clear the side's
-//! readiness when the kernel says nothing is left. These tests walk the
+//! TCP reads go through `recvmsg` with `TCP_INQ`, and clear the side's
+//! readiness only when the kernel says nothing is left, so a read that
+//! fills its buffer exactly (`read_exact` of whole messages) can clear it. These tests walk the
 //! paths where that could sleep through bytes or an end of stream: more
 //! bytes behind the read, a FIN behind it, urgent data, a timeout, and reads
 //! that switch between exact and short.
@@ -128,8 +128,9 @@ fn an_exact_read_with_nothing_left_then_times_out_on_the_next() {
     assert_eq!(got, Err(ErrorKind::TimedOut));
 }
 
-/// Urgent data stops a read at its mark; the bytes after it are still
-/// read, exact reads or not.
+/// Urgent data stops a read at its mark; exact reads up to it and past it
+/// get every in-band byte (reads that stop short at the mark:
+/// `review_inq.rs`).
 #[test]
 fn urgent_data_in_the_stream_does_not_stall_exact_reads() {
     let got = greenhub::run(|| {

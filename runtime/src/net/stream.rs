@@ -2,14 +2,18 @@
 //! (`registered.rs`), per-socket timeouts, and the `Read`/`Write` impls for
 //! both types.
 //!
-//! A short read clears the side's readiness (the kernel's queue ran dry), but
-//! a read that fills its buffer exactly cannot tell: the next read would be
-//! a call that fails with `WouldBlock`. A TCP stream whose reads fill their
-//! buffers exactly (`read_exact` of whole messages) therefore switches to
-//! `recvmsg` with `TCP_INQ` where the kernel has it: each read also says how
-//! many bytes are left, and one that took the last clears the readiness so
-//! the next read parks at once. A short read switches it back to plain
-//! reads, which cost a little less.
+//! A TCP stream reads with `recvmsg` and `TCP_INQ` where the kernel has it:
+//! each read also says how many bytes the kernel still holds, and only a
+//! read that took the last one clears the side's readiness. That is the
+//! truth where a short read is only a guess: a read that fills its buffer
+//! exactly (`read_exact` of whole messages) may have taken the last byte,
+//! and the next read parks at once instead of making a call that can only
+//! say `WouldBlock`; a read stopped short at urgent data's mark has not,
+//! and the bytes after the mark are read next instead of slept through.
+//! A Unix stream reads with `recvmsg` too, for its flags: a short read clears
+//! the readiness unless the kernel stopped it after a message that carried
+//! descriptors or credentials (`MSG_CTRUNC`), which it does with bytes still
+//! queued. TCP where the kernel refuses `TCP_INQ` clears on a short read.
 
 use std::cell::Cell;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -24,12 +28,8 @@ pub(crate) struct Stream<S: std::os::fd::AsRawFd> {
     pub(crate) reg: Registered<S>,
     read_timeout: Cell<Option<Duration>>,
     write_timeout: Cell<Option<Duration>>,
-    /// `TCP_INQ` is on: [`read`](Self::read) can go through `recvmsg` and
-    /// learn whether it drained the receive queue.
-    inq: bool,
-    /// The last read filled its buffer exactly (only tracked with `inq`):
-    /// the next read goes through `recvmsg`.
-    exact: Cell<bool>,
+    /// How a read learns whether it drained the kernel's queue.
+    reads: Reads,
 }
 
 impl<S: std::os::fd::AsRawFd> Stream<S> {
@@ -38,17 +38,19 @@ impl<S: std::os::fd::AsRawFd> Stream<S> {
             reg: Registered::new(source)?,
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
-            inq: false,
-            exact: Cell::new(false),
+            reads: Reads::Unix,
         })
     }
 
     /// [`new`](Self::new) for a TCP socket: turns `TCP_INQ` on, and reads
     /// as plain `read`s if the kernel refuses it.
     pub(crate) fn new_tcp(source: S) -> io::Result<Self> {
-        let inq = crate::sys::os::enable_tcp_inq(source.as_raw_fd()).is_ok();
+        let reads = match crate::sys::os::enable_tcp_inq(source.as_raw_fd()) {
+            Ok(()) => Reads::TcpInq,
+            Err(_) => Reads::Short,
+        };
         Ok(Stream {
-            inq,
+            reads,
             ..Stream::new(source)?
         })
     }
@@ -64,45 +66,49 @@ where
     for<'a> &'a S: Read + Write,
 {
     pub(crate) fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
-        let asked = buf.len();
-        if self.exact.get() {
-            let deadline = self
-                .read_timeout
-                .get()
-                .map_or(Deadline::Never, Deadline::After);
-            // Drained: the read stopped short, or the kernel says nothing is
-            // left (after a FIN it says 1, so the read of the 0 comes next).
-            let drained =
-                |&(n, left): &(usize, Option<usize>)| n > 0 && (n < asked || left == Some(0));
-            let read = |s: &S| crate::sys::os::recv_inq(s.as_raw_fd(), buf);
-            let (n, _) = self
-                .reg
-                .io_until(Direction::Read, deadline, "read", drained, read)?;
-            self.exact.set(n == asked && n > 0);
-            return Ok(n);
-        }
-        let n = self.reg.io_bytes(
-            Direction::Read,
-            self.read_timeout.get(),
-            "read",
-            asked,
-            |mut s| s.read(buf),
-        )?;
-        if self.inq && n == asked && n > 0 {
-            self.exact.set(true);
-        }
-        Ok(n)
+        self.read_vectored(&mut [IoSliceMut::new(buf)])
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let asked = bufs.iter().map(|b| b.len()).sum();
-        self.reg.io_bytes(
-            Direction::Read,
-            self.read_timeout.get(),
-            "read",
-            asked,
-            |mut s| s.read_vectored(bufs),
-        )
+        let asked: usize = bufs.iter().map(|b| b.len()).sum();
+        let deadline = self
+            .read_timeout
+            .get()
+            .map_or(Deadline::Never, Deadline::After);
+        match self.reads {
+            Reads::TcpInq => {
+                // Drained: the kernel says nothing is left (after a FIN it
+                // says 1, so the read of the end of stream comes next).
+                // Without the count, a short read.
+                let drained = |&(n, left): &(usize, Option<usize>)| {
+                    n > 0 && left.map_or(n < asked, |left| left == 0)
+                };
+                let read = |s: &S| crate::sys::os::recv_inq(s.as_raw_fd(), bufs);
+                self.reg
+                    .io_until(Direction::Read, deadline, "read", drained, read)
+                    .map(|(n, _)| n)
+            }
+            Reads::Unix => {
+                // Drained: a short read, unless the kernel stopped it after
+                // a message that carried descriptors or credentials (it
+                // discards them, as no control buffer is passed, and says
+                // `MSG_CTRUNC`): bytes may follow.
+                let drained = |&(n, flags): &(usize, libc::c_int)| {
+                    n > 0 && n < asked && flags & libc::MSG_CTRUNC == 0
+                };
+                let read = |s: &S| crate::sys::os::recv_flags(s.as_raw_fd(), bufs);
+                self.reg
+                    .io_until(Direction::Read, deadline, "read", drained, read)
+                    .map(|(n, _)| n)
+            }
+            Reads::Short => self.reg.io_until(
+                Direction::Read,
+                deadline,
+                "read",
+                |&n| n > 0 && n < asked,
+                |mut s| s.read_vectored(bufs),
+            ),
+        }
     }
 
     pub(crate) fn write(&self, buf: &[u8]) -> io::Result<usize> {
@@ -152,6 +158,20 @@ where
     pub(crate) fn write_timeout(&self) -> Option<Duration> {
         self.write_timeout.get()
     }
+}
+
+/// How a stream's reads learn whether they drained the kernel's queue.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reads {
+    /// TCP with `TCP_INQ`: `recvmsg` says how many bytes are left.
+    TcpInq,
+    /// A Unix stream: `recvmsg` says whether a message with descriptors or
+    /// credentials stopped the read short.
+    Unix,
+    /// TCP where the kernel refused `TCP_INQ`: a short read counts as
+    /// drained (a read stopped at urgent data's mark is the one case that
+    /// guess gets wrong).
+    Short,
 }
 
 /// As in std, a zero timeout is an error rather than "never wait".

@@ -236,10 +236,13 @@ pub(crate) fn enable_tcp_inq(fd: RawFd) -> io::Result<()> {
     })
 }
 
-/// One `recvmsg` into `buf` on a socket with `TCP_INQ` on: the bytes read,
+/// One `recvmsg` into `bufs` on a socket with `TCP_INQ` on: the bytes read,
 /// and the bytes the kernel still holds after them (`None` if it sent no
 /// count). Errors as `read`'s, `WouldBlock` included.
-pub(crate) fn recv_inq(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<usize>)> {
+pub(crate) fn recv_inq(
+    fd: RawFd,
+    bufs: &mut [std::io::IoSliceMut<'_>],
+) -> io::Result<(usize, Option<usize>)> {
     // Room for one cmsg carrying an int, aligned as cmsghdr must be.
     #[repr(C)]
     struct Control {
@@ -250,33 +253,36 @@ pub(crate) fn recv_inq(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u
         _align: [],
         bytes: [0; 32],
     };
-    let mut iov = libc::iovec {
-        iov_base: buf.as_mut_ptr().cast(),
-        iov_len: buf.len(),
-    };
     // SAFETY: an all-zero msghdr is a valid empty one (null pointers, zero
-    // lengths); the fields set below point at locals that outlive the call.
+    // lengths); the fields set below point at memory that outlives the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    msg.msg_iov = &mut iov;
-    msg.msg_iovlen = 1;
+    // `IoSliceMut` is ABI-compatible with `iovec` on Unix (std guarantees it).
+    msg.msg_iov = bufs.as_mut_ptr().cast::<libc::iovec>();
+    msg.msg_iovlen = bufs.len() as _;
     msg.msg_control = control.bytes.as_mut_ptr().cast();
     msg.msg_controllen = control.bytes.len() as _;
-    // SAFETY: `msg` describes one iovec over `buf` (writable, `buf.len()`
-    // bytes) and a control buffer of `msg_controllen` bytes, all live for
-    // the call; the caller keeps `fd` open.
+    // SAFETY: `msg` describes the caller's iovecs (each a writable slice
+    // borrowed for the call) and a control buffer of `msg_controllen`
+    // bytes, all live for the call; the caller keeps `fd` open.
     let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
     let mut inq = None;
+    let int_len = std::mem::size_of::<libc::c_int>() as libc::c_uint;
     // SAFETY: the kernel filled `msg_control` with `msg_controllen` bytes of
-    // well-formed cmsgs; CMSG_FIRSTHDR and CMSG_NXTHDR stay inside them and
-    // return null past the end. A TCP_CM_INQ cmsg carries one int, read
-    // unaligned since CMSG_DATA promises no alignment for it.
+    // cmsgs; CMSG_FIRSTHDR and CMSG_NXTHDR stay inside them and return null
+    // past the end. A TCP_CM_INQ cmsg is read only if its own length says it
+    // holds a whole int (a truncated one is ignored: no count, no clear),
+    // and read unaligned since CMSG_DATA promises no alignment for it.
     unsafe {
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_TCP && (*cmsg).cmsg_type == libc::TCP_CM_INQ {
+            if (*cmsg).cmsg_level == libc::SOL_TCP
+                && (*cmsg).cmsg_type == libc::TCP_CM_INQ
+                && (*cmsg).cmsg_len as usize >= libc::CMSG_LEN(int_len) as usize
+                && msg.msg_flags & libc::MSG_CTRUNC == 0
+            {
                 let left = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
                 inq = usize::try_from(left).ok();
             }
@@ -284,4 +290,28 @@ pub(crate) fn recv_inq(fd: RawFd, buf: &mut [u8]) -> io::Result<(usize, Option<u
         }
     }
     Ok((n as usize, inq))
+}
+
+/// One `recvmsg` into `bufs` with no control buffer: the bytes read and the
+/// message flags (`MSG_CTRUNC` when the kernel discarded descriptors or
+/// credentials that came with them). Errors as `read`'s, `WouldBlock`
+/// included.
+pub(crate) fn recv_flags(
+    fd: RawFd,
+    bufs: &mut [std::io::IoSliceMut<'_>],
+) -> io::Result<(usize, libc::c_int)> {
+    // SAFETY: an all-zero msghdr is a valid empty one (null pointers, zero
+    // lengths, no control buffer); the iovecs set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // `IoSliceMut` is ABI-compatible with `iovec` on Unix (std guarantees it).
+    msg.msg_iov = bufs.as_mut_ptr().cast::<libc::iovec>();
+    msg.msg_iovlen = bufs.len() as _;
+    // SAFETY: `msg` describes the caller's iovecs (each a writable slice
+    // borrowed for the call) and no control buffer; the caller keeps `fd`
+    // open.
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok((n as usize, msg.msg_flags))
 }
