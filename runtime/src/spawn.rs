@@ -401,11 +401,8 @@ where
         }));
         // Coroutine-local values end with the coroutine, dropped here on
         // its own stack (a destructor may still log its name).
-        let locals = crate::context::with(|hub| {
-            hub.sched
-                .with_current(|task| std::mem::take(&mut task.locals))
-        })
-        .flatten();
+        let locals =
+            crate::context::with(|hub| hub.sched.with_current(|task| task.extras.take())).flatten();
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) {
             drop(payload); // reported by the panic hook
         }

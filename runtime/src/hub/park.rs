@@ -337,7 +337,8 @@ impl Hub {
             return Outcome::Deadline;
         }
         self.sched.with_current(|task| {
-            for scope in task.scopes.iter_mut().filter(|s| s.deadline <= due) {
+            let scopes = task.extras.iter_mut().flat_map(|extras| &mut extras.scopes);
+            for scope in scopes.filter(|s| s.deadline <= due) {
                 scope.elapsed = true;
             }
         });

@@ -100,21 +100,39 @@ pub(crate) struct Task {
     pub(crate) killed: bool,
     /// The deadline of the current park, if it has one, for `dump()`.
     pub(crate) parked_until: Option<Instant>,
-    /// Enclosing `timeout` scopes, innermost last.
-    pub(crate) scopes: Vec<Scope>,
+    /// Its `timeout` scopes and coroutine-local values, boxed on first use
+    /// (most coroutines have neither: 8 bytes instead of two `Vec`s).
+    pub(crate) extras: Option<Box<Extras>>,
     /// When the hub last resumed it (the hub's coarse clock), for `dump()`.
     pub(crate) last_run: Instant,
-    /// Coroutine-local values (`greenhub::local!`), keyed by the address of
-    /// their `static` key; filled on first use by the coroutine itself and
-    /// emptied by its trampoline when it ends, on its own stack.
-    pub(crate) locals: Vec<(usize, Rc<dyn std::any::Any>)>,
     /// Its stack's guard band (lowest address) and base (highest), for the
     /// overflow report and `dump()`'s resident-stack figure.
     pub(crate) guard: usize,
     pub(crate) stack_base: usize,
 }
 
+/// The parts of a task entry few coroutines use, kept out of line.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// Enclosing `timeout` scopes, innermost last.
+    pub(crate) scopes: Vec<Scope>,
+    /// Coroutine-local values (`greenhub::local!`), keyed by the address of
+    /// their `static` key; filled on first use by the coroutine itself and
+    /// emptied by its trampoline when it ends, on its own stack.
+    pub(crate) locals: Vec<(usize, Rc<dyn std::any::Any>)>,
+}
+
 impl Task {
+    /// Its extras, boxed now if it had none.
+    pub(crate) fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Its `timeout` scopes, innermost last.
+    pub(crate) fn scopes(&self) -> &[Scope] {
+        self.extras.as_ref().map_or(&[], |extras| &extras.scopes)
+    }
+
     pub(crate) fn display_name(&self) -> String {
         display_name(self.name.as_deref(), self.id)
     }
@@ -129,7 +147,7 @@ impl Task {
 
     /// The nearest enclosing `timeout` deadline.
     pub(crate) fn scope_deadline(&self) -> Option<Instant> {
-        self.scopes.iter().map(|scope| scope.deadline).min()
+        self.scopes().iter().map(|scope| scope.deadline).min()
     }
 }
 

@@ -183,6 +183,9 @@ pub(crate) struct StackPool {
     carved: usize,
     /// Ranges given one advice in one go (see the module doc).
     advice: Batch,
+    /// New regions get their stacks' top pages prefaulted; off once the
+    /// kernel refused it.
+    prefault: bool,
 }
 
 impl StackPool {
@@ -193,6 +196,7 @@ impl StackPool {
             guard: Guard::Untested,
             carved: 0,
             advice: Batch::default(),
+            prefault: true,
         }
     }
 
@@ -295,6 +299,7 @@ impl StackPool {
         }
         let region = Region { addr, len };
         self.install_guards(addr as usize, slot, count)?;
+        self.prefault_tops(addr as usize, slot, count);
         let mut stacks = Vec::with_capacity(count);
         for i in 0..count {
             let low = addr as usize + i * slot;
@@ -326,6 +331,22 @@ impl StackPool {
             self.install_guard((addr + i * slot) as *mut libc::c_void)?;
         }
         Ok(())
+    }
+
+    /// Prefaults the top page of each of the `count` slots from `addr`
+    /// (the page every coroutine touches first: its initial frame), in one
+    /// batch, so the spawns that take these stacks do not each take a page
+    /// fault. Only a saving: where the kernel refuses it, the pages fault
+    /// in on first touch as they would have, and later regions skip it.
+    fn prefault_tops(&mut self, addr: usize, slot: usize, count: usize) {
+        if !self.prefault {
+            return;
+        }
+        let page = page_size();
+        for i in 1..=count {
+            self.advice.push(addr + i * slot - page, page);
+        }
+        self.prefault = self.advice.hint(libc::MADV_POPULATE_WRITE);
     }
 
     fn install_guard(&mut self, low: *mut libc::c_void) -> io::Result<()> {
@@ -399,60 +420,15 @@ impl Batch {
     /// of this advice one by one.
     fn advise(&mut self, ranges: &mut [libc::iovec], advice: libc::c_int) -> io::Result<()> {
         let mut at = 0;
-        while at < ranges.len() && !self.one_by_one {
-            let mut end = at;
-            let mut want = 0;
-            while end < ranges.len()
-                && end - at < BATCH
-                && (end == at || want + ranges[end].iov_len <= BATCH_BYTES)
-            {
-                want += ranges[end].iov_len;
-                end += 1;
-            }
-            let chunk = &ranges[at..end];
-            // SAFETY: `chunk` is a valid array of iovecs that lives for
-            // the call; the kernel only reads it. Each range is ours and
-            // may take `advice` (see the type's doc). PIDFD_SELF names
-            // this process, so no other process's memory is touched.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_process_madvise,
-                    PIDFD_SELF,
-                    chunk.as_ptr(),
-                    chunk.len(),
-                    advice,
-                    0,
-                )
-            };
-            if rc < 0 {
-                let refused = matches!(
-                    io::Error::last_os_error().raw_os_error(),
-                    Some(libc::ENOSYS | libc::EBADF | libc::EINVAL | libc::EPERM)
-                );
-                self.one_by_one |= refused;
-                break;
-            }
-            if rc == 0 {
-                break; // no progress: the rest one by one
-            }
-            // Skip what the kernel advised: whole ranges, then a prefix.
-            let mut advised = rc as usize;
-            while advised > 0 && at < end {
-                let range = &mut ranges[at];
-                if advised >= range.iov_len {
-                    advised -= range.iov_len;
-                    at += 1;
-                } else {
-                    range.iov_base = range.iov_base.wrapping_byte_add(advised);
-                    range.iov_len -= advised;
-                    advised = 0;
-                }
-            }
+        if !self.one_by_one {
+            let (done, refused) = advise_batched(ranges, advice);
+            at = done;
+            self.one_by_one |= refused;
         }
         // What the batches left (a range may be advised twice: both
         // advices allow it).
         for range in &ranges[at..] {
-            // SAFETY: as above, for one range.
+            // SAFETY: as in `advise_batched`, for one range.
             let rc = unsafe { libc::madvise(range.iov_base, range.iov_len, advice) };
             if rc != 0 {
                 return Err(io::Error::last_os_error());
@@ -460,6 +436,79 @@ impl Batch {
         }
         Ok(())
     }
+
+    /// Gives every pushed range `advice` in batches only, and forgets them:
+    /// for a hint that saves work later but that the kernel may refuse at
+    /// no cost (prefaulting), where one `madvise` per range would cost
+    /// more than it saves. Returns whether every range was advised; a
+    /// refusal leaves the rest unadvised and does not turn batching off
+    /// for the other advices.
+    fn hint(&mut self, advice: libc::c_int) -> bool {
+        let mut ranges = std::mem::take(&mut self.ranges);
+        let done = !self.one_by_one && advise_batched(&mut ranges, advice).0 == ranges.len();
+        ranges.clear();
+        self.ranges = ranges;
+        done
+    }
+}
+
+/// Gives `ranges` `advice` through `process_madvise(PIDFD_SELF, ...)`, in
+/// batches as [`Batch::advise`] describes, until done or a call fails or
+/// makes no progress. Returns how many leading ranges were advised in full
+/// (the next may have been advised in part: it then starts where the kernel
+/// stopped), and whether the kernel refused the call outright.
+fn advise_batched(ranges: &mut [libc::iovec], advice: libc::c_int) -> (usize, bool) {
+    let mut at = 0;
+    while at < ranges.len() {
+        let mut end = at;
+        let mut want = 0;
+        while end < ranges.len()
+            && end - at < BATCH
+            && (end == at || want + ranges[end].iov_len <= BATCH_BYTES)
+        {
+            want += ranges[end].iov_len;
+            end += 1;
+        }
+        let chunk = &ranges[at..end];
+        // SAFETY: `chunk` is a valid array of iovecs that lives for the
+        // call; the kernel only reads it. Each range is ours and may take
+        // `advice` (see `Batch`'s doc). PIDFD_SELF names this process, so
+        // no other process's memory is touched.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                PIDFD_SELF,
+                chunk.as_ptr(),
+                chunk.len(),
+                advice,
+                0,
+            )
+        };
+        if rc < 0 {
+            let refused = matches!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::ENOSYS | libc::EBADF | libc::EINVAL | libc::EPERM)
+            );
+            return (at, refused);
+        }
+        if rc == 0 {
+            return (at, false); // no progress
+        }
+        // Skip what the kernel advised: whole ranges, then a prefix.
+        let mut advised = rc as usize;
+        while advised > 0 && at < end {
+            let range = &mut ranges[at];
+            if advised >= range.iov_len {
+                advised -= range.iov_len;
+                at += 1;
+            } else {
+                range.iov_base = range.iov_base.wrapping_byte_add(advised);
+                range.iov_len -= advised;
+                advised = 0;
+            }
+        }
+    }
+    (at, false)
 }
 
 fn map_error(call: &str, len: usize, err: io::Error) -> io::Error {
