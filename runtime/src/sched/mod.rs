@@ -28,6 +28,7 @@ pub(crate) use task::{display_name, ParkedOn, Scope, State, Task, Wake};
 use std::cell::{Cell, RefCell};
 use std::collections::VecDeque;
 use std::fmt;
+use std::num::NonZeroU64;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
@@ -36,25 +37,29 @@ use std::time::Instant;
 /// Every handle that outlives a call (a `JoinHandle`, a socket) carries its
 /// hub's id, so using it on another hub (a later `greenhub::run` on the same
 /// thread) is detected instead of touching whatever now has the same key.
+///
+/// Never zero, so a struct holding one (every wait-queue node) has a niche
+/// its slab slot's tag fits in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct HubId(u64);
+pub struct HubId(NonZeroU64);
 
 impl HubId {
     /// A fresh id (ids start at 1).
     pub(crate) fn next() -> HubId {
         static NEXT: AtomicU64 = AtomicU64::new(1);
-        HubId(NEXT.fetch_add(1, Ordering::Relaxed))
+        let id = NEXT.fetch_add(1, Ordering::Relaxed);
+        HubId(NonZeroU64::new(id).expect("fewer than 2^64 hubs"))
     }
 
     /// A fixed id for unit tests of the sources.
     #[cfg(test)]
     pub(crate) fn for_tests() -> HubId {
-        HubId(0)
+        HubId(NonZeroU64::MAX)
     }
 
     /// The id as a number, for logs.
     pub fn as_u64(self) -> u64 {
-        self.0
+        self.0.get()
     }
 }
 

@@ -61,7 +61,8 @@ impl fmt::Display for ParkedOn {
 pub(crate) enum Wake {
     /// A wake source fired; `from` is the tag the park gave that source's
     /// registration (the index of a queue in `wait_any`, 0 otherwise).
-    Notified { from: usize },
+    /// A `u32`, not a `usize`, so that an `Option<Wake>` is one word.
+    Notified { from: u32 },
     /// The park's deadline passed.
     Timer,
     /// `kill` was called.
@@ -105,10 +106,12 @@ pub(crate) struct Task {
     pub(crate) extras: Option<Box<Extras>>,
     /// When the hub last resumed it (the hub's coarse clock), for `dump()`.
     pub(crate) last_run: Instant,
-    /// Its stack's guard band (lowest address) and base (highest), for the
-    /// overflow report and `dump()`'s resident-stack figure.
+    /// Its stack's guard band (lowest address), for the overflow report,
+    /// and the pages from there to its base (highest address), for
+    /// `dump()`'s resident-stack figure: a `u32` fits the padding after
+    /// `killed`, where a second address would take a word.
     pub(crate) guard: usize,
-    pub(crate) stack_base: usize,
+    pub(crate) stack_pages: u32,
 }
 
 /// The parts of a task entry few coroutines use, kept out of line.
@@ -143,6 +146,11 @@ impl Task {
         self.name
             .as_ref()
             .is_some_and(|name| Rc::ptr_eq(name, probe_name))
+    }
+
+    /// The highest address of its stack.
+    pub(crate) fn stack_base(&self) -> usize {
+        self.guard + self.stack_pages as usize * crate::sys::os::page_size()
     }
 
     /// The nearest enclosing `timeout` deadline.
