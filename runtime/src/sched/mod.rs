@@ -365,3 +365,23 @@ impl Drop for ParkToken<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_queue_a_burst_left_empty_gives_its_memory_back() {
+        let mut queue: VecDeque<Key> = (0..10 * QUEUE_KEPT).map(Key::from_usize).collect();
+        let mut popped = 0;
+        while let Some(key) = pop(&mut queue) {
+            assert_eq!(key.index(), popped, "in order");
+            popped += 1;
+            if !queue.is_empty() {
+                assert!(queue.capacity() >= queue.len());
+            }
+        }
+        assert_eq!(popped, 10 * QUEUE_KEPT);
+        assert!(queue.capacity() <= QUEUE_KEPT, "{}", queue.capacity());
+    }
+}

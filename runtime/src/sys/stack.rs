@@ -36,6 +36,12 @@
 //! a wait before a near deadline trims only as many stacks as fit in it
 //! (see `TRIM_MIN_WAIT` and `TRIM_COST_PER_STACK` in `hub/mod.rs`).
 //!
+//! The top page of each stack of a new region, where its coroutine's first
+//! frames go, is prefaulted (`MADV_POPULATE_WRITE`) in one batch for the
+//! whole region, so a burst of spawns takes no page fault per stack; a
+//! kernel that refuses the batch leaves those pages to fault in on first
+//! touch, and the pool stops asking.
+//!
 //! Both the guard bands of a new region and a trim are many ranges given
 //! the same advice, so they go to the kernel in batches through
 //! `process_madvise(PIDFD_SELF, ...)`: up to 1,024 ranges and just under 2
@@ -380,11 +386,13 @@ impl StackPool {
 
 /// Ranges of our own stack regions waiting for one `madvise` advice.
 ///
-/// Only two advices are ever given: `MADV_GUARD_INSTALL` on the guard band
-/// of a slot no coroutine has used yet, and `MADV_DONTNEED` on the usable
-/// part below the warm top of a pooled stack (no coroutine runs on it). So
-/// every range handed in is page-aligned, inside a live region, and holds
-/// nothing anyone will read again.
+/// Only three advices are ever given: `MADV_GUARD_INSTALL` on the guard
+/// band of a slot no coroutine has used yet, `MADV_POPULATE_WRITE` on the
+/// top page of such a slot (it only faults the page in, as a write would,
+/// without changing its contents), and `MADV_DONTNEED` on the usable part
+/// below the warm top of a pooled stack (no coroutine runs on it). So every
+/// range handed in is page-aligned, inside a live region, and holds nothing
+/// anyone will read again.
 #[derive(Debug, Default)]
 struct Batch {
     ranges: Vec<libc::iovec>,
@@ -538,6 +546,32 @@ mod tests {
         let again = pool.get(10_000).unwrap();
         assert_eq!(again.base, base, "the pool hands the freed stack back");
         assert_eq!(pool.carved(), carved, "no new region for a pooled size");
+    }
+
+    /// A fresh region's stacks come with their top page resident (and only
+    /// it), on a kernel that takes the batched prefault; on one that
+    /// refuses it, the pool stops trying and the pages stay untouched.
+    #[test]
+    fn a_new_region_has_each_stack_top_page_prefaulted() {
+        let mut pool = StackPool::new();
+        let stacks: Vec<Stack> = (0..4).map(|_| pool.get(64 * 1024).unwrap()).collect();
+        let page = page_size();
+        for stack in &stacks {
+            let low = stack.guard() + GUARD_BYTES;
+            let top = super::super::os::resident_bytes(stack.base() - page, stack.base());
+            let below = super::super::os::resident_bytes(low, stack.base() - page);
+            if pool.prefault {
+                assert_eq!(top, page, "the top page is resident");
+            } else {
+                assert_eq!(top, 0, "nothing touched without the prefault");
+            }
+            assert_eq!(below, 0, "nothing below the top page is");
+        }
+        if kernel_takes_pidfd_self() {
+            // PIDFD_SELF (6.14) came long after MADV_POPULATE_WRITE (5.14).
+            assert!(pool.prefault, "a kernel with PIDFD_SELF takes the prefault");
+        }
+        stacks.into_iter().for_each(|s| pool.put(s));
     }
 
     /// Fills the usable part of `stack` (so every page is resident).
