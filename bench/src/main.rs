@@ -170,6 +170,13 @@ fn main() -> ExitCode {
             println!("{}", micro::parked_child(args[1].parse().expect("a count")));
             return ExitCode::SUCCESS;
         }
+        Some("parked-floor-child") => {
+            println!(
+                "{}",
+                micro::touch_floor_per_sec(args[1].parse().expect("a count"))
+            );
+            return ExitCode::SUCCESS;
+        }
         Some("console-paired") => {
             // The `trace` suite's targets alone: `console-paired yielding|sockets`.
             return match trace::paired_line(args.get(1).map(String::as_str)) {

@@ -265,13 +265,18 @@ pub(crate) fn parked(quick: bool) -> Report {
         "machine floor: fresh guarded stacks touched per second",
     ]);
     for &n in counts {
+        // The floor first, in a child of its own: run after greenhub in the
+        // same process, it would reuse memory greenhub had just freed,
+        // which the kernel has zeroed pages for and the host has backed.
+        let touch: f64 = crate::child(&["parked-floor-child", &n.to_string()])
+            .parse()
+            .unwrap_or(f64::NAN);
         let out = crate::child(&["parked-child", &n.to_string()]);
         let fields: Vec<f64> = out
             .split_whitespace()
             .map(|f| f.parse().unwrap_or(f64::NAN))
             .collect();
         let (rate, kib_each, maps) = (fields[0], fields[1], fields[2]);
-        let touch = fields.get(3).copied().unwrap_or(f64::NAN);
         report.row(&[
             &n.to_string(),
             &format!("{:.0}", rate),
@@ -302,14 +307,13 @@ pub(crate) fn parked(quick: bool) -> Report {
             );
         }
     }
-    report.note("The machine floor is the same child process mapping as many fresh stacks as it parked coroutines (192 KiB slots, guard bands installed with one `process_madvise` per 64) and writing one byte into the top page of each, with no runtime at all: the first touch of a fresh page, which the kernel must zero and, on a VM, the host must back, bounds every figure in this column from above.");
+    report.note("The machine floor is a child process of its own, run just before greenhub's, mapping as many fresh stacks as greenhub parks (192 KiB slots, 64 a region; per region one `process_madvise` installs the guard bands and one prefaults the top pages, as greenhub does) and writing one byte into the top page of each, with no runtime at all: the first touch of a fresh page, which the kernel must zero and, on a VM, the host must back, bounds every figure in this column from above. On a VM, a child may also pay the host's backing of memory the guest had not touched or had given back (a 1,000,000 run on a freshly booted one measured several times slower); that is why the floor no longer runs in greenhub's child after it, where it reused the pages greenhub had just freed.");
     report
 }
 
-/// The child side of `parked`: prints `rate kib_each maps_added
-/// touch_floor`.
+/// The child side of `parked`: prints `rate kib_each maps_added`.
 pub(crate) fn parked_child(n: usize) -> String {
-    let parked = greenhub::run(move || {
+    greenhub::run(move || {
         let event = Event::new();
         let (rss0, maps0) = (rss_kib(), mappings());
         let start = Instant::now();
@@ -331,18 +335,20 @@ pub(crate) fn parked_child(n: usize) -> String {
             (rss1 - rss0) as f64 / n as f64,
             maps1 as i64 - maps0 as i64
         )
-    });
-    format!("{parked} {}", touch_floor_per_sec(n))
+    })
 }
 
-/// The machine's own limit for `parked`: stacks per second when each is a
-/// fresh 128 KiB slot above a 64 KiB guard band (installed as greenhub
-/// does, one `process_madvise` per 64) whose top page is written once,
-/// and nothing else. Every parked coroutine costs at least this first touch
-/// of a page the kernel must zero (and, on a VM, the host must back).
-fn touch_floor_per_sec(n: usize) -> f64 {
+/// The machine's own limit for `parked`, run in a child of its own:
+/// stacks per second when each is a fresh 128 KiB slot above a 64 KiB
+/// guard band, made as greenhub makes them (per region of 64, one
+/// `process_madvise` installs the guards and one prefaults the top
+/// pages), whose top page is then written once, and nothing else. Every
+/// parked coroutine costs at least this first touch of a page the kernel
+/// must zero (and, on a VM, the host must back).
+pub(crate) fn touch_floor_per_sec(n: usize) -> f64 {
     const SLOT: usize = (128 + 64) * 1024;
     const GUARD: usize = 64 * 1024;
+    const PAGE: usize = 4096;
     const PER_REGION: usize = 64;
     let start = Instant::now();
     let mut regions = Vec::new();
@@ -361,25 +367,34 @@ fn touch_floor_per_sec(n: usize) -> f64 {
             )
         };
         assert_ne!(addr, libc::MAP_FAILED, "map a floor region");
-        let guards: Vec<libc::iovec> = (0..count)
-            .map(|i| libc::iovec {
-                iov_base: (addr as usize + i * SLOT) as *mut libc::c_void,
-                iov_len: GUARD,
-            })
-            .collect();
-        // SAFETY: the iovecs name ranges of the region just mapped and live
-        // for the call; -10000 is PIDFD_SELF and 102 MADV_GUARD_INSTALL. A
-        // kernel without them fails the call and the floor has no guards.
-        unsafe {
-            libc::syscall(
-                libc::SYS_process_madvise,
-                -10000,
-                guards.as_ptr(),
-                guards.len(),
-                102,
-                0,
-            )
+        let ranges = |offset: usize, len: usize| -> Vec<libc::iovec> {
+            (0..count)
+                .map(|i| libc::iovec {
+                    iov_base: (addr as usize + i * SLOT + offset) as *mut libc::c_void,
+                    iov_len: len,
+                })
+                .collect()
         };
+        // -10000 is PIDFD_SELF and 102 MADV_GUARD_INSTALL. A kernel without
+        // them fails the calls: the floor then has no guards, and its pages
+        // fault in on the write below.
+        for (iov, advice) in [
+            (ranges(0, GUARD), 102),
+            (ranges(SLOT - PAGE, PAGE), libc::MADV_POPULATE_WRITE),
+        ] {
+            // SAFETY: the iovecs name ranges of the region just mapped and
+            // live for the call; the kernel only reads them.
+            unsafe {
+                libc::syscall(
+                    libc::SYS_process_madvise,
+                    -10000,
+                    iov.as_ptr(),
+                    iov.len(),
+                    advice,
+                    0,
+                )
+            };
+        }
         for i in 0..count {
             let top = (addr as usize + (i + 1) * SLOT - 64) as *mut u8;
             // SAFETY: `top` is inside the region, above its guard band.

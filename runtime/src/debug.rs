@@ -113,7 +113,7 @@ pub fn dump() -> Dump {
                     state,
                     waiting_on,
                     since_last_run: now.saturating_duration_since(task.last_run),
-                    stack_kib: resident_kib(task.guard, task.stack_base),
+                    stack_kib: resident_kib(task.guard, task.stack_base()),
                 }
             })
             .collect();

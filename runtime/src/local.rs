@@ -78,7 +78,9 @@ impl<T: 'static> LocalKey<T> {
         let key = self as *const LocalKey<T> as usize;
         let found = crate::context::with(|hub| {
             hub.sched.with_current(|task| {
-                task.locals
+                task.extras
+                    .as_ref()?
+                    .locals
                     .iter()
                     .find(|(k, _)| *k == key)
                     .map(|(_, value)| value.clone())
@@ -92,7 +94,7 @@ impl<T: 'static> LocalKey<T> {
                 let value: Rc<dyn Any> = Rc::new((self.init)());
                 crate::context::with(|hub| {
                     hub.sched
-                        .with_current(|task| task.locals.push((key, value.clone())))
+                        .with_current(|task| task.extras_mut().locals.push((key, value.clone())))
                 });
                 value
             }

@@ -63,7 +63,9 @@ impl<T> Finish for JoinState<T> {
                 drop(payload);
             }
         } else {
-            self.links.borrow_mut().push(f);
+            let mut links = self.links.take();
+            links.push(f);
+            self.links.set(links);
         }
     }
 }
@@ -73,8 +75,10 @@ struct JoinState<T> {
     ending: RefCell<Option<Ending<T>>>,
     finished: Cell<bool>,
     joiners: Queue,
-    /// Run once when the coroutine ends, before joiners are woken.
-    links: RefCell<Vec<Box<dyn FnOnce()>>>,
+    /// Run once when the coroutine ends, before joiners are woken. A
+    /// `Cell` (taken and put back): no borrow flag, one word less in every
+    /// join state.
+    links: Cell<Vec<Box<dyn FnOnce()>>>,
 }
 
 /// Owns the right to join a coroutine: `join` waits for its value.
@@ -314,7 +318,7 @@ impl Builder {
                 ending: RefCell::new(None),
                 finished: Cell::new(false),
                 joiners: Queue::new("join"),
-                links: RefCell::new(Vec::new()),
+                links: Cell::new(Vec::new()),
             });
             let (key, id) = hub.spawn_raw(name.clone(), size, trampoline(f, state.clone()))?;
             Ok(JoinHandle {
@@ -401,11 +405,8 @@ where
         }));
         // Coroutine-local values end with the coroutine, dropped here on
         // its own stack (a destructor may still log its name).
-        let locals = crate::context::with(|hub| {
-            hub.sched
-                .with_current(|task| std::mem::take(&mut task.locals))
-        })
-        .flatten();
+        let locals =
+            crate::context::with(|hub| hub.sched.with_current(|task| task.extras.take())).flatten();
         if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(locals))) {
             drop(payload); // reported by the panic hook
         }
@@ -420,7 +421,7 @@ where
         };
         *state.ending.borrow_mut() = Some(ending);
         state.finished.set(true);
-        let links = std::mem::take(&mut *state.links.borrow_mut());
+        let links = state.links.take();
         for link in links {
             if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(link)) {
                 drop(payload); // reported by the panic hook

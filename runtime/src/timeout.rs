@@ -82,5 +82,9 @@ pub fn timeout<T>(d: Duration, f: impl FnOnce() -> T) -> Result<T, Elapsed> {
 }
 
 fn with_scopes<R>(f: impl FnOnce(&mut Vec<Scope>) -> R) -> Option<R> {
-    crate::context::with(|hub| hub.sched.with_current(|task| f(&mut task.scopes))).flatten()
+    crate::context::with(|hub| {
+        hub.sched
+            .with_current(|task| f(&mut task.extras_mut().scopes))
+    })
+    .flatten()
 }

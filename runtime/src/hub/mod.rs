@@ -227,11 +227,12 @@ impl Hub {
             wake: None,
             killed: false,
             parked_until: None,
-            scopes: Vec::new(),
-            locals: Vec::new(),
+            extras: None,
             last_run: self.clock.get(),
             guard,
-            stack_base,
+            // u32::MAX pages are 16 TiB at 4 KiB a page: no stack is that big.
+            stack_pages: u32::try_from((stack_base - guard) / crate::sys::os::page_size())
+                .unwrap_or(u32::MAX),
         });
         self.spawned.borrow_mut().push((
             key.index(),

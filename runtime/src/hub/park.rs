@@ -239,7 +239,7 @@ impl Hub {
         let (wake, killed) = token.resumed();
         let wake = wake.unwrap_or(Wake::Notified { from: 0 });
         let from = match wake {
-            Wake::Notified { from } => from,
+            Wake::Notified { from } => from as usize,
             _ => 0,
         };
         if let Some(timer) = timer {
@@ -322,7 +322,7 @@ impl Hub {
         if queue.remove(entry) {
             return; // still registered here: this queue did not wake us
         }
-        if *wake == (Wake::Notified { from: tag }) {
+        if *wake == (Wake::Notified { from: tag as u32 }) {
             queue.consumed();
             if killed {
                 queue.notify_one(&self.sched);
@@ -337,7 +337,8 @@ impl Hub {
             return Outcome::Deadline;
         }
         self.sched.with_current(|task| {
-            for scope in task.scopes.iter_mut().filter(|s| s.deadline <= due) {
+            let scopes = task.extras.iter_mut().flat_map(|extras| &mut extras.scopes);
+            for scope in scopes.filter(|s| s.deadline <= due) {
                 scope.elapsed = true;
             }
         });

@@ -69,8 +69,9 @@ pub(crate) struct Slab<T> {
     /// The first empty slot, or [`NONE`] when every slot is taken.
     /// Invariant: the chain from here names exactly the vacant slots.
     free: u32,
-    /// Occupied slots.
-    len: usize,
+    /// Occupied slots (fewer than 2^32: see `insert`; a `u32` keeps a wait
+    /// queue, which holds a slab, a word smaller).
+    len: u32,
 }
 
 impl<T> Default for Slab<T> {
@@ -154,6 +155,25 @@ impl<T> Slab<T> {
         }
     }
 
+    /// The key of the live entry in slot `index`, if the slot holds one: for
+    /// a structure that links its own entries by slot index (a wait
+    /// queue's list), where no stale index can exist.
+    pub(crate) fn key_at(&self, index: u32) -> Option<Key> {
+        match self.slot(index)? {
+            Slot {
+                generation,
+                entry: Entry::Occupied(_),
+            } => Some(Key {
+                index,
+                generation: *generation,
+            }),
+            Slot {
+                entry: Entry::Vacant(_),
+                ..
+            } => None,
+        }
+    }
+
     /// Removes the entry; its key, and every copy of it, stops matching.
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let free = self.free;
@@ -172,7 +192,7 @@ impl<T> Slab<T> {
 
     /// Number of live entries.
     pub(crate) fn len(&self) -> usize {
-        self.len
+        self.len as usize
     }
 
     /// Live entries with their keys, in slot order.

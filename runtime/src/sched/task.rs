@@ -61,7 +61,8 @@ impl fmt::Display for ParkedOn {
 pub(crate) enum Wake {
     /// A wake source fired; `from` is the tag the park gave that source's
     /// registration (the index of a queue in `wait_any`, 0 otherwise).
-    Notified { from: usize },
+    /// A `u32`, not a `usize`, so that an `Option<Wake>` is one word.
+    Notified { from: u32 },
     /// The park's deadline passed.
     Timer,
     /// `kill` was called.
@@ -100,21 +101,41 @@ pub(crate) struct Task {
     pub(crate) killed: bool,
     /// The deadline of the current park, if it has one, for `dump()`.
     pub(crate) parked_until: Option<Instant>,
-    /// Enclosing `timeout` scopes, innermost last.
-    pub(crate) scopes: Vec<Scope>,
+    /// Its `timeout` scopes and coroutine-local values, boxed on first use
+    /// (most coroutines have neither: 8 bytes instead of two `Vec`s).
+    pub(crate) extras: Option<Box<Extras>>,
     /// When the hub last resumed it (the hub's coarse clock), for `dump()`.
     pub(crate) last_run: Instant,
+    /// Its stack's guard band (lowest address), for the overflow report,
+    /// and the pages from there to its base (highest address), for
+    /// `dump()`'s resident-stack figure: a `u32` fits the padding after
+    /// `killed`, where a second address would take a word.
+    pub(crate) guard: usize,
+    pub(crate) stack_pages: u32,
+}
+
+/// The parts of a task entry few coroutines use, kept out of line.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    /// Enclosing `timeout` scopes, innermost last.
+    pub(crate) scopes: Vec<Scope>,
     /// Coroutine-local values (`greenhub::local!`), keyed by the address of
     /// their `static` key; filled on first use by the coroutine itself and
     /// emptied by its trampoline when it ends, on its own stack.
     pub(crate) locals: Vec<(usize, Rc<dyn std::any::Any>)>,
-    /// Its stack's guard band (lowest address) and base (highest), for the
-    /// overflow report and `dump()`'s resident-stack figure.
-    pub(crate) guard: usize,
-    pub(crate) stack_base: usize,
 }
 
 impl Task {
+    /// Its extras, boxed now if it had none.
+    pub(crate) fn extras_mut(&mut self) -> &mut Extras {
+        self.extras.get_or_insert_with(Box::default)
+    }
+
+    /// Its `timeout` scopes, innermost last.
+    pub(crate) fn scopes(&self) -> &[Scope] {
+        self.extras.as_ref().map_or(&[], |extras| &extras.scopes)
+    }
+
     pub(crate) fn display_name(&self) -> String {
         display_name(self.name.as_deref(), self.id)
     }
@@ -127,9 +148,14 @@ impl Task {
             .is_some_and(|name| Rc::ptr_eq(name, probe_name))
     }
 
+    /// The highest address of its stack.
+    pub(crate) fn stack_base(&self) -> usize {
+        self.guard + self.stack_pages as usize * crate::sys::os::page_size()
+    }
+
     /// The nearest enclosing `timeout` deadline.
     pub(crate) fn scope_deadline(&self) -> Option<Instant> {
-        self.scopes.iter().map(|scope| scope.deadline).min()
+        self.scopes().iter().map(|scope| scope.deadline).min()
     }
 }
 

@@ -11,56 +11,84 @@ use std::cell::{Cell, RefCell};
 
 use crate::sched::{Key, Sched, Slab, Waiter, Wake};
 
-/// One queued waiter and its neighbours.
+/// The end of a list, in a `prev`/`next`/`head`/`tail` link.
+const END: u32 = u32::MAX;
+
+/// One queued waiter and its neighbours, by slot index in the same slab:
+/// a node is unlinked before its slot is freed, so a link never names a
+/// stale slot, and an index is half the size of a key (every parked
+/// coroutine has a node, and every join state a list).
 #[derive(Debug)]
 struct Node {
     waiter: Waiter,
     /// The tag the park gave this registration, passed back in its wake.
     tag: usize,
-    prev: Option<Key>,
-    next: Option<Key>,
+    prev: u32,
+    next: u32,
 }
 
 /// The list itself. Invariant: `head`/`tail` and the `prev`/`next` links
-/// name exactly the nodes in `nodes`, in arrival order.
-#[derive(Debug, Default)]
+/// name exactly the nodes in `nodes`, in arrival order ([`END`] past
+/// either end, and in both while it is empty).
+#[derive(Debug)]
 struct List {
     nodes: Slab<Node>,
-    head: Option<Key>,
-    tail: Option<Key>,
+    head: u32,
+    tail: u32,
+}
+
+impl Default for List {
+    fn default() -> Self {
+        List::new()
+    }
 }
 
 impl List {
+    const fn new() -> Self {
+        List {
+            nodes: Slab::new(),
+            head: END,
+            tail: END,
+        }
+    }
+
+    fn node(&mut self, index: u32) -> &mut Node {
+        let key = self.nodes.key_at(index).expect("a link names a live node");
+        self.nodes.get_mut(key).expect("a link names a live node")
+    }
+
     fn push_back(&mut self, waiter: Waiter, tag: usize) -> Key {
         let key = self.nodes.insert(Node {
             waiter,
             tag,
             prev: self.tail,
-            next: None,
+            next: END,
         });
+        let index = key.index() as u32;
         match self.tail {
-            Some(tail) => self.nodes.get_mut(tail).expect("the tail is linked").next = Some(key),
-            None => self.head = Some(key),
+            END => self.head = index,
+            tail => self.node(tail).next = index,
         }
-        self.tail = Some(key);
+        self.tail = index;
         key
     }
 
     fn remove(&mut self, key: Key) -> Option<Node> {
         let node = self.nodes.remove(key)?;
         match node.prev {
-            Some(prev) => self.nodes.get_mut(prev).expect("linked").next = node.next,
-            None => self.head = node.next,
+            END => self.head = node.next,
+            prev => self.node(prev).next = node.next,
         }
         match node.next {
-            Some(next) => self.nodes.get_mut(next).expect("linked").prev = node.prev,
-            None => self.tail = node.prev,
+            END => self.tail = node.prev,
+            next => self.node(next).prev = node.prev,
         }
         Some(node)
     }
 
     fn pop_front(&mut self) -> Option<Node> {
-        self.remove(self.head?)
+        let key = self.nodes.key_at(self.head)?;
+        self.remove(key)
     }
 }
 
@@ -85,11 +113,7 @@ impl WaitQueue {
     pub(crate) const fn new(label: &'static str) -> Self {
         WaitQueue {
             label,
-            list: RefCell::new(List {
-                nodes: Slab::new(),
-                head: None,
-                tail: None,
-            }),
+            list: RefCell::new(List::new()),
             outstanding: Cell::new(0),
         }
     }
@@ -110,7 +134,12 @@ impl WaitQueue {
             let Some(node) = self.list.borrow_mut().pop_front() else {
                 return false;
             };
-            if sched.wake(node.waiter, Wake::Notified { from: node.tag }) {
+            if sched.wake(
+                node.waiter,
+                Wake::Notified {
+                    from: node.tag as u32,
+                },
+            ) {
                 self.outstanding.set(self.outstanding.get() + 1);
                 return true;
             }
@@ -157,6 +186,6 @@ mod tests {
             .map(|node| node.waiter.seq)
             .collect();
         assert_eq!(order, [1, 3, 4]);
-        assert!(list.head.is_none() && list.tail.is_none());
+        assert_eq!((list.head, list.tail), (END, END));
     }
 }

@@ -36,6 +36,12 @@
 //! a wait before a near deadline trims only as many stacks as fit in it
 //! (see `TRIM_MIN_WAIT` and `TRIM_COST_PER_STACK` in `hub/mod.rs`).
 //!
+//! The top page of each stack of a new region, where its coroutine's first
+//! frames go, is prefaulted (`MADV_POPULATE_WRITE`) in one batch for the
+//! whole region, so a burst of spawns takes no page fault per stack; a
+//! kernel that refuses the batch leaves those pages to fault in on first
+//! touch, and the pool stops asking.
+//!
 //! Both the guard bands of a new region and a trim are many ranges given
 //! the same advice, so they go to the kernel in batches through
 //! `process_madvise(PIDFD_SELF, ...)`: up to 1,024 ranges and just under 2
@@ -183,6 +189,9 @@ pub(crate) struct StackPool {
     carved: usize,
     /// Ranges given one advice in one go (see the module doc).
     advice: Batch,
+    /// New regions get their stacks' top pages prefaulted; off once the
+    /// kernel refused it.
+    prefault: bool,
 }
 
 impl StackPool {
@@ -193,6 +202,7 @@ impl StackPool {
             guard: Guard::Untested,
             carved: 0,
             advice: Batch::default(),
+            prefault: true,
         }
     }
 
@@ -295,6 +305,7 @@ impl StackPool {
         }
         let region = Region { addr, len };
         self.install_guards(addr as usize, slot, count)?;
+        self.prefault_tops(addr as usize, slot, count);
         let mut stacks = Vec::with_capacity(count);
         for i in 0..count {
             let low = addr as usize + i * slot;
@@ -328,6 +339,22 @@ impl StackPool {
         Ok(())
     }
 
+    /// Prefaults the top page of each of the `count` slots from `addr`
+    /// (the page every coroutine touches first: its initial frame), in one
+    /// batch, so the spawns that take these stacks do not each take a page
+    /// fault. Only a saving: where the kernel refuses it, the pages fault
+    /// in on first touch as they would have, and later regions skip it.
+    fn prefault_tops(&mut self, addr: usize, slot: usize, count: usize) {
+        if !self.prefault {
+            return;
+        }
+        let page = page_size();
+        for i in 1..=count {
+            self.advice.push(addr + i * slot - page, page);
+        }
+        self.prefault = self.advice.hint(libc::MADV_POPULATE_WRITE);
+    }
+
     fn install_guard(&mut self, low: *mut libc::c_void) -> io::Result<()> {
         if self.guard != Guard::Mprotect {
             // SAFETY: `low..low + GUARD_BYTES` lies inside a region we just
@@ -359,11 +386,13 @@ impl StackPool {
 
 /// Ranges of our own stack regions waiting for one `madvise` advice.
 ///
-/// Only two advices are ever given: `MADV_GUARD_INSTALL` on the guard band
-/// of a slot no coroutine has used yet, and `MADV_DONTNEED` on the usable
-/// part below the warm top of a pooled stack (no coroutine runs on it). So
-/// every range handed in is page-aligned, inside a live region, and holds
-/// nothing anyone will read again.
+/// Only three advices are ever given: `MADV_GUARD_INSTALL` on the guard
+/// band of a slot no coroutine has used yet, `MADV_POPULATE_WRITE` on the
+/// top page of such a slot (it only faults the page in, as a write would,
+/// without changing its contents), and `MADV_DONTNEED` on the usable part
+/// below the warm top of a pooled stack (no coroutine runs on it). So every
+/// range handed in is page-aligned, inside a live region, and holds nothing
+/// anyone will read again.
 #[derive(Debug, Default)]
 struct Batch {
     ranges: Vec<libc::iovec>,
@@ -399,60 +428,15 @@ impl Batch {
     /// of this advice one by one.
     fn advise(&mut self, ranges: &mut [libc::iovec], advice: libc::c_int) -> io::Result<()> {
         let mut at = 0;
-        while at < ranges.len() && !self.one_by_one {
-            let mut end = at;
-            let mut want = 0;
-            while end < ranges.len()
-                && end - at < BATCH
-                && (end == at || want + ranges[end].iov_len <= BATCH_BYTES)
-            {
-                want += ranges[end].iov_len;
-                end += 1;
-            }
-            let chunk = &ranges[at..end];
-            // SAFETY: `chunk` is a valid array of iovecs that lives for
-            // the call; the kernel only reads it. Each range is ours and
-            // may take `advice` (see the type's doc). PIDFD_SELF names
-            // this process, so no other process's memory is touched.
-            let rc = unsafe {
-                libc::syscall(
-                    libc::SYS_process_madvise,
-                    PIDFD_SELF,
-                    chunk.as_ptr(),
-                    chunk.len(),
-                    advice,
-                    0,
-                )
-            };
-            if rc < 0 {
-                let refused = matches!(
-                    io::Error::last_os_error().raw_os_error(),
-                    Some(libc::ENOSYS | libc::EBADF | libc::EINVAL | libc::EPERM)
-                );
-                self.one_by_one |= refused;
-                break;
-            }
-            if rc == 0 {
-                break; // no progress: the rest one by one
-            }
-            // Skip what the kernel advised: whole ranges, then a prefix.
-            let mut advised = rc as usize;
-            while advised > 0 && at < end {
-                let range = &mut ranges[at];
-                if advised >= range.iov_len {
-                    advised -= range.iov_len;
-                    at += 1;
-                } else {
-                    range.iov_base = range.iov_base.wrapping_byte_add(advised);
-                    range.iov_len -= advised;
-                    advised = 0;
-                }
-            }
+        if !self.one_by_one {
+            let (done, refused) = advise_batched(ranges, advice);
+            at = done;
+            self.one_by_one |= refused;
         }
         // What the batches left (a range may be advised twice: both
         // advices allow it).
         for range in &ranges[at..] {
-            // SAFETY: as above, for one range.
+            // SAFETY: as in `advise_batched`, for one range.
             let rc = unsafe { libc::madvise(range.iov_base, range.iov_len, advice) };
             if rc != 0 {
                 return Err(io::Error::last_os_error());
@@ -460,6 +444,79 @@ impl Batch {
         }
         Ok(())
     }
+
+    /// Gives every pushed range `advice` in batches only, and forgets them:
+    /// for a hint that saves work later but that the kernel may refuse at
+    /// no cost (prefaulting), where one `madvise` per range would cost
+    /// more than it saves. Returns whether every range was advised; a
+    /// refusal leaves the rest unadvised and does not turn batching off
+    /// for the other advices.
+    fn hint(&mut self, advice: libc::c_int) -> bool {
+        let mut ranges = std::mem::take(&mut self.ranges);
+        let done = !self.one_by_one && advise_batched(&mut ranges, advice).0 == ranges.len();
+        ranges.clear();
+        self.ranges = ranges;
+        done
+    }
+}
+
+/// Gives `ranges` `advice` through `process_madvise(PIDFD_SELF, ...)`, in
+/// batches as [`Batch::advise`] describes, until done or a call fails or
+/// makes no progress. Returns how many leading ranges were advised in full
+/// (the next may have been advised in part: it then starts where the kernel
+/// stopped), and whether the kernel refused the call outright.
+fn advise_batched(ranges: &mut [libc::iovec], advice: libc::c_int) -> (usize, bool) {
+    let mut at = 0;
+    while at < ranges.len() {
+        let mut end = at;
+        let mut want = 0;
+        while end < ranges.len()
+            && end - at < BATCH
+            && (end == at || want + ranges[end].iov_len <= BATCH_BYTES)
+        {
+            want += ranges[end].iov_len;
+            end += 1;
+        }
+        let chunk = &ranges[at..end];
+        // SAFETY: `chunk` is a valid array of iovecs that lives for the
+        // call; the kernel only reads it. Each range is ours and may take
+        // `advice` (see `Batch`'s doc). PIDFD_SELF names this process, so
+        // no other process's memory is touched.
+        let rc = unsafe {
+            libc::syscall(
+                libc::SYS_process_madvise,
+                PIDFD_SELF,
+                chunk.as_ptr(),
+                chunk.len(),
+                advice,
+                0,
+            )
+        };
+        if rc < 0 {
+            let refused = matches!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::ENOSYS | libc::EBADF | libc::EINVAL | libc::EPERM)
+            );
+            return (at, refused);
+        }
+        if rc == 0 {
+            return (at, false); // no progress
+        }
+        // Skip what the kernel advised: whole ranges, then a prefix.
+        let mut advised = rc as usize;
+        while advised > 0 && at < end {
+            let range = &mut ranges[at];
+            if advised >= range.iov_len {
+                advised -= range.iov_len;
+                at += 1;
+            } else {
+                range.iov_base = range.iov_base.wrapping_byte_add(advised);
+                range.iov_len -= advised;
+                advised = 0;
+            }
+        }
+    }
+    (at, false)
 }
 
 fn map_error(call: &str, len: usize, err: io::Error) -> io::Error {
@@ -489,6 +546,32 @@ mod tests {
         let again = pool.get(10_000).unwrap();
         assert_eq!(again.base, base, "the pool hands the freed stack back");
         assert_eq!(pool.carved(), carved, "no new region for a pooled size");
+    }
+
+    /// A fresh region's stacks come with their top page resident (and only
+    /// it), on a kernel that takes the batched prefault; on one that
+    /// refuses it, the pool stops trying and the pages stay untouched.
+    #[test]
+    fn a_new_region_has_each_stack_top_page_prefaulted() {
+        let mut pool = StackPool::new();
+        let stacks: Vec<Stack> = (0..4).map(|_| pool.get(64 * 1024).unwrap()).collect();
+        let page = page_size();
+        for stack in &stacks {
+            let low = stack.guard() + GUARD_BYTES;
+            let top = super::super::os::resident_bytes(stack.base() - page, stack.base());
+            let below = super::super::os::resident_bytes(low, stack.base() - page);
+            if pool.prefault {
+                assert_eq!(top, page, "the top page is resident");
+            } else {
+                assert_eq!(top, 0, "nothing touched without the prefault");
+            }
+            assert_eq!(below, 0, "nothing below the top page is");
+        }
+        if kernel_takes_pidfd_self() {
+            // PIDFD_SELF (6.14) came long after MADV_POPULATE_WRITE (5.14).
+            assert!(pool.prefault, "a kernel with PIDFD_SELF takes the prefault");
+        }
+        stacks.into_iter().for_each(|s| pool.put(s));
     }
 
     /// Fills the usable part of `stack` (so every page is resident).

@@ -20,11 +20,14 @@ pub(crate) type Yielder = corosensei::Yielder<(), ()>;
 /// The `Yielder` lives at the base of the coroutine's own stack for as long as
 /// the coroutine has not returned.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct YielderPtr(*const Yielder);
+///
+/// Never null, so an `Option` of it is one word (the hub keeps one per
+/// coroutine).
+pub(crate) struct YielderPtr(std::ptr::NonNull<Yielder>);
 
 impl YielderPtr {
     pub(crate) fn new(yielder: &Yielder) -> Self {
-        YielderPtr(yielder)
+        YielderPtr(std::ptr::NonNull::from(yielder))
     }
 }
 
@@ -40,5 +43,5 @@ pub(crate) fn suspend() {
     // frame), and we are on that coroutine's stack: it has not returned, so
     // its yielder, which lives at the base of that stack, is valid for the
     // whole call.
-    unsafe { (*yielder.0).suspend(()) }
+    unsafe { yielder.0.as_ref().suspend(()) }
 }
