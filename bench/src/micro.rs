@@ -307,7 +307,7 @@ pub(crate) fn parked(quick: bool) -> Report {
             );
         }
     }
-    report.note("The machine floor is a child process of its own, run just before greenhub's, mapping as many fresh stacks as greenhub parks (192 KiB slots, 64 a region; per region one `process_madvise` installs the guard bands and one prefaults the top pages, as greenhub does) and writing one byte into the top page of each, with no runtime at all: the first touch of a fresh page, which the kernel must zero and, on a VM, the host must back, bounds every figure in this column from above. On a VM, a child may also pay the host's backing of memory the guest had not touched or had given back (a 1,000,000 run on a freshly booted one measured several times slower); that is why the floor no longer runs in greenhub's child after it, where it reused the pages greenhub had just freed.");
+    report.note("The machine floor is a child process of its own, run just before greenhub's, mapping as many fresh stacks as greenhub parks (192 KiB slots, 64 a region; per region one `process_madvise` installs the guard bands and one prefaults the top pages, as greenhub does) and writing one byte into the top page of each, with no runtime at all: making a fresh page resident (the prefault), which the kernel must zero and, on a VM, the host must back, bounds every figure in this column from above. On a VM, a child may also pay the host's backing of memory the guest had not touched or had given back (a 1,000,000 run on a freshly booted one measured several times slower); that is why the floor no longer runs in greenhub's child after it, where it reused the pages greenhub had just freed.");
     report
 }
 

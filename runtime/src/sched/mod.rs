@@ -104,9 +104,9 @@ pub(crate) struct Sched {
     pub(crate) tasks: RefCell<Slab<Task>>,
     /// Coroutines woken by a timer, readiness, a wait queue or a kill, in wake
     /// order. Invariant: each key here names a task in state `Ready`.
-    woken: RefCell<VecDeque<Key>>,
+    woken: RefCell<RunQueue>,
     /// Coroutines spawned or yielding, not resumed yet. Same invariant.
-    fresh: RefCell<VecDeque<Key>>,
+    fresh: RefCell<RunQueue>,
     /// Woken coroutines run in a row while `fresh` was not empty.
     woken_streak: Cell<u32>,
     /// The coroutine running now; `None` while the hub's loop runs.
@@ -127,15 +127,51 @@ pub(crate) struct Sched {
 /// Run-queue entries whose memory a queue keeps once a burst has drained.
 const QUEUE_KEPT: usize = 1024;
 
-/// Takes the front of a run queue. The queue that a burst (a million
-/// spawns, or one `Event` waking a million waiters) left empty gives its
-/// memory back: 8 bytes a coroutine, resident for nothing.
-fn pop(queue: &mut VecDeque<Key>) -> Option<Key> {
-    let key = queue.pop_front()?;
-    if queue.is_empty() && queue.capacity() > QUEUE_KEPT {
-        queue.shrink_to(QUEUE_KEPT);
+/// One run queue: keys in the order they run, and how long it grew in its
+/// last two bursts (a burst ends when the queue drains).
+///
+/// A queue that a burst (a million spawns, or one `Event` waking a million
+/// waiters) left empty gives its memory back, 8 bytes a coroutine, unless
+/// the burst before it was that long too: a steady cycle of bursts (one
+/// event waking 2,000 waiters again and again) keeps its memory instead of
+/// freeing and growing it every round.
+#[derive(Debug, Default)]
+pub(crate) struct RunQueue {
+    keys: VecDeque<Key>,
+    /// The longest the queue has been, at a pop, since it last drained.
+    peak: usize,
+    /// `peak` of the burst before.
+    last_peak: usize,
+}
+
+impl std::ops::Deref for RunQueue {
+    type Target = VecDeque<Key>;
+    fn deref(&self) -> &VecDeque<Key> {
+        &self.keys
     }
-    Some(key)
+}
+
+impl std::ops::DerefMut for RunQueue {
+    fn deref_mut(&mut self) -> &mut VecDeque<Key> {
+        &mut self.keys
+    }
+}
+
+impl RunQueue {
+    /// Takes the front key; when that drains the queue, gives back memory
+    /// the burst before did not need either.
+    fn pop(&mut self) -> Option<Key> {
+        self.peak = self.peak.max(self.keys.len());
+        let key = self.keys.pop_front()?;
+        if self.keys.is_empty() {
+            let before = std::mem::replace(&mut self.last_peak, std::mem::take(&mut self.peak));
+            let kept = before.max(QUEUE_KEPT);
+            if self.keys.capacity() > kept.saturating_mul(4) {
+                self.keys.shrink_to(kept.saturating_mul(2));
+            }
+        }
+        Some(key)
+    }
 }
 
 impl Sched {
@@ -143,8 +179,8 @@ impl Sched {
         Sched {
             hub,
             tasks: RefCell::new(Slab::new()),
-            woken: RefCell::new(VecDeque::new()),
-            fresh: RefCell::new(VecDeque::new()),
+            woken: RefCell::new(RunQueue::default()),
+            fresh: RefCell::new(RunQueue::default()),
             woken_streak: Cell::new(0),
             current: Cell::new(None),
             current_killed: Cell::new(false),
@@ -256,12 +292,12 @@ impl Sched {
     pub(crate) fn next_runnable(&self) -> Option<Key> {
         let mut woken = self.woken.borrow_mut();
         if woken.is_empty() || self.woken_streak.get() >= WOKEN_STREAK {
-            if let Some(key) = pop(&mut self.fresh.borrow_mut()) {
+            if let Some(key) = self.fresh.borrow_mut().pop() {
                 self.woken_streak.set(0);
                 return Some(key);
             }
         }
-        let key = pop(&mut woken)?;
+        let key = woken.pop()?;
         self.woken_streak.set(self.woken_streak.get() + 1);
         Some(key)
     }
@@ -372,9 +408,10 @@ mod tests {
 
     #[test]
     fn a_run_queue_a_burst_left_empty_gives_its_memory_back() {
-        let mut queue: VecDeque<Key> = (0..10 * QUEUE_KEPT).map(Key::from_usize).collect();
+        let mut queue = RunQueue::default();
+        queue.extend((0..10 * QUEUE_KEPT).map(Key::from_usize));
         let mut popped = 0;
-        while let Some(key) = pop(&mut queue) {
+        while let Some(key) = queue.pop() {
             assert_eq!(key.index(), popped, "in order");
             popped += 1;
             if !queue.is_empty() {
@@ -382,6 +419,25 @@ mod tests {
             }
         }
         assert_eq!(popped, 10 * QUEUE_KEPT);
-        assert!(queue.capacity() <= QUEUE_KEPT, "{}", queue.capacity());
+        assert!(queue.capacity() <= 2 * QUEUE_KEPT, "{}", queue.capacity());
+    }
+
+    #[test]
+    fn a_steady_cycle_of_bursts_keeps_its_run_queue_memory() {
+        let mut queue = RunQueue::default();
+        let burst = 8 * QUEUE_KEPT;
+        let mut capacities = Vec::new();
+        for _ in 0..6 {
+            queue.extend((0..burst).map(Key::from_usize));
+            while queue.pop().is_some() {}
+            capacities.push(queue.capacity());
+        }
+        // The first burst follows none and gives its memory back; from the
+        // second on, each follows one as long and keeps it.
+        assert!(capacities[1] >= burst, "{capacities:?}");
+        assert!(
+            capacities[1..].windows(2).all(|w| w[0] == w[1]),
+            "{capacities:?}"
+        );
     }
 }

@@ -160,8 +160,9 @@ enum Guard {
 }
 
 /// The pooled stacks of one size: `warm` ones still hold the pages their
-/// last coroutine touched (the most recently returned last), `cold` ones
-/// were trimmed. Reuse takes warm stacks first.
+/// last coroutine touched (the most recently returned last); `cold` ones
+/// were trimmed, or are fresh from a new region (holding at most their
+/// prefaulted top page). Reuse takes warm stacks first.
 #[derive(Debug, Default)]
 struct Free {
     warm: Vec<Stack>,
@@ -316,7 +317,8 @@ impl StackPool {
         }
         self.regions.push(region);
         self.carved += count;
-        // Hand out the lowest addresses first. Fresh stacks hold no pages.
+        // Hand out the lowest addresses first. Fresh stacks hold at most
+        // their top page (prefaulted above).
         stacks.reverse();
         self.free_list(size).cold.extend(stacks);
         Ok(())
