@@ -12,7 +12,7 @@
 //! `BTreeMap` gives O(log n) insert, cancel and pop-first; a binary heap would
 //! be as fast to insert but cannot cancel, and lazily-deleted entries pile up
 //! when every request sets a socket timeout that is then not needed. The
-//! queue never calls the hub: `pop_due` returns the waiters to wake.
+//! queue never calls the hub: `pop_due_into` hands back the waiters to wake.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -43,6 +43,7 @@ impl Timers {
     }
 
     /// Removes and returns the next entry due at or before `now`.
+    #[cfg(test)]
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Waiter> {
         let entry = self.entries.first_entry()?;
         if entry.key().0 <= now {
@@ -50,6 +51,28 @@ impl Timers {
         } else {
             None
         }
+    }
+
+    /// Moves the entries due at or before `now` into `into`, nearest first,
+    /// at most `max` of them; returns how many it moved.
+    pub(crate) fn pop_due_into(
+        &mut self,
+        now: Instant,
+        into: &mut Vec<Waiter>,
+        max: usize,
+    ) -> usize {
+        let mut moved = 0;
+        while moved < max {
+            let Some(entry) = self.entries.first_entry() else {
+                break;
+            };
+            if entry.key().0 > now {
+                break;
+            }
+            into.push(entry.remove());
+            moved += 1;
+        }
+        moved
     }
 
     /// The nearest deadline, if any.
@@ -96,6 +119,23 @@ mod tests {
         assert_eq!(timers.pop_due(now), Some(waiter(3)));
         assert_eq!(timers.pop_due(now), None);
         assert_eq!(timers.len(), 0);
+    }
+
+    #[test]
+    fn a_batch_takes_only_due_entries_nearest_first_and_at_most_max() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        timers.insert(now + Duration::from_millis(5), waiter(9));
+        timers.insert(now, waiter(2));
+        timers.insert(now - Duration::from_millis(1), waiter(1));
+        timers.insert(now, waiter(3));
+        let mut due = Vec::new();
+        assert_eq!(timers.pop_due_into(now, &mut due, 2), 2);
+        assert_eq!(due, [waiter(1), waiter(2)]);
+        assert_eq!(timers.pop_due_into(now, &mut due, 2), 1);
+        assert_eq!(due, [waiter(1), waiter(2), waiter(3)]);
+        assert_eq!(timers.pop_due_into(now, &mut due, 2), 0);
+        assert_eq!(timers.len(), 1, "the entry not due yet stays");
     }
 
     #[test]
