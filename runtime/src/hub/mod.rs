@@ -90,6 +90,8 @@ const RESOLVER_THREADS: usize = 2;
 /// Timer entries fired in one batch: their task entries are prefetched
 /// together before the first is woken, so the misses overlap.
 const FIRE_BATCH: usize = 32;
+/// Entries of `Hub::fired` whose memory is kept after a burst.
+const FIRED_KEPT: usize = 1024;
 /// Bytes of a parked coroutine's stack prefetched from where it suspended
 /// up: the frames its park returns through (the park itself, `sleep` or a
 /// queue wait, the caller's frame).
@@ -180,7 +182,7 @@ pub(crate) struct Hub {
     events: RefCell<Events>,
     /// Waiters handed back by the reactor during one poll, woken after.
     wakes: RefCell<Vec<Waiter>>,
-    /// Timer entries being fired (`FIRE_BATCH` at a time).
+    /// Timer entries being fired.
     fired: RefCell<Vec<Waiter>>,
     /// The deadlock report for `main`, set with its `Wake::Deadlock` and
     /// taken by its park.
@@ -369,27 +371,23 @@ impl Hub {
     }
 
     /// Wakes the coroutines whose deadline is `now` or earlier, in
-    /// deadline order, a batch at a time: a batch's task entries are
+    /// deadline order, `FIRE_BATCH` at a time: a batch's task entries are
     /// prefetched before the first of it is woken.
     fn fire_timers(&self, now: Instant) {
         let mut fired = self.fired.borrow_mut();
-        loop {
-            let moved = self
-                .timers
-                .borrow_mut()
-                .pop_due_into(now, &mut fired, FIRE_BATCH);
-            for waiter in fired.iter() {
+        self.timers.borrow_mut().take_due(now, &mut fired);
+        for batch in fired.chunks(FIRE_BATCH) {
+            for waiter in batch {
                 if waiter.hub == self.id {
                     self.sched.prefetch(waiter.task);
                 }
             }
-            for waiter in fired.drain(..) {
+            for &waiter in batch {
                 self.sched.wake(waiter, Wake::Timer);
             }
-            if moved < FIRE_BATCH {
-                return;
-            }
         }
+        fired.clear();
+        fired.shrink_to(FIRED_KEPT);
     }
 
     /// Whether anything but a timer can still wake a coroutine: a parked
