@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use corosensei::{Coroutine, CoroutineResult};
 use greenhub::sync::Event;
 
-use crate::measure::{interleaved, mappings, rss_kib, Rng, Stat};
+use crate::measure::{interleaved, mappings, rss_kib, thread_cpu_time, Rng, Stat};
 use crate::peers::TokioYield;
 use crate::{floor, peers, Report, RUNS};
 
@@ -419,8 +419,9 @@ pub(crate) fn timers(quick: bool) -> Report {
     );
     report.header(&["N", "p50", "p99", "max", "woke early"]);
     for &n in counts {
-        let runs: Vec<(f64, f64, f64, usize)> =
+        let runs: Vec<(f64, f64, f64, usize, f64)> =
             (0..RUNS).map(|seed| lateness(n, seed as u64 + 1)).collect();
+        let wake_cpu = Stat::of(runs.iter().map(|r| r.4).collect());
         let p50 = Stat::of(runs.iter().map(|r| r.0).collect());
         let p99 = Stat::of(runs.iter().map(|r| r.1).collect());
         let max = Stat::of(runs.iter().map(|r| r.2).collect());
@@ -435,6 +436,7 @@ pub(crate) fn timers(quick: bool) -> Report {
         report.field(&format!("n{n}_p50_ms"), p50.median);
         report.field(&format!("n{n}_p99_ms"), p99.median);
         report.field(&format!("n{n}_early"), early as f64);
+        report.field(&format!("n{n}_wake_cpu_ns"), wake_cpu.median);
         if n == *counts.last().unwrap() {
             report.target(
                 &format!("{n} sleepers: p99 lateness ≤ 2 ms, none early"),
@@ -456,8 +458,12 @@ pub(crate) fn timers(quick: bool) -> Report {
     );
     report.note(
         "With 100,000 sleepers the deadlines come 1,000 per millisecond, and each wake touches a cold \
-         stack page, task entry and timer node: when the hub cannot resume that many a millisecond, \
-         the wakes queue up and lateness grows through the window. No coroutine ever wakes early.",
+         stack page, task entry and join state (the hub prefetches the next queued coroutine's while \
+         one runs): when the hub cannot resume that many a millisecond, the wakes queue up and \
+         lateness grows through the window. No coroutine ever wakes early. `nN_wake_cpu_ns` is the \
+         hub thread's CPU time (`RUSAGE_THREAD`) from the first wake to the last join, per sleeper: \
+         the cost of a wake whatever else the machine runs (at 10,000 it includes the hub's idle \
+         polls and stack trims between the wakes).",
     );
     report
 }
@@ -490,9 +496,13 @@ fn queue_timeouts_s(n: usize) -> f64 {
     })
 }
 
-/// Lateness percentiles (ms) and the count of early wakes.
-fn lateness(n: usize, seed: u64) -> (f64, f64, f64, usize) {
+/// Lateness percentiles (ms), the count of early wakes, and the hub
+/// thread's CPU time per wake (ns) from the first wake to the last join:
+/// the cost of a wake (timer fire, resume, return, finish, join) apart
+/// from what else the machine runs.
+fn lateness(n: usize, seed: u64) -> (f64, f64, f64, usize, f64) {
     greenhub::run(move || {
+        let first_wake: Rc<Cell<Option<Duration>>> = Rc::new(Cell::new(None));
         let late = Rc::new(RefCell::new(Vec::with_capacity(n)));
         let (go, start) = (Event::new(), Rc::new(std::cell::Cell::new(Instant::now())));
         let mut rng = Rng::new(seed);
@@ -500,11 +510,15 @@ fn lateness(n: usize, seed: u64) -> (f64, f64, f64, usize) {
             .map(|_| {
                 let offset = Duration::from_micros(rng.below(100_000));
                 let (late, go, start) = (late.clone(), go.clone(), start.clone());
+                let first_wake = first_wake.clone();
                 greenhub::spawn(move || {
                     go.wait().unwrap();
                     let wake = start.get() + offset;
                     greenhub::sleep(wake.saturating_duration_since(Instant::now()));
                     let now = Instant::now();
+                    if first_wake.get().is_none() {
+                        first_wake.set(Some(thread_cpu_time()));
+                    }
                     late.borrow_mut().push((
                         now.saturating_duration_since(wake).as_secs_f64() * 1000.0,
                         now < wake,
@@ -519,10 +533,12 @@ fn lateness(n: usize, seed: u64) -> (f64, f64, f64, usize) {
         start.set(Instant::now() + Duration::from_secs(1));
         go.set();
         handles.into_iter().for_each(|h| h.join().unwrap());
+        let woke = thread_cpu_time().saturating_sub(first_wake.get().unwrap_or_default());
         let mut late = late.take();
         let early = late.iter().filter(|l| l.1).count();
         late.sort_by(|a, b| a.0.total_cmp(&b.0));
         let at = |q: f64| late[((late.len() - 1) as f64 * q) as usize].0;
-        (at(0.5), at(0.99), at(1.0), early)
+        let wake_cpu_ns = woke.as_nanos() as f64 / n as f64;
+        (at(0.5), at(0.99), at(1.0), early, wake_cpu_ns)
     })
 }

@@ -320,7 +320,11 @@ impl Builder {
                 joiners: Queue::new("join"),
                 links: Cell::new(Vec::new()),
             });
-            let (key, id) = hub.spawn_raw(name.clone(), size, trampoline(f, state.clone()))?;
+            // The join state's counts sit just below the value `as_ptr` names.
+            let low = Rc::as_ptr(&state) as usize - 2 * std::mem::size_of::<usize>();
+            let finish = low..Rc::as_ptr(&state) as usize + std::mem::size_of::<JoinState<T>>();
+            let (key, id) =
+                hub.spawn_raw(name.clone(), size, finish, trampoline(f, state.clone()))?;
             Ok(JoinHandle {
                 hub: hub.id,
                 key,

@@ -302,6 +302,19 @@ impl Sched {
         Some(key)
     }
 
+    /// The coroutines likely to run after the next one taken from the
+    /// woken queue: the first two queued there (a hint: fresh spawns may
+    /// come first).
+    pub(crate) fn upcoming(&self) -> (Option<Key>, Option<Key>) {
+        let woken = self.woken.borrow();
+        (woken.front().copied(), woken.get(1).copied())
+    }
+
+    /// Starts loading the task entry of `key` into the cache.
+    pub(crate) fn prefetch(&self, key: Key) {
+        self.tasks.borrow().prefetch(key);
+    }
+
     /// Whether any coroutine is queued to run.
     pub(crate) fn runnable(&self) -> bool {
         !self.woken.borrow().is_empty() || !self.fresh.borrow().is_empty()

@@ -174,6 +174,18 @@ impl<T> Slab<T> {
         }
     }
 
+    /// Starts loading the slot `key` names into the cache (see
+    /// `sys/prefetch.rs`): computes its address without reading it.
+    pub(crate) fn prefetch(&self, key: Key) {
+        let Some(at) = (key.index as usize).checked_sub(1) else {
+            return; // slot 0 lives in the slab itself, hot already
+        };
+        if at < self.rest.len() {
+            let low = self.rest.as_ptr().wrapping_add(at) as usize;
+            crate::sys::prefetch::range(low, low + std::mem::size_of::<Slot<T>>());
+        }
+    }
+
     /// Removes the entry; its key, and every copy of it, stops matching.
     pub(crate) fn remove(&mut self, key: Key) -> Option<T> {
         let free = self.free;

@@ -12,7 +12,7 @@
 //! `BTreeMap` gives O(log n) insert, cancel and pop-first; a binary heap would
 //! be as fast to insert but cannot cancel, and lazily-deleted entries pile up
 //! when every request sets a socket timeout that is then not needed. The
-//! queue never calls the hub: `pop_due` returns the waiters to wake.
+//! queue never calls the hub: `take_due` hands back the waiters to wake.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -43,6 +43,7 @@ impl Timers {
     }
 
     /// Removes and returns the next entry due at or before `now`.
+    #[cfg(test)]
     pub(crate) fn pop_due(&mut self, now: Instant) -> Option<Waiter> {
         let entry = self.entries.first_entry()?;
         if entry.key().0 <= now {
@@ -50,6 +51,22 @@ impl Timers {
         } else {
             None
         }
+    }
+
+    /// Moves every entry due at or before `now` into `into`, nearest
+    /// first. The due entries leave the map in one split, which costs a
+    /// walk down the tree and a look at each entry taken, not a removal
+    /// (with its rebalancing) per entry.
+    pub(crate) fn take_due(&mut self, now: Instant, into: &mut Vec<Waiter>) {
+        match self.entries.first_key_value() {
+            Some(((deadline, _), _)) if *deadline <= now => {}
+            _ => return,
+        }
+        // Every key below `(now, u64::MAX)` is due (no sequence number
+        // reaches `u64::MAX`: one is taken per timer set).
+        let later = self.entries.split_off(&(now, u64::MAX));
+        let due = std::mem::replace(&mut self.entries, later);
+        into.extend(due.into_values());
     }
 
     /// The nearest deadline, if any.
@@ -95,6 +112,28 @@ mod tests {
         assert_eq!(timers.pop_due(now), Some(waiter(1)));
         assert_eq!(timers.pop_due(now), Some(waiter(3)));
         assert_eq!(timers.pop_due(now), None);
+        assert_eq!(timers.len(), 0);
+    }
+
+    #[test]
+    fn take_due_takes_only_due_entries_nearest_first() {
+        let mut timers = Timers::default();
+        let now = Instant::now();
+        timers.insert(now + Duration::from_millis(5), waiter(9));
+        timers.insert(now, waiter(2));
+        timers.insert(now - Duration::from_millis(1), waiter(1));
+        let cancelled = timers.insert(now, waiter(4));
+        timers.insert(now, waiter(3));
+        timers.cancel(cancelled);
+        let mut due = vec![waiter(7)];
+        timers.take_due(now, &mut due);
+        assert_eq!(due, [waiter(7), waiter(1), waiter(2), waiter(3)]);
+        timers.take_due(now, &mut due);
+        assert_eq!(due.len(), 4, "nothing more is due");
+        assert_eq!(timers.len(), 1, "the entry not due yet stays");
+        assert_eq!(timers.next_deadline(), Some(now + Duration::from_millis(5)));
+        timers.take_due(now + Duration::from_millis(5), &mut due);
+        assert_eq!(due.last(), Some(&waiter(9)));
         assert_eq!(timers.len(), 0);
     }
 

@@ -41,6 +41,10 @@ impl Queue {
 
     /// Wakes every waiting coroutine.
     pub(crate) fn notify_all(&self) {
+        // Most coroutines end with nobody joining yet: no hub lookup then.
+        if self.inner.len() == 0 {
+            return;
+        }
         crate::context::with(|hub| while self.inner.notify_one(&hub.sched) {});
     }
 

@@ -29,6 +29,10 @@ struct Running {
     name: *const u8,
     len: usize,
     yielder: Option<YielderPtr>,
+    /// About where the coroutine's stack pointer was when it last
+    /// suspended (0 before its first suspend): a hint for the hub's
+    /// prefetch, never dereferenced.
+    sp: usize,
 }
 
 const IDLE: Running = Running {
@@ -36,6 +40,7 @@ const IDLE: Running = Running {
     name: ptr::null(),
     len: 0,
     yielder: None,
+    sp: 0,
 };
 
 thread_local! {
@@ -53,6 +58,7 @@ pub(crate) fn entering(guard: usize, name: Option<&str>, yielder: Option<Yielder
             name,
             len,
             yielder,
+            sp: 0,
         })
     });
 }
@@ -71,10 +77,23 @@ pub(crate) fn yielder() -> Option<YielderPtr> {
     RUNNING.with(|r| r.get().yielder)
 }
 
-/// The hub runs again: returns the yielder of the coroutine that ran, for
-/// the hub to keep until its next resume.
-pub(crate) fn leaving() -> Option<YielderPtr> {
-    RUNNING.with(|r| r.replace(IDLE).yielder)
+/// The running coroutine is about to suspend with its stack pointer near
+/// `sp`: recorded for the hub, which prefetches the stack there before the
+/// coroutine's next resume.
+pub(crate) fn suspending(sp: usize) {
+    RUNNING.with(|r| {
+        let mut running = r.get();
+        running.sp = sp;
+        r.set(running);
+    });
+}
+
+/// The hub runs again: returns the yielder of the coroutine that ran, and
+/// where its stack pointer was if it suspended (0 if it returned), for the
+/// hub to keep until its next resume.
+pub(crate) fn leaving() -> (Option<YielderPtr>, usize) {
+    let running = RUNNING.with(|r| r.replace(IDLE));
+    (running.yielder, running.sp)
 }
 
 /// The handler that was installed before ours, for faults that are not ours.

@@ -38,6 +38,9 @@ impl YielderPtr {
 /// Panics when no coroutine runs on this thread (the hub's own code).
 pub(crate) fn suspend() {
     let yielder = super::running::yielder().expect("only a running coroutine can suspend");
+    // An address in this frame: the switch saves its registers just below.
+    let here = 0u8;
+    super::running::suspending(std::hint::black_box(&here) as *const u8 as usize);
     // SAFETY: the running record holds the yielder of the coroutine the hub
     // resumed on this thread (`running::entering`, or `started` by its first
     // frame), and we are on that coroutine's stack: it has not returned, so
