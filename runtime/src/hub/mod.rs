@@ -93,7 +93,8 @@ const FIRE_BATCH: usize = 32;
 /// Entries of `Hub::fired` whose memory is kept after a burst.
 const FIRED_KEPT: usize = 1024;
 /// Bytes of a coroutine's stack prefetched before its resume: just below
-/// where it suspended (the registers the switch saved), or, before its
+/// where it suspended (the 64 bytes below a local of `suspend`'s frame,
+/// near where the switch saves its registers), or, before its
 /// first run, just below its base (its first frame). The first touch of
 /// the stack's page is what costs (a TLB miss on a page no other
 /// coroutine shares); prefetching the whole used stack (about 1.2 KB
