@@ -70,10 +70,6 @@ impl<T> Finish for JoinState<T> {
     }
 }
 
-/// Bytes of a join state the hub prefetches before a resume, at most: two
-/// cache lines, whatever the size of the result it holds.
-const FINISH_PREFETCH: usize = 128;
-
 /// Shared by a coroutine's trampoline (which fills it) and its handle.
 struct JoinState<T> {
     ending: RefCell<Option<Ending<T>>>,
@@ -324,15 +320,11 @@ impl Builder {
                 joiners: Queue::new("join"),
                 links: Cell::new(Vec::new()),
             });
-            // What the hub prefetches before resuming it (a hint only): the
-            // join state's counts, which sit just below the value `as_ptr`
-            // names when `JoinState<T>` is aligned to 16 bytes or less
-            // (further below otherwise, and the hint misses them), and the
-            // state's first lines, capped so that a large `T` held inline
-            // costs no more than a small one.
-            let low = Rc::as_ptr(&state) as usize - 2 * std::mem::size_of::<usize>();
-            let end = Rc::as_ptr(&state) as usize + std::mem::size_of::<JoinState<T>>();
-            let finish = low..end.min(low + FINISH_PREFETCH);
+            // Where the hub's prefetch before each resume starts (a hint
+            // only): the join state's counts, which sit just below the value
+            // `as_ptr` names when `JoinState<T>` is aligned to 16 bytes or
+            // less (further below otherwise, and the hint misses them).
+            let finish = Rc::as_ptr(&state) as usize - 2 * std::mem::size_of::<usize>();
             let (key, id) =
                 hub.spawn_raw(name.clone(), size, finish, trampoline(f, state.clone()))?;
             Ok(JoinHandle {

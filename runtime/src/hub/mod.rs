@@ -101,6 +101,11 @@ const FIRED_KEPT: usize = 1024;
 /// parked in `sleep`) measured no faster: the frames above fill in while
 /// the switch runs.
 const STACK_PREFETCH: usize = 64;
+/// Bytes of a join state prefetched before a resume: two cache lines from
+/// where `spawn` says it starts (its counts), whatever the size of the
+/// result it holds. A hint only: bytes past the state's end cost at most a
+/// wasted line fill.
+const FINISH_PREFETCH: usize = 128;
 
 /// A coroutine as the hub keeps it between two resumes.
 struct Resumable {
@@ -108,12 +113,13 @@ struct Resumable {
     /// Its yielder, handed to `sys::running` on every resume; `None` until
     /// it first runs (its first frame records it).
     yielder: Option<YielderPtr>,
-    /// Where its stack pointer was when it last suspended (0 before), and
-    /// its stack base: where its next resume first touches its stack.
+    /// Where its next resume first touches its stack: where its stack
+    /// pointer was when it last suspended, or its stack base before its
+    /// first run.
     sp: usize,
-    base: usize,
-    /// Memory its end touches (its join state), prefetched as well.
-    finish: std::ops::Range<usize>,
+    /// Where the memory its end touches starts (its join state's first
+    /// [`FINISH_PREFETCH`] bytes), prefetched as well; 0: none.
+    finish: usize,
 }
 
 impl Resumable {
@@ -121,9 +127,10 @@ impl Resumable {
     /// saved stack and its join state.
     fn prefetch(&self) {
         use crate::sys::prefetch;
-        let top = if self.sp != 0 { self.sp } else { self.base };
-        prefetch::range(top.saturating_sub(STACK_PREFETCH), top);
-        prefetch::range(self.finish.start, self.finish.end);
+        prefetch::range(self.sp.saturating_sub(STACK_PREFETCH), self.sp);
+        if self.finish != 0 {
+            prefetch::range(self.finish, self.finish + FINISH_PREFETCH);
+        }
     }
 }
 
@@ -242,13 +249,14 @@ impl Hub {
     /// Creates a coroutine running `body` on a pooled stack and queues it.
     /// `body` runs with the coroutine's yielder recorded in its entry; it is
     /// the API layer's trampoline, which catches every panic of user code.
-    /// `finish` is memory the coroutine's end touches (its join state),
-    /// prefetched before its resumes; it is only a hint, never read.
+    /// `finish` is where memory the coroutine's end touches starts (its
+    /// join state; 0: none), prefetched before its resumes; it is only a
+    /// hint, never read.
     pub(crate) fn spawn_raw(
         &self,
         name: Option<Rc<str>>,
         stack_size: usize,
-        finish: std::ops::Range<usize>,
+        finish: usize,
         body: impl FnOnce() + 'static,
     ) -> std::io::Result<(Key, u64)> {
         let stack = self.stacks.borrow_mut().get(stack_size)?;
@@ -277,8 +285,7 @@ impl Hub {
             Resumable {
                 coro,
                 yielder: None,
-                sp: 0,
-                base: stack_base,
+                sp: stack_base,
                 finish,
             },
         ));
@@ -439,7 +446,7 @@ impl Hub {
                     Rc::from("remote")
                 };
                 let stack_size = spawn.stack_size.unwrap_or(REMOTE_STACK_SIZE);
-                match self.spawn_raw(Some(name), stack_size, 0..0, spawn.job) {
+                match self.spawn_raw(Some(name), stack_size, 0, spawn.job) {
                     Ok(_) if spawn.probe => self.probes_spawned.set(self.probes_spawned.get() + 1),
                     Ok(_) => {}
                     Err(err) => report(&format!(
@@ -486,7 +493,9 @@ impl Hub {
         self.sched.leave();
         if let Ok(CoroutineResult::Yield(())) = result {
             entry.yielder = yielder;
-            entry.sp = sp;
+            if sp != 0 {
+                entry.sp = sp;
+            }
             if self.sched.trace.tracing() {
                 let tasks = self.sched.tasks.borrow();
                 let task = tasks.get(key).expect("a parked coroutine exists");
