@@ -158,10 +158,12 @@ fn sleepers_that_sleep_again_from_a_batch_fire_in_a_later_round() {
 /// Returns the rounds every coroutine went through.
 fn rounds<const BYTES: usize>() -> usize {
     // Spawning builds the join state on the spawner's stack first: spawn
-    // from a coroutine with room for it.
+    // from a coroutine with room for it. An unoptimised build copies the
+    // result through several frames on its way to the join state, so each
+    // stack has room for many copies of it (four were too few in debug).
     greenhub::run(|| {
         greenhub::Builder::new()
-            .stack_size(4 * BYTES + 256 * 1024)
+            .stack_size(16 * BYTES + 256 * 1024)
             .spawn(rounds_body::<BYTES>)
             .unwrap()
             .join()
@@ -178,7 +180,7 @@ fn rounds_body<const BYTES: usize>() -> usize {
         .map(|_| {
             let (events, seen) = (events.clone(), seen.clone());
             greenhub::Builder::new()
-                .stack_size(4 * BYTES + 256 * 1024)
+                .stack_size(16 * BYTES + 256 * 1024)
                 .spawn(move || {
                     for event in events.iter() {
                         event.wait().unwrap();
