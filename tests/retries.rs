@@ -135,3 +135,99 @@ fn an_incr_is_never_repeated_but_a_marked_command_and_a_read_are() {
         );
     });
 }
+
+/// A server restarted with a data set to load answers `LOADING` for a while
+/// (here about a second: 5,000 keys at 200 µs each, with the event loop run
+/// every KiB of the file so that clients are answered meanwhile).
+fn a_server_that_loads_for_a_second() -> RedisServer {
+    let server = RedisServer::start_with(&[
+        "--key-load-delay",
+        "200",
+        "--loading-process-events-interval-bytes",
+        "1024",
+    ]);
+    let fill = "for i = 1, 5000 do redis.call('SET', 'fill:' .. i, i) end \
+                redis.call('SET', 'k', 'v') redis.call('SET', 'n', 0) return 1";
+    assert_eq!(server.raw_command(&["EVAL", fill, "0"]), b":1\r\n");
+    assert_eq!(server.raw_command(&["SAVE"]), b"+OK\r\n");
+    server
+}
+
+#[test]
+fn commands_refused_while_the_server_loads_are_retried_and_each_runs_once() {
+    let server = a_server_that_loads_for_a_second();
+    let url = server.url();
+    greenhub::run(move || {
+        let restarting = restart_soon(server, Duration::ZERO);
+        // Without retries the refusal is the caller's: an error reply, not
+        // ambiguous (nothing ran).
+        let mut plain = Client::open(&url).unwrap().with_retry(RetryPolicy::never());
+        let started = std::time::Instant::now();
+        let refusal = loop {
+            match plain.get::<Option<String>>("k") {
+                Err(err) if err.code() == Some("LOADING") => break err,
+                // Refused or reset while the old server dies and the new
+                // one starts; an answer from the old one.
+                Err(err) => assert!(err.is_io(), "{err}"),
+                Ok(_) => {}
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "never saw LOADING"
+            );
+            greenhub::sleep(Duration::from_millis(1));
+        };
+        assert!(!refusal.is_ambiguous(), "{refusal}");
+        // With retries (the test's policy outlasts the loading), writes are
+        // repeated too: a LOADING refusal ran nothing. A single command, a
+        // pipeline and a transaction, all sent while the server loads.
+        let patient = Client::open(&url).unwrap().with_retry(RetryPolicy {
+            max_time: Duration::from_secs(30),
+        });
+        let mut single = patient.clone();
+        let single = greenhub::spawn(move || {
+            let n = single.incr("n").unwrap();
+            let k: String = single.get("k").unwrap();
+            (vec![n], k)
+        });
+        let mut piped = patient.clone();
+        let piped = greenhub::spawn(move || {
+            let mut pipe = greenhub_redis::pipe();
+            pipe.cmd("INCR").arg("n").cmd("GET").arg("k");
+            let (n, k): (i64, String) = pipe.query(&mut piped).unwrap();
+            (vec![n], k)
+        });
+        let mut atomic = patient.clone();
+        let atomic = greenhub::spawn(move || {
+            let mut tx = greenhub_redis::pipe();
+            tx.atomic()
+                .cmd("INCR")
+                .arg("n")
+                .cmd("INCR")
+                .arg("n")
+                .cmd("GET")
+                .arg("k");
+            let (a, b, k): (i64, i64, String) = tx.query(&mut atomic).unwrap();
+            assert_eq!(b, a + 1, "a transaction's INCRs are adjacent");
+            (vec![a, b], k)
+        });
+        greenhub::yield_now();
+        let still = plain.get::<Option<String>>("k").unwrap_err();
+        assert_eq!(
+            still.code(),
+            Some("LOADING"),
+            "the calls went out while loading"
+        );
+        let mut counted = Vec::new();
+        for call in [single, piped, atomic] {
+            let (ns, k) = call.join().unwrap();
+            assert_eq!(k, "v");
+            counted.extend(ns);
+        }
+        counted.sort();
+        assert_eq!(counted, [1, 2, 3, 4]);
+        let _server = restarting.join().unwrap();
+        let n: i64 = plain.get("n").unwrap();
+        assert_eq!(n, 4, "each INCR ran exactly once");
+    });
+}

@@ -12,7 +12,7 @@ use crate::pool::{Pool, PoolConfig, PoolStats, PooledConnection};
 use crate::pubsub::PubSub;
 use crate::resp::Value;
 use crate::restore::OrphanedItem;
-use crate::retry::{is_repeatable, RetryPolicy};
+use crate::retry::{is_repeatable, refused_while_loading, RetryPolicy};
 use crate::types::{FromValue, ToArg};
 use crate::url::ConnectionInfo;
 
@@ -34,7 +34,8 @@ pub struct Client {
     pool: Pool,
     /// The local cache of read replies, with [`Client::with_cache`].
     cache: Option<Rc<Cache>>,
-    /// What is retried after a lost connection ([`Client::with_retry`]).
+    /// What is retried after a lost connection or a `LOADING` refusal
+    /// ([`Client::with_retry`]).
     retry: RetryPolicy,
 }
 
@@ -91,7 +92,9 @@ impl Client {
     /// whose connection is lost: by default ([`RetryPolicy::default`]) a
     /// command is sent again within 2 s when nothing had been sent, or when
     /// it only reads or was marked [`Cmd::idempotent`]; never an INCR, a
-    /// push or a pop that may have run. [`RetryPolicy::never`] turns it off.
+    /// push or a pop that may have run. A command a restarting server
+    /// refused with `LOADING` ran nothing and is sent again too.
+    /// [`RetryPolicy::never`] turns it off.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Client {
         self.retry = policy;
         self
@@ -190,7 +193,10 @@ impl ConnectionLike for Client {
     }
 
     fn req_pipeline(&mut self, cmds: &[Cmd], atomic: bool) -> Result<Vec<Value>> {
-        let once = || self.pool.get()?.req_pipeline(cmds, atomic);
+        let once = || {
+            let replies = self.pool.get()?.req_pipeline(cmds, atomic)?;
+            refused_while_loading(replies, atomic)
+        };
         self.retry.run(|| cmds.iter().all(is_repeatable), once)
     }
 }

@@ -53,7 +53,7 @@
 //! | `connection.rs` | [`Connection`]: handshake, send, read each command's reply |
 //! | `pool.rs` | [`Pool`]: checkout, limits, discarding broken connections |
 //! | `reaper.rs`, `restore.rs` | a blocking command cut short: end its block, put a popped item back ([`ReaperStats`], [`OrphanedItem`]) |
-//! | `retry.rs` | [`RetryPolicy`]: retry after a lost connection only what is safe to repeat |
+//! | `retry.rs` | [`RetryPolicy`]: retry after a lost connection or a `LOADING` refusal only what is safe to repeat |
 //! | `client.rs` | [`Client`]: a pool plus commands |
 //! | `cache.rs` | client-side caching: [`Client::with_cache`], invalidated by the server |
 //! | `commands/` | typed methods, one trait per family (strings to streams) |

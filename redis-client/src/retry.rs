@@ -1,5 +1,5 @@
-//! Retries after a lost connection, only where repeating the command cannot
-//! change the outcome. Shared by [`Client`](crate::Client) (its
+//! Retries after a lost connection or a loading server's refusal, only
+//! where repeating the command cannot change the outcome. Shared by [`Client`](crate::Client) (its
 //! `req_command` and `req_pipeline` call [`RetryPolicy::run`] when the first
 //! attempt fails) and the cluster client (`cluster/dispatch.rs` asks
 //! [`may_retry`] about each unit whose connection failed, and both pause with
@@ -13,7 +13,8 @@
 //! | the connect or the write timed out | no: a timeout is never retried (an enclosing `greenhub::timeout` would cut every later attempt too), and a write that timed out may have been partly sent |
 //! | sent, then the connection was lost (reset, end of file) | only a read-only command (the built-in table of Redis 7's `readonly` flags in `cluster/command_table.rs`; the cluster client also learns unknown commands' flags from `COMMAND INFO`) or one the caller marked with [`Cmd::idempotent`], and never a blocking one ([`Cmd::server_timeout`] is `Some`: BRPOP, WAIT, `XREAD BLOCK`, ...) |
 //! | sent, then the reply timed out, or came garbled | no: the server may be stalled, and the caller's deadline is what bounds the call |
-//! | an error reply, a type error, the pool exhausted | no: nothing about the connection |
+//! | the error reply `LOADING` (a server restarted and still loading its data set refuses every command but a few connection ones, and runs nothing); for a pipeline, `LOADING` for every command, or for a transaction a queued `LOADING` and EXEC's EXECABORT | yes, any command: it never ran |
+//! | any other error reply, a type error, the pool exhausted | no: nothing about the connection |
 //!
 //! So INCR, LPUSH and EVAL are never repeated after they were sent unless the
 //! caller marks them, and a blocking command never is, marked or not: a
@@ -31,6 +32,7 @@ use std::time::{Duration, Instant};
 
 use crate::cmd::Cmd;
 use crate::error::{Error, Result};
+use crate::resp::Value;
 
 /// The first pause after a failed attempt. A TRYAGAIN lasts as long as one
 /// key's MIGRATE (well under a millisecond for small keys), a restart or a
@@ -43,8 +45,9 @@ const FIRST_PAUSE: Duration = Duration::from_millis(5);
 const MAX_PAUSE: Duration = Duration::from_millis(250);
 
 /// How a [`Client`](crate::Client) retries a command whose connection was
-/// lost. Only commands safe to repeat are retried (the table at the top of
-/// `retry.rs` says which).
+/// lost, or that a server still loading its data set refused with
+/// `LOADING`. Only commands safe to repeat are retried (the table at the top
+/// of `retry.rs` says which).
 ///
 /// ```
 /// use std::time::Duration;
@@ -102,7 +105,7 @@ impl RetryPolicy {
         // often says only that the server is still away (refused).
         let mut backoff = Backoff::new(Instant::now() + self.max_time);
         while backoff.pause() {
-            log::debug!("retrying after a lost connection: {err}");
+            log::debug!("retrying after {err}");
             match attempt() {
                 Err(later) if may_retry(&later, repeatable) => {
                     log::debug!("the retry failed too: {later}");
@@ -122,7 +125,32 @@ pub(crate) fn may_retry(err: &Error, repeatable: bool) -> bool {
     // out): an enclosing `greenhub::timeout` that elapsed would cut every
     // later attempt at once too.
     let lost = matches!(err, Error::Io(_)) && !err.is_timeout();
-    lost && (repeatable || !err.is_ambiguous())
+    lost && (repeatable || !err.is_ambiguous()) || is_loading(err)
+}
+
+/// Whether `err` is a server's `LOADING` refusal: the command did not run.
+fn is_loading(err: &Error) -> bool {
+    err.code() == Some("LOADING")
+}
+
+/// A pipeline's replies, or its `LOADING` refusal as an error when the
+/// server ran none of its commands: every reply is `LOADING`, or (a
+/// transaction, `atomic`) a queued command was refused with `LOADING` and
+/// EXEC discarded the transaction. Replies where only some commands were
+/// refused (the loading ended part way through) are returned as they are:
+/// the others ran, and the pipeline is not repeated.
+pub(crate) fn refused_while_loading(replies: Vec<Value>, atomic: bool) -> Result<Vec<Value>> {
+    let loading = |reply: &Value| matches!(reply, Value::Error(err) if err.code == "LOADING");
+    let refused = replies.iter().find(|reply| loading(reply));
+    let Some(Value::Error(err)) = refused else {
+        return Ok(replies);
+    };
+    let discarded =
+        atomic && matches!(replies.last(), Some(Value::Error(exec)) if exec.code == "EXECABORT");
+    if discarded || replies.iter().all(loading) {
+        return Err(Error::Server(err.clone()));
+    }
+    Ok(replies)
 }
 
 /// Whether `cmd` may run twice with the same outcome: not a blocking
@@ -233,6 +261,44 @@ mod tests {
             &Error::Server(crate::ServerError::parse("ERR x")),
             true
         ));
+    }
+
+    fn reply(line: &str) -> Value {
+        Value::Error(crate::ServerError::parse(line))
+    }
+
+    const LOADING: &str = "LOADING Redis is loading the dataset in memory";
+
+    #[test]
+    fn a_loading_refusal_is_retried_for_any_command() {
+        let loading = Error::Server(crate::ServerError::parse(LOADING));
+        assert!(!loading.is_ambiguous());
+        assert!(may_retry(&loading, false), "an INCR refused while loading");
+        let busy = Error::Server(crate::ServerError::parse("BUSY a script is running"));
+        assert!(!may_retry(&busy, true));
+    }
+
+    #[test]
+    fn a_pipeline_is_refused_while_loading_only_when_nothing_ran() {
+        let ok = || Value::Status("OK".into());
+        let err = refused_while_loading(vec![reply(LOADING), reply(LOADING)], false);
+        assert_eq!(err.unwrap_err().code(), Some("LOADING"));
+        // The loading ended after the first command: the second ran.
+        let mixed = refused_while_loading(vec![reply(LOADING), Value::Int(1)], false).unwrap();
+        assert_eq!(mixed.len(), 2);
+        let plain = refused_while_loading(vec![reply("ERR x"), Value::Int(1)], false).unwrap();
+        assert_eq!(plain.len(), 2);
+        // MULTI is allowed while loading; the queued command is refused and
+        // EXEC discards the transaction.
+        let exec_abort = reply("EXECABORT Transaction discarded because of previous errors.");
+        let tx = refused_while_loading(vec![ok(), reply(LOADING), exec_abort.clone()], true);
+        assert_eq!(tx.unwrap_err().code(), Some("LOADING"));
+        // Refused but not discarded (no EXECABORT): left to the caller.
+        let odd = vec![ok(), reply(LOADING), Value::Array(vec![])];
+        assert_eq!(refused_while_loading(odd, true).unwrap().len(), 3);
+        // A non-atomic pipeline that holds an EXECABORT of its own ran.
+        let own = vec![reply(LOADING), exec_abort];
+        assert_eq!(refused_while_loading(own, false).unwrap().len(), 2);
     }
 
     #[test]
