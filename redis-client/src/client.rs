@@ -93,7 +93,10 @@ impl Client {
     /// command is sent again within 2 s when nothing had been sent, or when
     /// it only reads or was marked [`Cmd::idempotent`]; never an INCR, a
     /// push or a pop that may have run. A command a restarting server
-    /// refused with `LOADING` ran nothing and is sent again too.
+    /// refused with `LOADING` (and its own message) ran nothing and is sent
+    /// again too; each attempt after that is judged by the same rule, so a
+    /// resent INCR whose reply is lost is not sent a third time. A pipeline
+    /// refused only in part is returned as it came.
     /// [`RetryPolicy::never`] turns it off.
     pub fn with_retry(mut self, policy: RetryPolicy) -> Client {
         self.retry = policy;

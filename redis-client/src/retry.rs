@@ -13,7 +13,8 @@
 //! | the connect or the write timed out | no: a timeout is never retried (an enclosing `greenhub::timeout` would cut every later attempt too), and a write that timed out may have been partly sent |
 //! | sent, then the connection was lost (reset, end of file) | only a read-only command (the built-in table of Redis 7's `readonly` flags in `cluster/command_table.rs`; the cluster client also learns unknown commands' flags from `COMMAND INFO`) or one the caller marked with [`Cmd::idempotent`], and never a blocking one ([`Cmd::server_timeout`] is `Some`: BRPOP, WAIT, `XREAD BLOCK`, ...) |
 //! | sent, then the reply timed out, or came garbled | no: the server may be stalled, and the caller's deadline is what bounds the call |
-//! | the error reply `LOADING` (a server restarted and still loading its data set refuses every command but a few connection ones, and runs nothing); for a pipeline, `LOADING` for every command, or for a transaction a queued `LOADING` and EXEC's EXECABORT | yes, any command: it never ran |
+//! | the error reply `LOADING` with the server's own message ([`is_loading_refusal`]: a server restarted and still loading its data set refuses every command but a few connection ones, and runs nothing); for a pipeline, `LOADING` for every command, or for a transaction a queued `LOADING` and EXEC's EXECABORT | yes, any command: it never ran (each later attempt is judged by this table afresh) |
+//! | a pipeline refused only in part, or `LOADING` with another message (a script's own error reply) | no: something ran |
 //! | any other error reply, a type error, the pool exhausted | no: nothing about the connection |
 //!
 //! So INCR, LPUSH and EVAL are never repeated after they were sent unless the
@@ -93,22 +94,37 @@ impl RetryPolicy {
         mut attempt: impl FnMut() -> Result<T>,
     ) -> Result<T> {
         let first = attempt();
-        let Err(err) = first else {
+        let Err(mut err) = first else {
             return first;
         };
-        let repeatable = !err.is_ambiguous() || repeatable();
-        if self.max_time.is_zero() || !may_retry(&err, repeatable) {
+        // Judged per failure: an attempt refused with LOADING ran nothing,
+        // but the attempt after it may run and lose its reply, and that one
+        // may be repeated only if the commands are safe to repeat. The
+        // commands' table is read once, the first time a failure needs it.
+        let mut commands = Some(repeatable);
+        let mut known = None;
+        let mut retry = |err: &Error| {
+            let repeatable = !err.is_ambiguous()
+                || *known.get_or_insert_with(|| commands.take().is_some_and(|f| f()));
+            may_retry(err, repeatable)
+        };
+        if self.max_time.is_zero() || !retry(&err) {
             return Err(err);
         }
         // Giving up returns the first failure: it says what went wrong
         // with the command itself (a reply cut short), where the last one
-        // often says only that the server is still away (refused).
+        // often says only that the server is still away (refused). But a
+        // later failure that may have run the commands replaces one that
+        // says they never ran, so `is_ambiguous` tells the caller the truth.
         let mut backoff = Backoff::new(Instant::now() + self.max_time);
         while backoff.pause() {
             log::debug!("retrying after {err}");
             match attempt() {
-                Err(later) if may_retry(&later, repeatable) => {
+                Err(later) if retry(&later) => {
                     log::debug!("the retry failed too: {later}");
+                    if later.is_ambiguous() && !err.is_ambiguous() {
+                        err = later;
+                    }
                 }
                 done => return done,
             }
@@ -130,7 +146,16 @@ pub(crate) fn may_retry(err: &Error, repeatable: bool) -> bool {
 
 /// Whether `err` is a server's `LOADING` refusal: the command did not run.
 fn is_loading(err: &Error) -> bool {
-    err.code() == Some("LOADING")
+    matches!(err, Error::Server(reply) if is_loading_refusal(reply))
+}
+
+/// Whether the error reply is the refusal of a server still loading its
+/// data set: the code `LOADING` and the server's own words ("Redis is
+/// loading the dataset in memory"). A script or module may answer with any
+/// code after it wrote (`redis.error_reply('LOADING ...')`): only the
+/// server's sentence is taken to mean that nothing ran.
+pub(crate) fn is_loading_refusal(err: &crate::ServerError) -> bool {
+    err.code == "LOADING" && err.message.ends_with("is loading the dataset in memory")
 }
 
 /// A pipeline's replies, or its `LOADING` refusal as an error when the
@@ -140,7 +165,7 @@ fn is_loading(err: &Error) -> bool {
 /// refused (the loading ended part way through) are returned as they are:
 /// the others ran, and the pipeline is not repeated.
 pub(crate) fn refused_while_loading(replies: Vec<Value>, atomic: bool) -> Result<Vec<Value>> {
-    let loading = |reply: &Value| matches!(reply, Value::Error(err) if err.code == "LOADING");
+    let loading = |reply: &Value| matches!(reply, Value::Error(err) if is_loading_refusal(err));
     let refused = replies.iter().find(|reply| loading(reply));
     let Some(Value::Error(err)) = refused else {
         return Ok(replies);
@@ -276,6 +301,58 @@ mod tests {
         assert!(may_retry(&loading, false), "an INCR refused while loading");
         let busy = Error::Server(crate::ServerError::parse("BUSY a script is running"));
         assert!(!may_retry(&busy, true));
+    }
+
+    #[test]
+    fn a_scripts_own_loading_error_is_not_a_refusal() {
+        let script = Error::Server(crate::ServerError::parse("LOADING not really"));
+        assert!(
+            !may_retry(&script, false),
+            "the script ran before it answered"
+        );
+        let replies = vec![reply("LOADING not really"), reply("LOADING not really")];
+        assert_eq!(refused_while_loading(replies, false).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn an_attempt_after_a_loading_refusal_that_may_have_run_is_not_repeated() {
+        let mut attempts = 0;
+        let result: Result<()> = RetryPolicy::default().run(
+            || false,
+            || {
+                attempts += 1;
+                match attempts {
+                    1 => Err(Error::Server(crate::ServerError::parse(LOADING))),
+                    _ => Err(lost()),
+                }
+            },
+        );
+        assert_eq!(
+            attempts, 2,
+            "an INCR that may have run is not sent a third time"
+        );
+        assert!(
+            result.unwrap_err().is_ambiguous(),
+            "the caller hears it may have run"
+        );
+        // A read-only command is sent until the policy's time runs out, and
+        // giving up reports the failure that may have run it.
+        let policy = RetryPolicy {
+            max_time: Duration::from_millis(30),
+        };
+        let mut reads = 0;
+        let result: Result<()> = policy.run(
+            || true,
+            || {
+                reads += 1;
+                match reads {
+                    1 => Err(Error::Server(crate::ServerError::parse(LOADING))),
+                    _ => Err(lost()),
+                }
+            },
+        );
+        assert!(reads > 2, "{reads}");
+        assert!(result.unwrap_err().is_ambiguous());
     }
 
     #[test]

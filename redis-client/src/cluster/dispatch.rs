@@ -343,7 +343,23 @@ impl Shared {
         replies: Vec<Value>,
         start: Instant,
     ) -> Option<Verdict> {
-        let verdict = replies.iter().find_map(|reply| match reply {
+        // A cluster error means the unit ran nothing only where it stands
+        // for the whole unit: in a transaction, any (EXEC then discards
+        // it); otherwise the first command's, the one with the key the
+        // keyless ones after it go with. A keyless command refused after
+        // the first ran (a replica began a full sync and loads) is final:
+        // resending would run the first again.
+        let atomic = p
+            .unit
+            .cmds
+            .first()
+            .is_some_and(|first| first.name().eq_ignore_ascii_case(b"MULTI"));
+        let decisive = if atomic {
+            &replies[..]
+        } else {
+            &replies[..replies.len().min(1)]
+        };
+        let verdict = decisive.iter().find_map(|reply| match reply {
             Value::Error(err) => match judge(err, addr) {
                 Verdict::Final => None,
                 verdict => Some(verdict),

@@ -61,7 +61,8 @@ pub(crate) fn judge(err: &ServerError, asked: &NodeAddr) -> Verdict {
                 _ => Verdict::Final,
             }
         }
-        "TRYAGAIN" | "LOADING" => Verdict::Later { refresh: false },
+        "TRYAGAIN" => Verdict::Later { refresh: false },
+        "LOADING" if crate::retry::is_loading_refusal(err) => Verdict::Later { refresh: false },
         "CLUSTERDOWN" | "MASTERDOWN" | "READONLY" => Verdict::Later { refresh: true },
         _ => Verdict::Final,
     }
