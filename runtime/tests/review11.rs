@@ -283,7 +283,7 @@ fn trimmed_stacks_are_reused_whole() {
                 .collect();
             let got: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
             assert_eq!(got, expected, "round {round}");
-            // Idle long enough for the hub to trim (TRIM_MIN_WAIT is 0.5 ms).
+            // Idle, so the hub trims (a 3 ms wait trims up to 256 stacks).
             greenhub::sleep(Duration::from_millis(3));
         }
     });

@@ -53,23 +53,25 @@ const CHECK_EVERY: u32 = 16;
 /// While coroutines keep the run queue busy, poll for readiness this often.
 /// One `epoll_wait(0)` costs about 0.2 µs; once a millisecond is noise.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
-/// The shortest wait before which an idle hub trims its whole stack pool.
-/// A trim costs about 2 µs a stack: 1,000 of them would make a deadline 2 ms
-/// late, so before a nearer deadline (100,000 sleepers wake about every
-/// microsecond) the hub trims only a budget (`TRIM_COST_PER_STACK`). Half a
-/// millisecond lets a 1 ms `sleep` trim everything.
-const TRIM_MIN_WAIT: Duration = Duration::from_micros(500);
-/// Before a deadline nearer than `TRIM_MIN_WAIT`, an idle hub trims one
-/// pooled stack per this much of the wait it is about to sleep (its poll
-/// timeout, whole milliseconds), the longest pooled first: 125 before a 1 ms
-/// wait, a quarter to two thirds of it at 2 µs a stack batched and 5 µs one
-/// by one. So a hub whose deadlines are always near (a 200 µs ticker sleeps
-/// about 1 ms a tick) still gives its stacks back, over a few waits, and
-/// such a deadline is late by under the millisecond the poll's rounding
-/// already allows (except at the one wait `TRIM_OWED_AT_MOST` forces).
+/// An idle hub trims one pooled stack per this much of the wait it is
+/// about to sleep (its poll timeout, whole milliseconds), the longest
+/// pooled first: 125 before a 1 ms wait, a quarter to two thirds of it at
+/// 2 µs a stack batched and 5 µs one by one. So a trim makes the next
+/// deadline late by under the millisecond the poll's rounding already
+/// allows, and a hub whose deadlines are always near (a 200 µs ticker
+/// sleeps about 1 ms a tick) still gives its stacks back, over a few waits.
 const TRIM_COST_PER_STACK: Duration = Duration::from_micros(8);
-/// How long stacks left over by a budgeted trim may wait: the first idle
-/// wait after this trims them all, whatever its deadline (that one
+/// The most pooled stacks one idle wait trims, whatever it waits for (at
+/// most about half a millisecond of trimming): a wait with no deadline can
+/// still be cut short by a socket or another thread, and 100,000 stacks
+/// trimmed at once would keep that event waiting 30 to 200 ms.
+const TRIM_BATCH: usize = 256;
+/// While a trim has left stacks for later, an idle hub sleeps at most this
+/// long before it trims the next batch, so a hub waiting only on sockets
+/// still gives all its stacks back, `TRIM_BATCH` per millisecond.
+const TRIM_RETRY: Duration = Duration::from_millis(1);
+/// How long stacks left over by a budgeted trim may wait: every idle wait
+/// after this trims `TRIM_BATCH` of them, however near its deadline (that
 /// deadline may be late by about 2 µs a stack). A hub preempted on a loaded
 /// machine idles less often than its deadlines say; this bounds how long
 /// its stacks stay resident all the same.
@@ -329,20 +331,13 @@ impl Hub {
         let runnable = self.sched.runnable();
         let timeout = if idle && !runnable {
             // About to wait: the moment to give back deep stacks' memory,
-            // all of it unless a deadline is so near that the trim would
-            // make it late; then as many stacks as fit in the wait.
-            let next = self.timers.borrow().next_deadline();
+            // as many stacks as fit in the wait (`trim_budget`).
             let owed_long = self
                 .trim_owed_since
                 .get()
                 .is_some_and(|since| now.saturating_duration_since(since) >= TRIM_OWED_AT_MOST);
-            let budget = match next {
-                Some(due) if due.saturating_duration_since(now) < TRIM_MIN_WAIT && !owed_long => {
-                    let wait = self.timers.borrow().poll_timeout(now).unwrap_or_default();
-                    (wait.as_nanos() / TRIM_COST_PER_STACK.as_nanos()) as usize
-                }
-                _ => usize::MAX,
-            };
+            let wait = self.timers.borrow().poll_timeout(now);
+            let budget = trim_budget(wait, owed_long);
             let (released, more) = self.stacks.borrow_mut().trim_up_to(budget);
             if !more {
                 self.trim_owed_since.set(None);
@@ -351,9 +346,11 @@ impl Hub {
             }
             let now = if released > 0 { Instant::now() } else { now };
             let next = self.timers.borrow().poll_timeout(now);
+            // Stacks left for later: come back for them within TRIM_RETRY.
+            let retry = more.then_some(TRIM_RETRY);
             match next {
-                Some(timeout) => Some(timeout),
-                None if self.wakeable() => None,
+                Some(timeout) => Some(retry.map_or(timeout, |retry| retry.min(timeout))),
+                None if self.wakeable() => retry,
                 None => {
                     // Nothing left that could wake anyone, unless another
                     // thread already posted to the inbox: look once more.
@@ -629,6 +626,21 @@ impl Hub {
     }
 }
 
+/// How many pooled stacks an idle hub trims before a poll that may sleep
+/// `wait` (`None`: until an event, no deadline): as many as fit in the
+/// wait at `TRIM_COST_PER_STACK`, at most `TRIM_BATCH`, and at least
+/// `TRIM_BATCH` once stacks have been owed for `TRIM_OWED_AT_MOST`.
+fn trim_budget(wait: Option<Duration>, owed_long: bool) -> usize {
+    let fits = wait.map_or(TRIM_BATCH, |wait| {
+        usize::try_from(wait.as_nanos() / TRIM_COST_PER_STACK.as_nanos()).unwrap_or(usize::MAX)
+    });
+    if owed_long {
+        TRIM_BATCH
+    } else {
+        fits.min(TRIM_BATCH)
+    }
+}
+
 /// The text of a panic payload (`&str` or `String`), as `std` prints it.
 pub(crate) fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
     if let Some(text) = payload.downcast_ref::<&str>() {
@@ -647,5 +659,33 @@ pub(crate) fn report(message: &str) {
         log::error!("greenhub: {message}");
     } else {
         eprintln!("greenhub: {message}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_trim_fits_in_the_wait_before_the_next_deadline() {
+        assert_eq!(trim_budget(Some(Duration::ZERO), false), 0);
+        assert_eq!(trim_budget(Some(Duration::from_millis(1)), false), 125);
+    }
+
+    #[test]
+    fn no_wait_trims_more_than_one_batch() {
+        // A far deadline, or none: a socket may still cut the wait short.
+        assert_eq!(
+            trim_budget(Some(Duration::from_secs(3600)), false),
+            TRIM_BATCH
+        );
+        assert_eq!(trim_budget(None, false), TRIM_BATCH);
+        assert_eq!(trim_budget(Some(Duration::MAX), false), TRIM_BATCH);
+    }
+
+    #[test]
+    fn stacks_owed_too_long_are_trimmed_a_batch_per_wait_even_before_a_near_deadline() {
+        assert_eq!(trim_budget(Some(Duration::ZERO), true), TRIM_BATCH);
+        assert_eq!(trim_budget(None, true), TRIM_BATCH);
     }
 }

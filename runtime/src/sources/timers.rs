@@ -69,11 +69,6 @@ impl Timers {
         into.extend(due.into_values());
     }
 
-    /// The nearest deadline, if any.
-    pub(crate) fn next_deadline(&self) -> Option<Instant> {
-        self.entries.keys().next().map(|(deadline, _)| *deadline)
-    }
-
     /// How long `Poll::poll` may sleep: until the nearest deadline, rounded up
     /// to whole milliseconds (epoll's resolution), or `None` with no timers.
     pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Duration> {
@@ -131,7 +126,7 @@ mod tests {
         timers.take_due(now, &mut due);
         assert_eq!(due.len(), 4, "nothing more is due");
         assert_eq!(timers.len(), 1, "the entry not due yet stays");
-        assert_eq!(timers.next_deadline(), Some(now + Duration::from_millis(5)));
+        assert_eq!(timers.poll_timeout(now), Some(Duration::from_millis(5)));
         timers.take_due(now + Duration::from_millis(5), &mut due);
         assert_eq!(due.last(), Some(&waiter(9)));
         assert_eq!(timers.len(), 0);

@@ -33,8 +33,8 @@
 //! the guard band survives it). The cost, about 2 µs a stack on this
 //! machine, is paid while the hub has nothing else to do, never on the spawn
 //! or finish path: a busy hub keeps its stacks warm until it next idles, and
-//! a wait before a near deadline trims only as many stacks as fit in it
-//! (see `TRIM_MIN_WAIT` and `TRIM_COST_PER_STACK` in `hub/mod.rs`).
+//! a wait trims only as many stacks as fit in it, at most a batch (see
+//! `TRIM_COST_PER_STACK`, `TRIM_BATCH` and `TRIM_RETRY` in `hub/mod.rs`).
 //!
 //! The top page of each stack of a new region, where its coroutine's first
 //! frames go, is prefaulted (`MADV_POPULATE_WRITE`) in one batch for the
