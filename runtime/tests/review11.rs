@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use greenhub::sync::Event;
 use greenhub::{JoinError, JoinHandle};
-use util::{journal, DropFlag, SLACK};
+use util::{deep_stacks_after_idling, journal, touch_100k, DropFlag, SLACK};
 
 /// Runs arbitrary code when dropped.
 struct OnDrop<F: FnMut()>(F);
@@ -289,20 +289,12 @@ fn trimmed_stacks_are_reused_whole() {
     });
 }
 
-#[inline(never)]
-fn touch_100k() -> u8 {
-    let mut frame = [0u8; 100 * 1024];
-    frame[100 * 1024 - 1] = 1;
-    std::hint::black_box(&mut frame);
-    frame[0]
-}
-
 /// Issue 11 item 8 (pooled stacks keep their peak RSS) on a hub that is idle
 /// most of the time but always has a near deadline: one coroutine polls
 /// something every 200 µs. `poll_timeout` rounds every wait up to a whole
-/// millisecond, so the hub sleeps about 1 ms between ticks, yet `service`
-/// skips the trim whenever the next deadline is under `TRIM_MIN_WAIT`
-/// (0.5 ms): the deep stacks are never given back, however long it idles.
+/// millisecond, so the hub sleeps about 1 ms between ticks; a trim that
+/// skipped every wait with a deadline that near would never give the deep
+/// stacks back, however long the hub idles.
 #[test]
 fn a_fast_ticker_does_not_keep_deep_stacks_resident_forever() {
     let deep = greenhub::run(|| {
@@ -319,27 +311,15 @@ fn a_fast_ticker_does_not_keep_deep_stacks_resident_forever() {
         for coroutine in wave {
             coroutine.join().unwrap();
         }
-        // 100 ms of a hub that has nothing to do but the ticker.
-        greenhub::sleep(Duration::from_millis(100));
-        let idle: Vec<_> = (0..2000)
-            .map(|_| greenhub::spawn(|| greenhub::sleep(Duration::from_secs(3600))))
-            .collect();
-        greenhub::yield_now();
-        let deep = greenhub::dump()
-            .coroutines
-            .iter()
-            .filter(|c| c.stack_kib > 64)
-            .count();
-        for coroutine in &idle {
-            coroutine.kill();
-        }
+        // A hub that has nothing to do but the ticker.
+        let deep = deep_stacks_after_idling(2000);
         stop.set(true);
         ticker.join().unwrap();
         deep
     });
     assert!(
         deep <= 64,
-        "{deep} reused stacks still hold more than 64 KiB after 100 ms of idling"
+        "{deep} reused stacks still hold more than 64 KiB after 5 s of idling"
     );
 }
 

@@ -3,25 +3,19 @@
 //! a hub whose only wait is a long one (a socket, a far deadline) gives them
 //! all back during it rather than at its end.
 
+mod util;
+
 use std::io::{Read, Write};
 use std::time::Duration;
 
 use greenhub::net::UnixStream;
+use util::{deep_stacks_of_fresh, touch_100k};
 
 const DEEP: usize = 2000;
 
-#[inline(never)]
-fn touch_100k() -> u8 {
-    let mut frame = [0u8; 100 * 1024];
-    frame[0] = 1;
-    frame[100 * 1024 - 1] = 1;
-    std::hint::black_box(&mut frame);
-    frame[0]
-}
-
 /// Runs `DEEP` coroutines that each go 100 KiB deep, lets `idle` wait once,
-/// then parks `DEEP` fresh coroutines (which reuse the pooled stacks) and
-/// counts those whose stack still holds more than 64 KiB.
+/// then counts the fresh coroutines whose reused stack still holds more
+/// than 64 KiB.
 fn deep_stacks_left_after(idle: impl FnOnce() + 'static) -> usize {
     greenhub::run(move || {
         let wave: Vec<_> = (0..DEEP).map(|_| greenhub::spawn(touch_100k)).collect();
@@ -29,19 +23,7 @@ fn deep_stacks_left_after(idle: impl FnOnce() + 'static) -> usize {
             coroutine.join().unwrap();
         }
         idle();
-        let parked: Vec<_> = (0..DEEP)
-            .map(|_| greenhub::spawn(|| greenhub::sleep(Duration::from_secs(3600))))
-            .collect();
-        greenhub::yield_now();
-        let deep = greenhub::dump()
-            .coroutines
-            .iter()
-            .filter(|c| c.stack_kib > 64)
-            .count();
-        for coroutine in &parked {
-            coroutine.kill();
-        }
-        deep
+        deep_stacks_of_fresh(DEEP)
     })
 }
 

@@ -26,3 +26,54 @@ impl Drop for DropFlag {
 pub fn journal() -> Rc<RefCell<Vec<&'static str>>> {
     Rc::new(RefCell::new(Vec::new()))
 }
+
+/// Goes 100 KiB deep on the calling coroutine's stack: the frame's pages are
+/// all written (stack probes touch each one), so the stack keeps them
+/// resident until the hub trims it.
+#[inline(never)]
+pub fn touch_100k() -> u8 {
+    let mut frame = [0u8; 100 * 1024];
+    frame[0] = 1;
+    frame[100 * 1024 - 1] = 1;
+    std::hint::black_box(&mut frame);
+    frame[0]
+}
+
+/// Parks `n` fresh coroutines, which take their stacks from the pool, and
+/// counts those whose stack holds more than 64 KiB resident (`dump()`'s
+/// `stack_kib`); kills them before returning, so their stacks go back to
+/// the pool. Call it on a hub.
+pub fn deep_stacks_of_fresh(n: usize) -> usize {
+    let parked: Vec<_> = (0..n)
+        .map(|_| greenhub::spawn(|| greenhub::sleep(Duration::from_secs(3600))))
+        .collect();
+    greenhub::yield_now();
+    let deep = greenhub::dump()
+        .coroutines
+        .iter()
+        .filter(|c| c.stack_kib > 64)
+        .count();
+    for coroutine in &parked {
+        coroutine.kill();
+    }
+    for coroutine in parked {
+        let _ = coroutine.join();
+    }
+    deep
+}
+
+/// Idles the hub in 50 ms sleeps until at most 64 of `n` fresh coroutines'
+/// stacks hold more than 64 KiB, or for 5 s at most, and returns the last
+/// count (`deep_stacks_of_fresh`). A loaded machine gives the hub fewer
+/// idle waits per sleep, so the test waits for the trim rather than timing it.
+pub fn deep_stacks_after_idling(n: usize) -> usize {
+    let mut deep = usize::MAX;
+    for _ in 0..100 {
+        greenhub::sleep(Duration::from_millis(50));
+        deep = deep_stacks_of_fresh(n);
+        if deep <= 64 {
+            break;
+        }
+    }
+    deep
+}
