@@ -459,8 +459,9 @@ fn a_trimmed_stack_reused_by_a_coroutine_that_goes_deep_again_is_correct_and_rel
                 for (s, w) in workers.into_iter().enumerate() {
                     assert_eq!(w.join().unwrap(), expected[s]);
                 }
-                // Idle: the hub trims every pooled stack beyond the warm 64.
-                greenhub::sleep(Duration::from_millis(5));
+                // Idle long enough for the hub to trim every pooled stack
+                // beyond the warm 64 (a batch a millisecond at least).
+                greenhub::sleep(Duration::from_millis(50));
                 let sleepers: Vec<_> = (0..N)
                     .map(|_| {
                         greenhub::Builder::new()

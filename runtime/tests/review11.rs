@@ -267,25 +267,50 @@ fn trimmed_stacks_are_reused_whole() {
         std::hint::black_box(&mut frame);
         frame.iter().sum::<u64>().wrapping_add(below)
     }
-    let expected: Vec<u64> = (0..64u64).map(|n| deep(100, n)).collect();
+    // More than the 64 stacks of a size the pool keeps warm, so each idle
+    // wait trims some and the next round runs on them.
+    const N: u64 = 200;
+    let expected: Vec<u64> = (0..N).map(|n| deep(100, n)).collect();
+    let spawn_on_256k = |f: Box<dyn FnOnce() -> u64>| {
+        greenhub::Builder::new()
+            .stack_size(256 * 1024)
+            .spawn(f)
+            .unwrap()
+    };
     greenhub::run(move || {
+        let mut trimmed_seen = 0;
         for round in 0..5 {
-            let handles: Vec<JoinHandle<u64>> = (0..64u64)
+            let handles: Vec<JoinHandle<u64>> = (0..N)
                 .map(|n| {
-                    greenhub::Builder::new()
-                        .stack_size(256 * 1024)
-                        .spawn(move || {
-                            greenhub::yield_now();
-                            deep(100, n)
-                        })
-                        .unwrap()
+                    spawn_on_256k(Box::new(move || {
+                        greenhub::yield_now();
+                        deep(100, n)
+                    }))
                 })
                 .collect();
             let got: Vec<u64> = handles.into_iter().map(|h| h.join().unwrap()).collect();
             assert_eq!(got, expected, "round {round}");
-            // Idle, so the hub trims (a 3 ms wait trims up to 256 stacks).
+            // Idle, so the hub trims some of the 136 stacks over the warm
+            // ones; count the trimmed ones the next round will run on.
             greenhub::sleep(Duration::from_millis(3));
+            let parked: Vec<_> = (0..N)
+                .map(|_| {
+                    spawn_on_256k(Box::new(|| {
+                        greenhub::sleep(Duration::from_secs(3600));
+                        0
+                    }))
+                })
+                .collect();
+            greenhub::yield_now();
+            trimmed_seen += greenhub::dump()
+                .coroutines
+                .iter()
+                .filter(|c| c.state == "parked" && c.stack_kib <= 64)
+                .count();
+            parked.iter().for_each(|c| c.kill());
+            parked.into_iter().for_each(|c| drop(c.join()));
         }
+        assert!(trimmed_seen > 0, "no round ran on a trimmed stack");
     });
 }
 

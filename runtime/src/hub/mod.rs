@@ -53,28 +53,25 @@ const CHECK_EVERY: u32 = 16;
 /// While coroutines keep the run queue busy, poll for readiness this often.
 /// One `epoll_wait(0)` costs about 0.2 µs; once a millisecond is noise.
 const POLL_INTERVAL: Duration = Duration::from_millis(1);
-/// An idle hub trims one pooled stack per this much of the wait it is
-/// about to sleep (its poll timeout, whole milliseconds), the longest
-/// pooled first: 125 before a 1 ms wait, a quarter to two thirds of it at
-/// 2 µs a stack batched and 5 µs one by one. So a trim makes the next
-/// deadline late by under the millisecond the poll's rounding already
-/// allows, and a hub whose deadlines are always near (a 200 µs ticker
-/// sleeps about 1 ms a tick) still gives its stacks back, over a few waits.
-const TRIM_COST_PER_STACK: Duration = Duration::from_micros(8);
-/// The most pooled stacks one idle wait trims, whatever it waits for (at
-/// most about half a millisecond of trimming): a wait with no deadline can
-/// still be cut short by a socket or another thread, and 100,000 stacks
-/// trimmed at once would keep that event waiting 30 to 200 ms.
-const TRIM_BATCH: usize = 256;
+/// The most trimming one idle wait does before it polls, by the pool's
+/// estimate of what a stack costs (`StackPool::trim_within`: measured,
+/// per stack size), and no more than the wait itself (its poll timeout,
+/// whole milliseconds). So a trim makes the next deadline late by no more
+/// than the estimate is wrong, and an event that ends a wait with no
+/// deadline (a socket, another thread) waits about this long at most; a
+/// batch deeper than the last the estimate was made on can take longer,
+/// once, within the pool's caps (256 stacks, 32 MiB of one size).
+const TRIM_AT_MOST: Duration = Duration::from_micros(500);
 /// While a trim has left stacks for later, an idle hub sleeps at most this
 /// long before it trims the next batch, so a hub waiting only on sockets
-/// still gives all its stacks back, `TRIM_BATCH` per millisecond.
+/// still gives all its stacks back, a batch per millisecond.
 const TRIM_RETRY: Duration = Duration::from_millis(1);
 /// How long stacks left over by a budgeted trim may wait: every idle wait
-/// after this trims `TRIM_BATCH` of them, however near its deadline (that
-/// deadline may be late by about 2 µs a stack). A hub preempted on a loaded
-/// machine idles less often than its deadlines say; this bounds how long
-/// its stacks stay resident all the same.
+/// after this trims `TRIM_AT_MOST` of them (at least one stack), however
+/// near its deadline. A hub preempted on a loaded machine idles less often
+/// than its deadlines say; this bounds how long its stacks stay resident
+/// all the same. The clock restarts when spawns took every left-over stack
+/// back (`StackPool::drained`).
 const TRIM_OWED_AT_MOST: Duration = Duration::from_millis(10);
 /// Entries of `Hub::spawned` whose memory is kept after a burst.
 const SPAWNED_KEPT: usize = 256;
@@ -202,8 +199,8 @@ pub(crate) struct Hub {
     /// Probes spawned since the hub started, left out of `Stats::spawned`.
     pub(crate) probes_spawned: Cell<u64>,
     /// Since when a budgeted trim has left pooled stacks untrimmed
-    /// (`TRIM_OWED_AT_MOST`).
-    trim_owed_since: Cell<Option<Instant>>,
+    /// (`TRIM_OWED_AT_MOST`), and the pool's `drained` count then.
+    trim_owed_since: Cell<Option<(Instant, u64)>>,
 }
 
 impl Hub {
@@ -332,18 +329,24 @@ impl Hub {
         let timeout = if idle && !runnable {
             // About to wait: the moment to give back deep stacks' memory,
             // as many stacks as fit in the wait (`trim_budget`).
-            let owed_long = self
+            let drained = self.stacks.borrow().drained();
+            let owed = self
                 .trim_owed_since
                 .get()
-                .is_some_and(|since| now.saturating_duration_since(since) >= TRIM_OWED_AT_MOST);
+                .filter(|&(_, then)| then == drained);
+            let owed_long = owed.is_some_and(|(since, _)| {
+                now.saturating_duration_since(since) >= TRIM_OWED_AT_MOST
+            });
             let wait = self.timers.borrow().poll_timeout(now);
-            let budget = trim_budget(wait, owed_long);
-            let (released, more) = self.stacks.borrow_mut().trim_up_to(budget);
-            if !more {
-                self.trim_owed_since.set(None);
-            } else if self.trim_owed_since.get().is_none() {
-                self.trim_owed_since.set(Some(now));
-            }
+            let (released, more) = self
+                .stacks
+                .borrow_mut()
+                .trim_within(trim_budget(wait, owed_long), owed_long);
+            self.trim_owed_since.set(match owed {
+                _ if !more => None,
+                Some(owed) => Some(owed),
+                None => Some((now, drained)),
+            });
             let now = if released > 0 { Instant::now() } else { now };
             let next = self.timers.borrow().poll_timeout(now);
             // Stacks left for later: come back for them within TRIM_RETRY.
@@ -626,18 +629,14 @@ impl Hub {
     }
 }
 
-/// How many pooled stacks an idle hub trims before a poll that may sleep
-/// `wait` (`None`: until an event, no deadline): as many as fit in the
-/// wait at `TRIM_COST_PER_STACK`, at most `TRIM_BATCH`, and at least
-/// `TRIM_BATCH` once stacks have been owed for `TRIM_OWED_AT_MOST`.
-fn trim_budget(wait: Option<Duration>, owed_long: bool) -> usize {
-    let fits = wait.map_or(TRIM_BATCH, |wait| {
-        usize::try_from(wait.as_nanos() / TRIM_COST_PER_STACK.as_nanos()).unwrap_or(usize::MAX)
-    });
-    if owed_long {
-        TRIM_BATCH
-    } else {
-        fits.min(TRIM_BATCH)
+/// How much trimming an idle hub does before a poll that may sleep `wait`
+/// (`None`: until an event, no deadline): what fits in the wait, at most
+/// `TRIM_AT_MOST`, and `TRIM_AT_MOST` once stacks have been owed for
+/// `TRIM_OWED_AT_MOST`.
+fn trim_budget(wait: Option<Duration>, owed_long: bool) -> Duration {
+    match wait {
+        Some(wait) if !owed_long => wait.min(TRIM_AT_MOST),
+        _ => TRIM_AT_MOST,
     }
 }
 
@@ -668,8 +667,9 @@ mod tests {
 
     #[test]
     fn a_trim_fits_in_the_wait_before_the_next_deadline() {
-        assert_eq!(trim_budget(Some(Duration::ZERO), false), 0);
-        assert_eq!(trim_budget(Some(Duration::from_millis(1)), false), 125);
+        assert_eq!(trim_budget(Some(Duration::ZERO), false), Duration::ZERO);
+        let short = Duration::from_micros(300);
+        assert_eq!(trim_budget(Some(short), false), short);
     }
 
     #[test]
@@ -677,15 +677,15 @@ mod tests {
         // A far deadline, or none: a socket may still cut the wait short.
         assert_eq!(
             trim_budget(Some(Duration::from_secs(3600)), false),
-            TRIM_BATCH
+            TRIM_AT_MOST
         );
-        assert_eq!(trim_budget(None, false), TRIM_BATCH);
-        assert_eq!(trim_budget(Some(Duration::MAX), false), TRIM_BATCH);
+        assert_eq!(trim_budget(None, false), TRIM_AT_MOST);
+        assert_eq!(trim_budget(Some(Duration::MAX), false), TRIM_AT_MOST);
     }
 
     #[test]
     fn stacks_owed_too_long_are_trimmed_a_batch_per_wait_even_before_a_near_deadline() {
-        assert_eq!(trim_budget(Some(Duration::ZERO), true), TRIM_BATCH);
-        assert_eq!(trim_budget(None, true), TRIM_BATCH);
+        assert_eq!(trim_budget(Some(Duration::ZERO), true), TRIM_AT_MOST);
+        assert_eq!(trim_budget(None, true), TRIM_AT_MOST);
     }
 }

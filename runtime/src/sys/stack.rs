@@ -26,15 +26,17 @@
 //!
 //! A pooled stack keeps the pages its last coroutine touched. So that 2,000
 //! coroutines that each went 100 KiB deep do not pin 200 MiB after they end,
-//! the hub calls [`StackPool::trim_up_to`] when it is about to wait for
+//! the hub calls [`StackPool::trim_within`] when it is about to wait for
 //! events: the pooled stacks beyond the [`KEEP_WARM`] most recently returned
 //! of their size have everything but their top [`WARM_BYTES`] released
 //! (`MADV_DONTNEED`;
-//! the guard band survives it). The cost, about 2 µs a stack on this
-//! machine, is paid while the hub has nothing else to do, never on the spawn
-//! or finish path: a busy hub keeps its stacks warm until it next idles, and
-//! a wait trims only as many stacks as fit in it, at most a batch (see
-//! `TRIM_COST_PER_STACK`, `TRIM_BATCH` and `TRIM_RETRY` in `hub/mod.rs`).
+//! the guard band survives it). The cost grows with the pages a stack
+//! holds (here about 2 µs a stack that holds few, 8 to 9 µs one 100 KiB
+//! deep) and is paid while the hub has nothing else to do, never on the
+//! spawn or finish path: a busy hub keeps its stacks warm until it next
+//! idles, and a wait trims only as many stacks as its measured estimate
+//! fits in the time it is given (`TRIM_AT_MOST`, `TRIM_RETRY` in
+//! `hub/mod.rs`; [`TRIM_BATCH`] and [`TRIM_BATCH_BYTES`] here).
 //!
 //! The top page of each stack of a new region, where its coroutine's first
 //! frames go, is prefaulted (`MADV_POPULATE_WRITE`) in one batch for the
@@ -58,6 +60,7 @@
 use std::io;
 use std::num::NonZeroUsize;
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use corosensei::stack::StackPointer;
 
@@ -93,6 +96,19 @@ const MAX_STACKS_PER_REGION: usize = 64;
 /// trims. 64 deep stacks of 128 KiB pin 8 MiB at most, and a burst of up to
 /// 64 concurrent spawns reuses warm stacks.
 const KEEP_WARM: usize = 64;
+
+/// The most stacks one trim releases, whatever its budget: an estimate
+/// made on shallow stacks may be low for the next batch, and this bounds
+/// what one wrong estimate costs.
+const TRIM_BATCH: usize = 256;
+/// The most bytes of stacks of one size one trim releases (stacks of 2 MiB:
+/// 16 a trim), for the same reason: `MADV_DONTNEED` costs by the resident
+/// page, about 70 to 85 ns a KiB here.
+const TRIM_BATCH_BYTES: usize = 32 << 20;
+/// What trimming a stack is assumed to cost per KiB of its size before a
+/// trim of its size was measured: a little over the cost of a stack
+/// resident down to its guard (see `TRIM_BATCH_BYTES`).
+const TRIM_GUESS_NS_PER_KIB: u64 = 100;
 
 /// The top of a trimmed stack that stays resident: the trampoline's frames
 /// and a typical request path (the BRPOP path uses about 1.4 KB).
@@ -167,6 +183,9 @@ enum Guard {
 struct Free {
     warm: Vec<Stack>,
     cold: Vec<Stack>,
+    /// What the last trims of this size cost a stack (ns; see
+    /// [`StackPool::trim_within`]); 0 until one was measured.
+    trim_ns: u64,
 }
 
 impl Free {
@@ -193,6 +212,9 @@ pub(crate) struct StackPool {
     /// New regions get their stacks' top pages prefaulted; off once the
     /// kernel refused it.
     prefault: bool,
+    /// Times a spawn took the last stack over [`KEEP_WARM`] of its size:
+    /// the stacks a trim had left over were all taken back since.
+    drained: u64,
 }
 
 impl StackPool {
@@ -204,6 +226,7 @@ impl StackPool {
             carved: 0,
             advice: Batch::default(),
             prefault: true,
+            drained: 0,
         }
     }
 
@@ -212,7 +235,12 @@ impl StackPool {
         let size = size
             .max(corosensei::stack::MIN_STACK_SIZE)
             .next_multiple_of(page_size());
-        if let Some(stack) = self.free_list(size).pop() {
+        let free = self.free_list(size);
+        if free.warm.len() == KEEP_WARM + 1 {
+            self.drained += 1;
+        }
+        let free = self.free_list(size);
+        if let Some(stack) = free.pop() {
             return Ok(stack);
         }
         self.carve_region(size)?;
@@ -232,36 +260,77 @@ impl StackPool {
     /// most recently returned of each size (see the module doc).
     #[cfg(test)]
     pub(crate) fn trim(&mut self) {
-        self.trim_up_to(usize::MAX);
+        while self.trim_within(Duration::MAX, true).1 {}
     }
 
-    /// As `trim`, but releases at most `budget` stacks, the longest pooled
-    /// first; the rest wait for the next trim. Returns how many it released
-    /// and whether any were left for the next trim.
-    pub(crate) fn trim_up_to(&mut self, budget: usize) -> (usize, bool) {
-        let mut left = budget;
-        for (_, free) in &mut self.free {
-            if free.warm.len() > KEEP_WARM && left > 0 {
-                let extra = (free.warm.len() - KEEP_WARM).min(left);
-                left -= extra;
-                for stack in free.warm.drain(..extra) {
-                    let low = stack.guard() + GUARD_BYTES;
-                    let high = stack.base() - WARM_BYTES;
-                    if high > low {
-                        self.advice.push(low, high - low);
-                    }
-                    free.cold.push(stack);
-                }
+    /// As `trim`, but only as many stacks as its estimated cost fits in
+    /// `budget` (at least one when `at_least_one`), the longest pooled
+    /// first, and at most [`TRIM_BATCH`] stacks and [`TRIM_BATCH_BYTES`] of
+    /// each size; the rest wait for the next trim. The estimate is per
+    /// size: what its first trim cost a stack, then rising at once when a
+    /// trim costs more and falling by half the difference when one costs
+    /// less (one batch of shallow stacks does not size the next deep one);
+    /// [`TRIM_GUESS_NS_PER_KIB`] of the size before the first. Returns how
+    /// many it released and whether any were left for the next trim.
+    pub(crate) fn trim_within(&mut self, budget: Duration, at_least_one: bool) -> (usize, bool) {
+        let mut left = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+        let mut released = 0;
+        for (size, free) in &mut self.free {
+            let excess = free.warm.len().saturating_sub(KEEP_WARM);
+            if excess == 0 {
+                continue;
             }
+            let guess = (*size / 1024) as u64 * TRIM_GUESS_NS_PER_KIB;
+            let each = if free.trim_ns > 0 {
+                free.trim_ns
+            } else {
+                guess
+            }
+            .max(1);
+            let mut n = usize::try_from(left / each).unwrap_or(usize::MAX);
+            if n == 0 && at_least_one && released == 0 {
+                n = 1;
+            }
+            let n = n
+                .min(excess)
+                .min(TRIM_BATCH)
+                .min((TRIM_BATCH_BYTES / *size).max(1));
+            if n == 0 {
+                continue;
+            }
+            let start = Instant::now();
+            for stack in free.warm.drain(..n) {
+                let low = stack.guard() + GUARD_BYTES;
+                let high = stack.base() - WARM_BYTES;
+                if high > low {
+                    self.advice.push(low, high - low);
+                }
+                free.cold.push(stack);
+            }
+            // Trimming is an optimisation: a range the kernel refused keeps
+            // its pages, and the stack still works.
+            let _ = self.advice.apply(libc::MADV_DONTNEED);
+            let took = u64::try_from(start.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let measured = (took / n as u64).max(1);
+            free.trim_ns = if free.trim_ns == 0 || measured >= each {
+                measured
+            } else {
+                each - (each - measured) / 2
+            };
+            left = left.saturating_sub(took);
+            released += n;
         }
-        // Trimming is an optimisation: a range the kernel refused keeps its
-        // pages, and the stack still works.
-        let _ = self.advice.apply(libc::MADV_DONTNEED);
         let more = self
             .free
             .iter()
             .any(|(_, free)| free.warm.len() > KEEP_WARM);
-        (budget - left, more)
+        (released, more)
+    }
+
+    /// Counts the spawns that took the last stack over [`KEEP_WARM`] of its
+    /// size: when it changed, the stacks a trim left over were all reused.
+    pub(crate) fn drained(&self) -> u64 {
+        self.drained
     }
 
     /// Stacks waiting in the pool for reuse.
