@@ -78,6 +78,12 @@ impl Timers {
         Some(Duration::from_millis(millis as u64))
     }
 
+    /// How long until the earliest deadline, exactly (`None`: no timer).
+    pub(crate) fn until_next(&self, now: Instant) -> Option<Duration> {
+        let (deadline, _) = *self.entries.keys().next()?;
+        Some(deadline.saturating_duration_since(now))
+    }
+
     pub(crate) fn len(&self) -> usize {
         self.entries.len()
     }
