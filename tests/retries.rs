@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use greenhub_redis::prelude::*;
 use greenhub_redis::{cmd, Client, RetryPolicy};
-use greenhub_tests::RedisServer;
+use greenhub_tests::{until_refused_while_loading, RedisServer};
 
 /// Restarts the server from a plain thread while the hub's coroutines run:
 /// the restart blocks that thread, not the hub.
@@ -136,47 +136,16 @@ fn an_incr_is_never_repeated_but_a_marked_command_and_a_read_are() {
     });
 }
 
-/// A server restarted with a data set to load answers `LOADING` for a while
-/// (here about a second: 5,000 keys at 200 µs each, with the event loop run
-/// every KiB of the file so that clients are answered meanwhile).
-fn a_server_that_loads_for_a_second() -> RedisServer {
-    let server = RedisServer::start_with(&[
-        "--key-load-delay",
-        "200",
-        "--loading-process-events-interval-bytes",
-        "1024",
-    ]);
-    let fill = "for i = 1, 5000 do redis.call('SET', 'fill:' .. i, i) end \
-                redis.call('SET', 'k', 'v') redis.call('SET', 'n', 0) return 1";
-    assert_eq!(server.raw_command(&["EVAL", fill, "0"]), b":1\r\n");
-    assert_eq!(server.raw_command(&["SAVE"]), b"+OK\r\n");
-    server
-}
-
 #[test]
 fn commands_refused_while_the_server_loads_are_retried_and_each_runs_once() {
-    let server = a_server_that_loads_for_a_second();
+    let server = RedisServer::start_loading_for_a_second();
     let url = server.url();
     greenhub::run(move || {
         let restarting = restart_soon(server, Duration::ZERO);
         // Without retries the refusal is the caller's: an error reply, not
         // ambiguous (nothing ran).
         let mut plain = Client::open(&url).unwrap().with_retry(RetryPolicy::never());
-        let started = std::time::Instant::now();
-        let refusal = loop {
-            match plain.get::<Option<String>>("k") {
-                Err(err) if err.code() == Some("LOADING") => break err,
-                // Refused or reset while the old server dies and the new
-                // one starts; an answer from the old one.
-                Err(err) => assert!(err.is_io(), "{err}"),
-                Ok(_) => {}
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "never saw LOADING"
-            );
-            greenhub::sleep(Duration::from_millis(1));
-        };
+        let refusal = until_refused_while_loading(&url);
         assert!(!refusal.is_ambiguous(), "{refusal}");
         // With retries (the test's policy outlasts the loading), writes are
         // repeated too: a LOADING refusal ran nothing. A single command, a

@@ -11,7 +11,7 @@ use std::time::Duration;
 use greenhub::net::{TcpListener, UnixListener};
 use greenhub_redis::prelude::*;
 use greenhub_redis::{cmd, Client, RetryPolicy};
-use greenhub_tests::{Fault, FaultProxy, RedisServer};
+use greenhub_tests::{until_refused_while_loading, Fault, FaultProxy, RedisServer};
 
 /// What a fake server does with one command.
 enum Answer {
@@ -219,7 +219,7 @@ fn a_pipeline_retried_after_loading_is_not_sent_again_after_its_replies_were_los
 /// time runs out, and the counter counts every repeat.
 #[test]
 fn an_incr_refused_while_loading_and_then_cut_runs_once_on_a_real_server() {
-    let mut server = a_server_that_loads_for_a_second();
+    let mut server = RedisServer::start_loading_for_a_second();
     let direct = server.url();
     let proxy = std::sync::Arc::new(FaultProxy::start(server.addr()));
     let url = proxy.url();
@@ -234,21 +234,7 @@ fn an_incr_refused_while_loading_and_then_cut_runs_once_on_a_real_server() {
         server
     });
     let result = greenhub::run(move || {
-        let mut plain = Client::open(&direct)
-            .unwrap()
-            .with_retry(RetryPolicy::never());
-        let started = std::time::Instant::now();
-        loop {
-            match plain.get::<Option<String>>("k") {
-                Err(err) if err.code() == Some("LOADING") => break,
-                _ => {}
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "never saw LOADING"
-            );
-            greenhub::sleep(Duration::from_millis(1));
-        }
+        until_refused_while_loading(&direct);
         let mut redis = Client::open(&url).unwrap().with_retry(RetryPolicy {
             max_time: Duration::from_secs(5),
         });
@@ -349,22 +335,6 @@ fn a_script_that_ran_and_answered_a_loading_error_is_not_run_again() {
     drop(server);
 }
 
-/// A server restarted with a data set to load: it answers LOADING for
-/// about a second (as `tests/retries.rs` makes one).
-fn a_server_that_loads_for_a_second() -> RedisServer {
-    let server = RedisServer::start_with(&[
-        "--key-load-delay",
-        "200",
-        "--loading-process-events-interval-bytes",
-        "1024",
-    ]);
-    let fill = "for i = 1, 5000 do redis.call('SET', 'fill:' .. i, i) end \
-                redis.call('SET', 'k', 'v') redis.call('SET', 'n', 0) return 1";
-    assert_eq!(server.raw_command(&["EVAL", fill, "0"]), b":1\r\n");
-    assert_eq!(server.raw_command(&["SAVE"]), b"+OK\r\n");
-    server
-}
-
 /// A pipeline sent while the server loads, which holds a command a loading
 /// server serves (INFO, SELECT, AUTH, HELLO, CLIENT, PUBLISH, ...), is
 /// refused only in part although the loading did not end. It is not
@@ -373,26 +343,14 @@ fn a_server_that_loads_for_a_second() -> RedisServer {
 /// INFO's answer, and LOADING for the INCR, which did not run.
 #[test]
 fn a_pipeline_with_a_command_a_loading_server_serves_comes_back_as_it_came() {
-    let mut server = a_server_that_loads_for_a_second();
+    let mut server = RedisServer::start_loading_for_a_second();
     let url = server.url();
     let restarted = std::thread::spawn(move || {
         server.restart();
         server
     });
     greenhub::run(move || {
-        let mut plain = Client::open(&url).unwrap().with_retry(RetryPolicy::never());
-        let started = std::time::Instant::now();
-        loop {
-            match plain.get::<Option<String>>("k") {
-                Err(err) if err.code() == Some("LOADING") => break,
-                _ => {}
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(20),
-                "never saw LOADING"
-            );
-            greenhub::sleep(Duration::from_millis(1));
-        }
+        until_refused_while_loading(&url);
         let mut patient = Client::open(&url).unwrap().with_retry(RetryPolicy {
             max_time: Duration::from_secs(30),
         });

@@ -49,6 +49,27 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Sends `GET k` to `url` every millisecond, without retries, until the
+/// server refuses it with `LOADING`, and returns that refusal. Refusals and
+/// resets while a restarted server dies and starts again, and answers from
+/// the old server, are passed over. Call it in a coroutine.
+pub fn until_refused_while_loading(url: &str) -> greenhub_redis::Error {
+    use greenhub_redis::prelude::*;
+    let mut plain = greenhub_redis::Client::open(url)
+        .unwrap()
+        .with_retry(greenhub_redis::RetryPolicy::never());
+    let start = Instant::now();
+    loop {
+        match plain.get::<Option<String>>("k") {
+            Err(err) if err.code() == Some("LOADING") => return err,
+            Err(err) => assert!(err.is_io(), "{err}"),
+            Ok(_) => {}
+        }
+        assert!(start.elapsed() < PATIENCE, "never saw LOADING");
+        greenhub::sleep(Duration::from_millis(1));
+    }
+}
+
 /// A private `redis-server` process, killed when dropped.
 #[derive(Debug)]
 pub struct RedisServer {
@@ -81,6 +102,24 @@ impl RedisServer {
             extra: extra.iter().map(|s| s.to_string()).collect(),
         };
         server.spawn(true);
+        server
+    }
+
+    /// Starts a server whose data set takes about a second to load: after a
+    /// `restart` it answers `LOADING` for that long (5,000 keys at 200 µs
+    /// each, with the event loop run every KiB of the file so that clients
+    /// are answered meanwhile). It holds `k` = `"v"` and `n` = 0.
+    pub fn start_loading_for_a_second() -> RedisServer {
+        let server = RedisServer::start_with(&[
+            "--key-load-delay",
+            "200",
+            "--loading-process-events-interval-bytes",
+            "1024",
+        ]);
+        let fill = "for i = 1, 5000 do redis.call('SET', 'fill:' .. i, i) end \
+                    redis.call('SET', 'k', 'v') redis.call('SET', 'n', 0) return 1";
+        assert_eq!(server.raw_command(&["EVAL", fill, "0"]), b":1\r\n");
+        assert_eq!(server.raw_command(&["SAVE"]), b"+OK\r\n");
         server
     }
 
