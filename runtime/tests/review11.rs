@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use greenhub::sync::Event;
 use greenhub::{JoinError, JoinHandle};
-use util::{deep_stacks_after_idling, journal, touch_100k, DropFlag, SLACK};
+use util::{deep_stacks_after_idling, deep_wave, journal, DropFlag, SLACK};
 
 /// Runs arbitrary code when dropped.
 struct OnDrop<F: FnMut()>(F);
@@ -332,10 +332,7 @@ fn a_fast_ticker_does_not_keep_deep_stacks_resident_forever() {
                 }
             })
         };
-        let wave: Vec<_> = (0..2000).map(|_| greenhub::spawn(touch_100k)).collect();
-        for coroutine in wave {
-            coroutine.join().unwrap();
-        }
+        deep_wave(2000);
         // A hub that has nothing to do but the ticker.
         let deep = deep_stacks_after_idling(2000);
         stop.set(true);

@@ -16,7 +16,7 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use greenhub::net::UnixStream;
-use util::{deep_stacks_of_fresh, touch_100k};
+use util::{deep_stacks_of_fresh, deep_wave};
 
 /// Held by the tests that keep ~600 MiB of deep stacks resident.
 static BIG: Mutex<()> = Mutex::new(());
@@ -141,10 +141,7 @@ fn a_socket_event_waits_at_most_about_half_a_millisecond_for_a_trim_of_deep_stac
 fn a_batch_of_default_stacks_holds_a_socket_event_about_half_a_millisecond() {
     let _big = BIG.lock().unwrap_or_else(|e| e.into_inner());
     let (cpu, wall) = greenhub::run(|| {
-        let wave: Vec<_> = (0..WAVE).map(|_| greenhub::spawn(touch_100k)).collect();
-        for coroutine in wave {
-            coroutine.join().unwrap();
-        }
+        deep_wave(WAVE);
         socket_wait_cost()
     });
     eprintln!("socket wait, 100 KiB-deep stacks: hub CPU {cpu:?}, wall {wall:?}");
@@ -162,13 +159,7 @@ fn a_batch_of_default_stacks_holds_a_socket_event_about_half_a_millisecond() {
 fn stacks_pooled_just_now_are_not_owed_since_an_old_wait() {
     let _big = BIG.lock().unwrap_or_else(|e| e.into_inner());
     let trimmed = greenhub::run(|| {
-        let burst = |n: usize| {
-            let wave: Vec<_> = (0..n).map(|_| greenhub::spawn(touch_100k)).collect();
-            for coroutine in wave {
-                coroutine.join().unwrap();
-            }
-        };
-        burst(WAVE);
+        deep_wave(WAVE);
         // One wait with a 1 ms poll: 125 trimmed, stacks left: owed from now.
         greenhub::sleep(Duration::from_micros(200));
         // Busy (never idle) for 30 ms, then take every pooled stack and
@@ -177,7 +168,7 @@ fn stacks_pooled_just_now_are_not_owed_since_an_old_wait() {
         while start.elapsed() < Duration::from_millis(30) {
             greenhub::yield_now();
         }
-        burst(WAVE);
+        deep_wave(WAVE);
         let before = deep_stacks_of_fresh(WAVE);
         assert_eq!(before, WAVE, "every pooled stack is deep again");
         // One wait before a deadline 200 µs away (a 1 ms poll): 125 fit.
@@ -197,10 +188,7 @@ fn stacks_pooled_just_now_are_not_owed_since_an_old_wait() {
 fn control_a_wait_before_a_near_deadline_trims_what_fits() {
     let _big = BIG.lock().unwrap_or_else(|e| e.into_inner());
     let trimmed = greenhub::run(|| {
-        let wave: Vec<_> = (0..WAVE).map(|_| greenhub::spawn(touch_100k)).collect();
-        for coroutine in wave {
-            coroutine.join().unwrap();
-        }
+        deep_wave(WAVE);
         let start = Instant::now();
         while start.elapsed() < Duration::from_millis(30) {
             greenhub::yield_now();
@@ -222,10 +210,7 @@ fn control_a_wait_before_a_near_deadline_trims_what_fits() {
 fn an_idle_hub_stops_waking_once_its_pool_is_trimmed() {
     let _big = BIG.lock().unwrap_or_else(|e| e.into_inner());
     let (first, second) = greenhub::run(|| {
-        let wave: Vec<_> = (0..2000).map(|_| greenhub::spawn(touch_100k)).collect();
-        for coroutine in wave {
-            coroutine.join().unwrap();
-        }
+        deep_wave(2000);
         let sleeps = thread_sleeps();
         greenhub::sleep(Duration::from_millis(500));
         let first = thread_sleeps() - sleeps;
@@ -246,10 +231,7 @@ fn an_idle_hub_stops_waking_once_its_pool_is_trimmed() {
 fn a_hub_waiting_on_a_socket_stops_waking_once_its_pool_is_trimmed() {
     let _big = BIG.lock().unwrap_or_else(|e| e.into_inner());
     let wakes = greenhub::run(|| {
-        let wave: Vec<_> = (0..2000).map(|_| greenhub::spawn(touch_100k)).collect();
-        for coroutine in wave {
-            coroutine.join().unwrap();
-        }
+        deep_wave(2000);
         let (mut ours, theirs) = std::os::unix::net::UnixStream::pair().unwrap();
         let theirs = UnixStream::from_std(theirs).unwrap();
         let writer = std::thread::spawn(move || {

@@ -9,7 +9,7 @@ use std::io::{Read, Write};
 use std::time::Duration;
 
 use greenhub::net::UnixStream;
-use util::{deep_stacks_of_fresh, touch_100k};
+use util::{deep_stacks_of_fresh, deep_wave};
 
 const DEEP: usize = 2000;
 
@@ -18,10 +18,7 @@ const DEEP: usize = 2000;
 /// than 64 KiB.
 fn deep_stacks_left_after(idle: impl FnOnce() + 'static) -> usize {
     greenhub::run(move || {
-        let wave: Vec<_> = (0..DEEP).map(|_| greenhub::spawn(touch_100k)).collect();
-        for coroutine in wave {
-            coroutine.join().unwrap();
-        }
+        deep_wave(DEEP);
         idle();
         deep_stacks_of_fresh(DEEP)
     })

@@ -5,15 +5,12 @@
 
 mod util;
 
-use util::{deep_stacks_after_idling, touch_100k};
+use util::{deep_stacks_after_idling, deep_wave};
 
 #[test]
 fn stacks_of_finished_deep_coroutines_are_trimmed_when_pooled() {
     let (deep, reused) = greenhub::run(|| {
-        let wave: Vec<_> = (0..2000).map(|_| greenhub::spawn(touch_100k)).collect();
-        for coroutine in wave {
-            coroutine.join().unwrap();
-        }
+        deep_wave(2000);
         let pooled = greenhub::stats().stacks_pooled;
         // The hub trims pooled stacks while it waits for events, a batch a
         // wait (at most 256, as many as fit before the next deadline), so

@@ -39,6 +39,16 @@ pub fn touch_100k() -> u8 {
     frame[0]
 }
 
+/// Runs `n` coroutines at once that each go 100 KiB deep (`touch_100k`) and
+/// joins them: their `n` stacks go back to the pool with those pages
+/// resident. Call it on a hub.
+pub fn deep_wave(n: usize) {
+    let wave: Vec<_> = (0..n).map(|_| greenhub::spawn(touch_100k)).collect();
+    for coroutine in wave {
+        coroutine.join().unwrap();
+    }
+}
+
 /// Parks `n` fresh coroutines, which take their stacks from the pool, and
 /// counts those whose stack holds more than 64 KiB resident (`dump()`'s
 /// `stack_kib`); kills them before returning, so their stacks go back to
