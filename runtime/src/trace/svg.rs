@@ -398,16 +398,20 @@ fn axis(svg: &mut String, end: Duration, x: &dyn Fn(Duration) -> f64, y: f64) {
         "<line x1=\"{LABELS}\" y1=\"{y:.1}\" x2=\"{:.1}\" y2=\"{y:.1}\" stroke=\"#333\"/>",
         x(end)
     );
+    let (scale, unit) = if step >= 1.0 {
+        (1.0, "s")
+    } else if step >= 0.001 {
+        (1e3, "ms")
+    } else {
+        (1e6, "µs")
+    };
+    // As many decimals as the step needs in its unit (a trace under 10 µs
+    // has steps of 0.1 µs or less), so no two ticks share a label.
+    let decimals = (-(step * scale * (1.0 + 1e-9)).log10().floor()).max(0.0) as usize;
     let mut t = 0.0;
     while t <= total + step * 1e-9 {
         let at = x(Duration::from_secs_f64(t));
-        let label = if step >= 1.0 {
-            format!("{t:.0} s")
-        } else if step >= 0.001 {
-            format!("{:.0} ms", t * 1e3)
-        } else {
-            format!("{:.0} µs", t * 1e6)
-        };
+        let label = format!("{:.decimals$} {unit}", t * scale);
         let _ = writeln!(
             svg,
             "<line x1=\"{at:.1}\" y1=\"{y:.1}\" x2=\"{at:.1}\" y2=\"{:.1}\" stroke=\"#333\"/>\
