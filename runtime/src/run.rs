@@ -142,7 +142,7 @@ impl HubBuilder {
                 panic!("greenhub::run: cannot create the hub's poller: {err}")
             });
             if let Some(capacity) = self.trace {
-                hub.sched.trace.start(capacity, None);
+                hub.sched.trace.start(capacity, None, Vec::new());
             }
             let hub = Rc::new(hub);
             let _installed = crate::context::install(hub.clone());

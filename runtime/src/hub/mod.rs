@@ -523,7 +523,9 @@ impl Hub {
             .coro;
         drop(coros); // dropping an unfinished coroutine runs its code
         let task = self.sched.tasks.borrow_mut().remove(key);
-        self.sched.trace.finish(id);
+        self.sched
+            .trace
+            .finish(id, task.as_ref().and_then(|task| task.name.as_ref()));
         if let Some(monitor) = &self.monitor {
             monitor.finished(id);
         }

@@ -197,7 +197,7 @@ impl Sched {
         self.next_id.set(id + 1);
         task.id = id;
         task.state = State::Ready;
-        self.trace.spawn(id, task.name.as_ref());
+        self.trace.spawn(id);
         let key = self.tasks.borrow_mut().insert(task);
         self.fresh.borrow_mut().push_back(key);
         (key, id)

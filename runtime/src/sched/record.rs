@@ -15,6 +15,11 @@
 //! sampler thread to pull away). Each poll reads the clock twice to measure
 //! the hub's poll gap.
 //!
+//! Beside the ring it keeps what the ring's wrap must not drop: the state of
+//! each coroutine alive at `start` ([`AtStart`]), and the names of named
+//! coroutines that finish while recording (the living have theirs in the
+//! task table).
+//!
 //! It lives beside the scheduler because `Sched::wake` is the one place
 //! every wake passes through (queues, readiness, timers, kills); it knows
 //! task ids and park reasons and nothing of sockets or the hub's loop.
@@ -77,6 +82,38 @@ impl std::fmt::Display for Wait {
             Wait::Queue(label) => f.write_str(label),
             Wait::Helper => f.write_str("helper thread"),
             Wait::Remote => f.write_str("another thread"),
+        }
+    }
+}
+
+/// What a coroutine alive when a recording started was doing at that
+/// moment: the state its track starts in (see
+/// [`Trace::at_start`](crate::trace::Trace::at_start)).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AtStart {
+    /// It was running: the coroutine that called `trace::start`.
+    Running,
+    /// It was queued to run (spawned, woken or yielded before the start).
+    Ready,
+    /// It was parked on `on`; `deadline` if a timer races it.
+    Parked {
+        /// What it waits on.
+        on: Wait,
+        /// Whether a deadline (its own or a `timeout`'s) also wakes it.
+        deadline: bool,
+    },
+}
+
+impl AtStart {
+    /// The state of a task in `state`, with a deadline if `deadline`.
+    pub(crate) fn of(state: State, deadline: bool) -> AtStart {
+        match state {
+            State::Running => AtStart::Running,
+            State::Ready => AtStart::Ready,
+            State::Parked(on) => AtStart::Parked {
+                on: Wait::from_parked(on),
+                deadline,
+            },
         }
     }
 }
@@ -171,8 +208,13 @@ pub(crate) struct Recording {
     pub(crate) started: Instant,
     /// Events dropped because the ring was full.
     pub(crate) dropped: u64,
-    /// The names the recording noted (see [`Recorder::name`]).
+    /// The names of named coroutines that finished during the recording
+    /// and still have events in the ring (see [`Recorder::finish`]); those
+    /// alive at `stop` are in the task table.
     pub(crate) names: HashMap<u64, Rc<str>>,
+    /// The coroutines alive when the recording started, by id, and what
+    /// each was doing then.
+    pub(crate) at_start: Vec<(u64, AtStart)>,
 }
 
 /// What the console's sampler thread reads: written by the hub on every
@@ -212,11 +254,16 @@ pub(crate) struct Recorder {
     capacity: Cell<usize>,
     /// Events dropped since tracing started because the ring was full.
     dropped: Cell<u64>,
-    /// Names of the named coroutines the recording knows of: those alive
-    /// when it started and those spawned since, kept apart from the ring so
-    /// a name outlives its dropped `Spawn` record. Pruned to the ids the
-    /// ring still holds when it outgrows twice the ring's capacity.
+    /// Names of the named coroutines that finished while recording, noted
+    /// as each finishes, kept apart from the ring so a name outlives its
+    /// dropped `Spawn` record (a coroutine alive at `stop` has its name in
+    /// the task table). Pruned to the ids the ring still holds when it
+    /// outgrows twice the ring's capacity (at least 1,024): a finished
+    /// coroutine with no event left in the ring is in no export.
     names: RefCell<HashMap<u64, Rc<str>>>,
+    /// The coroutines alive at `start` and their state then: kept apart
+    /// from the ring, so the ring's wrap never drops them.
+    at_start: RefCell<Vec<(u64, AtStart)>>,
     /// When tracing started.
     started: Cell<Option<Instant>>,
     /// The coroutine running now (set by `resume`, cleared when it parks,
@@ -232,14 +279,21 @@ pub(crate) struct Recorder {
 
 impl Recorder {
     /// Starts recording into a fresh ring of `capacity` events (at least 1);
-    /// `running` is the coroutine that starts it, if one does.
-    pub(crate) fn start(&self, capacity: usize, running: Option<u64>) {
+    /// `running` is the coroutine that starts it, if one does, and
+    /// `at_start` every coroutine alive now with its state.
+    pub(crate) fn start(
+        &self,
+        capacity: usize,
+        running: Option<u64>,
+        at_start: Vec<(u64, AtStart)>,
+    ) {
         self.running.set(running);
         let capacity = capacity.max(1);
         *self.ring.borrow_mut() = VecDeque::with_capacity(capacity.min(1 << 16));
         self.capacity.set(capacity);
         self.dropped.set(0);
         self.names.borrow_mut().clear();
+        *self.at_start.borrow_mut() = at_start;
         self.started.set(Some(Instant::now()));
         self.mode.set(self.mode.get() | TRACE);
     }
@@ -255,23 +309,25 @@ impl Recorder {
             started: self.started.take().unwrap_or_else(Instant::now),
             dropped: self.dropped.get(),
             names: std::mem::take(&mut *self.names.borrow_mut()),
+            at_start: std::mem::take(&mut *self.at_start.borrow_mut()),
         })
     }
 
-    /// While recording, notes the name of coroutine `id` (one alive when
-    /// the recording started: its `Spawn` is not in the ring).
-    pub(crate) fn name(&self, id: u64, name: &Rc<str>) {
-        if self.mode.get() & TRACE != 0 {
-            let mut names = self.names.borrow_mut();
-            names.insert(id, name.clone());
-            if names.len() > self.capacity.get().saturating_mul(2).max(1024) {
-                // Amortised: after this the map holds at most one name per
-                // coroutine in the ring, and the ring is `capacity` long.
-                let ring = self.ring.borrow();
-                let kept: std::collections::HashSet<u64> =
-                    ring.iter().filter_map(|record| record.coroutine).collect();
-                names.retain(|id, _| kept.contains(id));
-            }
+    /// Notes the name of coroutine `id`, which finished while recording:
+    /// the task table, where `stop` finds the names of the living, no
+    /// longer has it.
+    fn name(&self, id: u64, name: &Rc<str>) {
+        let mut names = self.names.borrow_mut();
+        names.insert(id, name.clone());
+        if names.len() > self.capacity.get().saturating_mul(2).max(1024) {
+            // Amortised: after this the map holds at most one name per
+            // coroutine in the ring, and the ring is `capacity` long. A
+            // pruned coroutine has finished and has no event left to
+            // export, so nothing needs its name.
+            let ring = self.ring.borrow();
+            let kept: std::collections::HashSet<u64> =
+                ring.iter().filter_map(|record| record.coroutine).collect();
+            names.retain(|id, _| kept.contains(id));
         }
     }
 
@@ -315,9 +371,9 @@ impl Recorder {
     }
 
     #[inline]
-    pub(crate) fn spawn(&self, id: u64, name: Option<&Rc<str>>) {
+    pub(crate) fn spawn(&self, id: u64) {
         if self.mode.get() & TRACE != 0 {
-            self.spawned(id, name);
+            self.spawned(id);
         }
     }
 
@@ -357,10 +413,15 @@ impl Recorder {
         }
     }
 
+    /// Coroutine `id`, named `name` if it has one, is gone: its name is
+    /// noted beside the ring (see [`Recorder::name`]).
     #[inline]
-    pub(crate) fn finish(&self, id: u64) {
+    pub(crate) fn finish(&self, id: u64, name: Option<&Rc<str>>) {
         if self.mode.get() & TRACE != 0 {
             self.ended(id, EventKind::Finish);
+            if let Some(name) = name {
+                self.name(id, name);
+            }
         }
     }
 
@@ -436,16 +497,13 @@ impl Recorder {
     }
 
     #[inline(never)]
-    fn spawned(&self, id: u64, name: Option<&Rc<str>>) {
+    fn spawned(&self, id: u64) {
         self.push(
             Some(id),
             EventKind::Spawn {
                 by: self.running.get(),
             },
         );
-        if let Some(name) = name {
-            self.name(id, name);
-        }
     }
 
     #[inline(never)]

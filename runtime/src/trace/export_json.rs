@@ -6,15 +6,17 @@
 //! coroutine's track is a sequence of spans that never overlap: `ready`
 //! (spawned, woken or yielded, waiting for the hub), `running`, and a parked
 //! span named by what it waits on (`socket read fd 7`, `sleep`, `channel
-//! recv`). Every `B` gets its `E`: a span still open when the trace ends is
-//! closed at the trace's end. Timestamps are microseconds and never
+//! recv`). A coroutine alive when the recording started
+//! ([`Trace::at_start`]) opens its track at 0 in the state it was in then.
+//! Every `B` gets its `E`: a span still open when the trace ends is closed
+//! at the trace's end. Timestamps are microseconds and never
 //! decrease in the output's order.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{EventKind, Trace};
+use super::{AtStart, EventKind, Trace};
 
 /// The one process every track belongs to.
 const PID: u32 = 1;
@@ -32,6 +34,24 @@ pub(super) fn render(trace: &Trace) -> String {
     // The span open on each coroutine's track: its name, category and start.
     let mut open: BTreeMap<u64, &'static str> = BTreeMap::new();
     let mut flows = 0u64;
+    let zero = micros(Duration::ZERO);
+    for (&id, state) in &trace.at_start {
+        let (name, cat, args) = match state {
+            AtStart::Running => ("running".to_owned(), "running", None),
+            AtStart::Ready => (
+                "ready".to_owned(),
+                "ready",
+                Some("{\"after\":\"start\"}".to_owned()),
+            ),
+            AtStart::Parked { on, deadline } => (
+                on.to_string(),
+                "parked",
+                Some(format!("{{\"deadline\":{deadline}}}")),
+            ),
+        };
+        open.insert(id, cat);
+        out.span(track(id), 'B', &name, cat, &zero, args.as_deref());
+    }
     for event in &trace.events {
         let ts = micros(event.at);
         let Some(id) = event.coroutine else {

@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 
 use crate::sched::record::Record;
 
-pub use crate::sched::record::{EventKind, Wait, WakeBy};
+pub use crate::sched::record::{AtStart, EventKind, Wait, WakeBy};
 pub use svg::TimelineOptions;
 
 /// The ring's size when [`start`] is called without one: 65,536 events of
@@ -55,8 +55,17 @@ pub struct Event {
 pub struct Trace {
     /// The events, in the order they happened; `at` never decreases.
     pub events: Vec<Event>,
-    /// Names of the coroutines that have one (spawned with a name).
+    /// Names of the coroutines that have one (spawned with a name): every
+    /// one alive at [`stop`], and those that finished during the recording
+    /// with an event still in [`events`](Trace::events).
     pub names: BTreeMap<u64, String>,
+    /// The coroutines alive when the recording started, by id, and what
+    /// each was doing then (the coroutine that called [`start`] is
+    /// [`AtStart::Running`]): their tracks start in that state at 0, so a
+    /// coroutine parked throughout the recording is in the trace without
+    /// an event of its own. Kept beside the ring (one entry per coroutine
+    /// alive at the start), never dropped by its wrap.
+    pub at_start: BTreeMap<u64, AtStart>,
     /// Events lost because the ring was full (the oldest go first).
     pub dropped: u64,
     /// How long the recording ran.
@@ -72,9 +81,11 @@ impl Trace {
             .unwrap_or_else(|| format!("coroutine-{id}"))
     }
 
-    /// Every coroutine id that appears in the trace, in ascending order.
+    /// Every coroutine id that appears in the trace (in its events or
+    /// [`at_start`](Trace::at_start)), in ascending order.
     pub fn coroutines(&self) -> Vec<u64> {
         let mut ids: Vec<u64> = self.events.iter().filter_map(|e| e.coroutine).collect();
+        ids.extend(self.at_start.keys());
         ids.sort_unstable();
         ids.dedup();
         ids
@@ -106,19 +117,28 @@ pub fn start() -> bool {
 }
 
 /// Starts recording this hub's events into a fresh ring of `capacity`
-/// events (at least 1); once full, each new event drops the oldest. A
-/// recording already running is discarded. Returns false, and records
-/// nothing, outside a hub.
+/// events (at least 1); once full, each new event drops the oldest. The
+/// coroutines alive now, and what each is doing (running, ready, or parked
+/// on what), are noted beside the ring: [`Trace::at_start`]. A recording
+/// already running is discarded. Returns false, and records nothing,
+/// outside a hub.
 pub fn start_with_capacity(capacity: usize) -> bool {
     crate::context::with(|hub| {
         let running = hub.sched.with_current(|task| task.id);
-        hub.sched.trace.start(capacity, running);
-        // Coroutines alive now have their `Spawn` before the recording.
-        for (_, task) in hub.sched.tasks.borrow().iter() {
-            if let Some(name) = &task.name {
-                hub.sched.trace.name(task.id, name);
-            }
-        }
+        // Coroutines alive now have their `Spawn` before the recording,
+        // and a parked one no event until its wake: their state now is
+        // where their tracks start.
+        let at_start = hub
+            .sched
+            .tasks
+            .borrow()
+            .iter()
+            .map(|(_, task)| {
+                let deadline = task.parked_until.is_some();
+                (task.id, AtStart::of(task.state, deadline))
+            })
+            .collect();
+        hub.sched.trace.start(capacity, running, at_start);
     })
     .is_some()
 }
@@ -134,8 +154,8 @@ pub fn stop() -> Trace {
             .into_iter()
             .map(|(id, name)| (id, name.to_string()))
             .collect();
-        // The map may have been pruned of coroutines alive but absent from
-        // the ring: the task table has those.
+        // The recorder noted the names of those that finished; the task
+        // table has the living.
         for (_, task) in hub.sched.tasks.borrow().iter() {
             if let Some(name) = &task.name {
                 names.entry(task.id).or_insert_with(|| name.to_string());
@@ -144,6 +164,7 @@ pub fn stop() -> Trace {
         Some(Trace {
             events,
             names,
+            at_start: recording.at_start.into_iter().collect(),
             dropped: recording.dropped,
             duration: recording.started.elapsed(),
         })

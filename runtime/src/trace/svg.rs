@@ -7,14 +7,15 @@
 //! on. Past that, rows would be a pixel tall, so they are bundled: a band per
 //! state whose height is how many coroutines are in it (time-weighted per
 //! pixel column), and a strip above showing the share of time a coroutine
-//! ran. The resumes of the coroutine named `mark` (the demo's `cron`) are
+//! ran. A coroutine alive when the recording started starts at 0 in its
+//! state then. The resumes of the coroutine named `mark` (the demo's `cron`) are
 //! drawn as ticks across the chart in both layouts.
 
 use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::time::Duration;
 
-use super::{EventKind, Trace, Wait};
+use super::{AtStart, EventKind, Trace, Wait};
 
 /// How [`Trace::to_svg`] draws.
 #[derive(Clone, Debug)]
@@ -191,11 +192,21 @@ pub(super) fn render(trace: &Trace, options: &TimelineOptions) -> String {
     svg
 }
 
-/// Each coroutine's spans, by id, from its first event to its last (or to
-/// `end` while it lives).
+/// Each coroutine's spans, by id, from its first event (or from 0 in its
+/// state then, if it was alive when the recording started) to its last (or
+/// to `end` while it lives).
 fn spans(trace: &Trace, end: Duration) -> BTreeMap<u64, Vec<Span>> {
     let mut out: BTreeMap<u64, Vec<Span>> = BTreeMap::new();
     let mut open: BTreeMap<u64, (Duration, Class)> = BTreeMap::new();
+    for (&id, state) in &trace.at_start {
+        let class = match state {
+            AtStart::Running => Class::Running,
+            AtStart::Ready => Class::Ready,
+            AtStart::Parked { on, .. } => Class::of_wait(on),
+        };
+        out.entry(id).or_default();
+        open.insert(id, (Duration::ZERO, class));
+    }
     for event in &trace.events {
         let Some(id) = event.coroutine else { continue };
         let next = match &event.kind {
