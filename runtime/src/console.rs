@@ -16,8 +16,12 @@
 //! blocking monitor does: a run it saw in two samples or more lasted at least
 //! the time between them, so runs under a millisecond are not listed. One
 //! view per hub at a time: [`View::new`] refuses a second while one is open.
-//! See `docs/tracing.md`.
+//! Stopping a [`Console`] closes the writer's mailbox and waits, bounded, for
+//! a write in progress; a failed write ends the console and closes its view;
+//! the console's own timer does not hide a deadlock from the hub
+//! (`hub/mod.rs`). See `docs/tracing.md`.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -259,9 +263,27 @@ impl Drop for View {
     }
 }
 
+/// How long [`Console::stop`] (or dropping a `Console`) waits for a frame
+/// its writer thread is writing to be written: a write to a reader that
+/// reads takes microseconds; one to a reader that stopped reading may never
+/// end, and the stop returns after this.
+const STOP_WAIT: Duration = Duration::from_secs(1);
+/// How often a coroutine waiting in `stop` looks whether the write ended:
+/// it sleeps in between, so the hub runs on meanwhile.
+const STOP_POLL: Duration = Duration::from_millis(1);
+
 /// A running console: a coroutine writing frames to stderr. Dropping it (or
 /// [`Console::stop`]) closes its view at once, so another can open right
 /// after, and kills that coroutine; `stop` also waits for it to end.
+///
+/// Both close the writer thread's mailbox first, so no frame write starts
+/// after they return, and wait for a write in progress to end, at most one
+/// second: the calling coroutine sleeps meanwhile (the hub runs on), or,
+/// while it unwinds or outside a coroutine, the thread waits. Only a write
+/// to a reader that stopped reading for longer than that can end after
+/// they return. The same holds when the console coroutine ends otherwise
+/// (killed when its hub's `run` ends), so a frame is not written after
+/// `run` returns either, short of such a reader.
 #[derive(Debug)]
 #[must_use = "dropping the Console stops it at once"]
 pub struct Console {
@@ -269,14 +291,24 @@ pub struct Console {
     /// Shared with the console coroutine, which renders from it between
     /// sleeps (never across one): taken and dropped here on stop.
     view: Rc<RefCell<Option<View>>>,
+    /// Shared with the writer thread: closed here on stop.
+    mailbox: Arc<Mailbox>,
 }
 
 impl Console {
-    /// Stops refreshing and waits until the console coroutine has ended.
+    /// Stops refreshing, closes the writer thread's mailbox and waits until
+    /// a frame being written is written (at most one second, see
+    /// [`Console`]) and the console coroutine has ended.
     pub fn stop(mut self) {
         drop(self.view.borrow_mut().take());
-        if let Some(coroutine) = self.coroutine.take() {
+        let first = self.mailbox.close();
+        if let Some(coroutine) = &self.coroutine {
             coroutine.kill();
+        }
+        if first {
+            self.mailbox.wait_idle();
+        }
+        if let Some(coroutine) = self.coroutine.take() {
             let _ = coroutine.join();
         }
     }
@@ -287,8 +319,12 @@ impl Drop for Console {
         if let Ok(mut view) = self.view.try_borrow_mut() {
             drop(view.take());
         }
+        let first = self.mailbox.close();
         if let Some(coroutine) = self.coroutine.take() {
             coroutine.kill();
+        }
+        if first {
+            self.mailbox.wait_idle();
         }
     }
 }
@@ -297,6 +333,11 @@ impl Drop for Console {
 /// that renders a frame every `options.refresh` for a writer thread, which
 /// clears the terminal (ANSI) and writes it to stderr. An error outside a
 /// hub, while a view is open on this hub, or when a thread cannot start.
+///
+/// The console's sleep between frames wakes nobody else: while it is the
+/// only timer left and nothing else can wake a coroutine, the hub reports
+/// the deadlock as it would without a console (the report leaves the
+/// console out).
 pub fn start(options: Options) -> std::io::Result<Console> {
     start_with_writer(options, Box::new(std::io::stderr()))
 }
@@ -305,7 +346,8 @@ pub fn start(options: Options) -> std::io::Result<Console> {
 /// ANSI "home, clear screen" sequence). `out` is written on a thread of its
 /// own: while a write blocks (nobody reads the terminal or pipe), newer
 /// frames replace the one waiting and the hub runs on. Once a write fails,
-/// the console ends.
+/// the console ends: its coroutine closes its view (a new one can open)
+/// and returns.
 pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::io::Result<Console> {
     let refresh = options.refresh.max(Duration::from_millis(10));
     let view = Rc::new(RefCell::new(Some(View::new(options)?)));
@@ -315,7 +357,7 @@ pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::i
     thread::Builder::new()
         .name("greenhub-console-out".into())
         .spawn(move || write_frames(&shared, out))?;
-    let sender = Sender(mailbox);
+    let sender = Sender(mailbox.clone());
     let coroutine = crate::Builder::new().name("console").spawn(move || loop {
         crate::sleep(refresh);
         let frame = match watched.borrow_mut().as_mut() {
@@ -323,12 +365,18 @@ pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::i
             None => return, // the Console closed it
         };
         if !sender.post(format!("\x1b[H\x1b[2J{frame}")) {
-            return; // the terminal went away: nothing left to show
+            // The terminal went away: nothing left to show, so nothing to
+            // measure (the sampler and the pulse stop, the hub may open
+            // another view).
+            drop(watched.borrow_mut().take());
+            return;
         }
     })?;
+    crate::context::with(|hub| hub.console.set(Some(coroutine.id())));
     Ok(Console {
         coroutine: Some(coroutine),
         view,
+        mailbox,
     })
 }
 
@@ -337,21 +385,67 @@ pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::i
 #[derive(Debug, Default)]
 struct Mailbox {
     slot: Mutex<Slot>,
+    /// Signalled when a frame is left or the mailbox closed.
     ready: Condvar,
+    /// Signalled when the writer thread ends a write.
+    idle: Condvar,
 }
 
 #[derive(Debug, Default)]
 struct Slot {
     /// The newest frame not taken yet; a newer one replaces it.
     frame: Option<String>,
-    /// The console ended: the thread exits once it is free.
+    /// The console ended: the thread takes no frame after this, and exits
+    /// once its write in progress (if any) ends.
     closed: bool,
+    /// The writer thread has taken a frame and is writing it.
+    writing: bool,
     /// A write failed: the console ends.
     failed: bool,
 }
 
+impl Mailbox {
+    /// Closes the mailbox: no frame is taken, so no write starts, after
+    /// this. True for the call that closed it.
+    fn close(&self) -> bool {
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = !slot.closed;
+        slot.closed = true;
+        slot.frame = None;
+        self.ready.notify_one();
+        first
+    }
+
+    /// Waits until the writer thread is not writing, at most
+    /// [`STOP_WAIT`]: a coroutine that may park sleeps in steps of
+    /// [`STOP_POLL`] (the hub runs on); otherwise the thread waits.
+    fn wait_idle(&self) {
+        let deadline = Instant::now() + STOP_WAIT;
+        let park = crate::context::in_coroutine() && !std::thread::panicking();
+        let mut slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        while slot.writing {
+            let now = Instant::now();
+            if now >= deadline {
+                return;
+            }
+            if park {
+                drop(slot);
+                crate::sleep(STOP_POLL.min(deadline - now));
+                slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
+            } else {
+                slot = self
+                    .idle
+                    .wait_timeout(slot, deadline - now)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+    }
+}
+
 /// The console coroutine's end of the mailbox; dropping it (the coroutine
-/// ended or was killed) tells the writer thread to exit.
+/// ended or was killed) closes the mailbox, and waits for a write in
+/// progress as [`Console::stop`] does if the `Console` did not close it.
 struct Sender(Arc<Mailbox>);
 
 impl Sender {
@@ -370,10 +464,9 @@ impl Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        let mut slot = self.0.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.closed = true;
-        slot.frame = None;
-        self.0.ready.notify_one();
+        if self.0.close() {
+            self.0.wait_idle();
+        }
     }
 }
 
@@ -388,6 +481,7 @@ fn write_frames(mailbox: &Mailbox, mut out: Box<dyn Write + Send>) {
                     return;
                 }
                 if let Some(frame) = slot.frame.take() {
+                    slot.writing = true;
                     break frame;
                 }
                 slot = mailbox
@@ -396,12 +490,11 @@ fn write_frames(mailbox: &Mailbox, mut out: Box<dyn Write + Send>) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
-        if out
-            .write_all(frame.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            let mut slot = mailbox.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        let written = out.write_all(frame.as_bytes()).and_then(|()| out.flush());
+        let mut slot = mailbox.slot.lock().unwrap_or_else(PoisonError::into_inner);
+        slot.writing = false;
+        mailbox.idle.notify_all();
+        if written.is_err() {
             slot.failed = true;
             return;
         }
@@ -489,6 +582,7 @@ fn render(s: &Snapshot, options: &Options) -> String {
     );
     out.push_str("parked on\n");
     for (wait, count) in s.waits.iter().take(options.waits) {
+        let wait = printable(wait);
         let _ = writeln!(out, "  {wait:<24}{count:>8}");
     }
     if s.waits.len() > options.waits {
@@ -508,7 +602,30 @@ fn render(s: &Snapshot, options: &Options) -> String {
         out.push_str("  none of 1 ms or more\n");
     }
     for (length, name) in &s.longest {
-        let _ = writeln!(out, "  >= {:>5} ms  {name}", length.as_millis());
+        let _ = writeln!(
+            out,
+            "  >= {:>5} ms  {}",
+            length.as_millis(),
+            printable(name)
+        );
     }
     out
+}
+
+/// `text` with its control characters (newline, ESC, DEL, the C1 set)
+/// written as Rust escapes (`\n`, `\u{1b}`): a coroutine's name cannot break
+/// a frame's lines or drive the terminal.
+fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
 }

@@ -1038,6 +1038,69 @@ fn review_a_console_whose_reader_stalls_does_not_stall_the_hub() {
     assert!(slept < SLACK, "a 100 ms sleep took {slept:?}");
 }
 
+/// `Console::stop` waits for a frame being written at most a bound (one
+/// second): with a writer that never returns, `stop` returns all the same,
+/// and the hub runs other coroutines while it waits.
+#[test]
+fn a_console_stop_waits_for_a_stuck_writer_at_most_a_bound() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    struct Stuck {
+        taken: Arc<AtomicBool>,
+        free: Arc<AtomicBool>,
+    }
+    impl Write for Stuck {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.taken.store(true, Ordering::SeqCst);
+            while !self.free.load(Ordering::SeqCst) {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let (taken, free) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let writer = Stuck {
+        taken: taken.clone(),
+        free: free.clone(),
+    };
+    let seen = taken.clone();
+    let (took, ticks) = greenhub::run(move || {
+        let options = greenhub::console::Options {
+            refresh: std::time::Duration::from_millis(10),
+            ..Default::default()
+        };
+        let console = greenhub::console::start_with_writer(options, Box::new(writer)).unwrap();
+        let start = std::time::Instant::now();
+        while !seen.load(Ordering::SeqCst) && start.elapsed() < SLACK {
+            greenhub::sleep(std::time::Duration::from_millis(1));
+        }
+        let ticks = std::rc::Rc::new(std::cell::Cell::new(0u32));
+        let ticker = {
+            let ticks = ticks.clone();
+            greenhub::spawn(move || loop {
+                greenhub::sleep(std::time::Duration::from_millis(1));
+                ticks.set(ticks.get() + 1);
+            })
+        };
+        greenhub::yield_now();
+        let start = std::time::Instant::now();
+        console.stop();
+        let took = start.elapsed();
+        ticker.kill();
+        (took, ticks.get())
+    });
+    free.store(true, Ordering::SeqCst);
+    assert!(taken.load(Ordering::SeqCst), "the writer took a frame");
+    assert!(took < SLACK * 3, "stop took {took:?}");
+    assert!(ticks > 0, "the hub ran nothing while stop waited");
+}
+
 /// The name of a coroutine whose `Spawn` record the full ring dropped is
 /// kept: names live beside the ring.
 #[test]

@@ -208,6 +208,10 @@ pub(crate) struct Hub {
     /// `dump`, `each_hub`): one `Rc`, so a probe is told apart from a user's
     /// coroutine of the same name by pointer, and left out of `stats`.
     pub(crate) probe_name: Rc<str>,
+    /// The id of the console's coroutine (`console.rs`), once one started:
+    /// its sleep between frames wakes nobody else, so its timer does not
+    /// hold off a deadlock report, and the report does not list it.
+    pub(crate) console: Cell<Option<u64>>,
     /// Probes spawned since the hub started, left out of `Stats::spawned`.
     pub(crate) probes_spawned: Cell<u64>,
     /// Since when a budgeted trim has left pooled stacks untrimmed
@@ -252,6 +256,7 @@ impl Hub {
             fired: RefCell::new(Vec::with_capacity(FIRE_BATCH)),
             deadlock: RefCell::new(None),
             probe_name: Rc::from("probe"),
+            console: Cell::new(None),
             probes_spawned: Cell::new(0),
             trim_owed_since: Cell::new(None),
         })
@@ -364,9 +369,13 @@ impl Hub {
             // Stacks left for later: come back for them within TRIM_RETRY.
             let retry = more.then_some(TRIM_RETRY);
             match next {
-                Some(timeout) => Some(retry.map_or(timeout, |retry| retry.min(timeout))),
+                // The console's own timer wakes nobody else: with it alone
+                // left, only the other sources decide.
+                Some(timeout) if !self.only_console_timer() || self.wakeable() => {
+                    Some(retry.map_or(timeout, |retry| retry.min(timeout)))
+                }
                 None if self.wakeable() => retry,
-                None => {
+                _ => {
                     // Nothing left that could wake anyone, unless another
                     // thread already posted to the inbox: look once more.
                     self.poll(Some(Duration::ZERO));
@@ -406,6 +415,23 @@ impl Hub {
         }
         fired.clear();
         fired.shrink_to(FIRED_KEPT);
+    }
+
+    /// Whether the one pending timer is the console coroutine's: it wakes
+    /// the console, which renders a frame and sleeps again, and never any
+    /// other coroutine, so the hub is as deadlocked as with no timer at all.
+    fn only_console_timer(&self) -> bool {
+        let Some(console) = self.console.get() else {
+            return false;
+        };
+        let timers = self.timers.borrow();
+        timers.len() == 1
+            && timers.first_waiter().is_some_and(|waiter| {
+                let tasks = self.sched.tasks.borrow();
+                tasks
+                    .get(waiter.task)
+                    .is_some_and(|task| task.id == console)
+            })
     }
 
     /// Whether anything but a timer can still wake a coroutine: a parked
@@ -584,8 +610,10 @@ impl Hub {
     fn report_deadlock(&self) {
         let (message, main_seq) = {
             let tasks = self.sched.tasks.borrow();
+            let console = self.console.get();
             let mut names: Vec<String> = tasks
                 .iter()
+                .filter(|(_, task)| Some(task.id) != console)
                 .filter_map(|(_, task)| match &task.state {
                     State::Parked(on) => Some(format!("{} ({on})", task.display_name())),
                     _ => None,

@@ -69,6 +69,11 @@ impl Timers {
         into.extend(due.into_values());
     }
 
+    /// The waiter of the nearest deadline, if any.
+    pub(crate) fn first_waiter(&self) -> Option<Waiter> {
+        self.entries.values().next().copied()
+    }
+
     /// How long `Poll::poll` may sleep: until the nearest deadline, rounded up
     /// to whole milliseconds (epoll's resolution), or `None` with no timers.
     pub(crate) fn poll_timeout(&self, now: Instant) -> Option<Duration> {
