@@ -29,9 +29,17 @@ const QUICK_DIVISOR: u64 = 20;
 /// Phases of each kind in the paired measurement (console off, console on,
 /// alternating in one hub over the same coroutines).
 const PAIRED_PHASES: usize = 8;
-/// Length of one phase: the console's first two frames (it renders 250 ms
-/// after it starts, then every 250 ms) fall inside an on phase.
+/// Length of one phase: the console's first two frames (it renders one
+/// [`refresh`] after it starts, then every [`refresh`]) fall inside an on
+/// phase.
 const PHASE: std::time::Duration = std::time::Duration::from_millis(550);
+
+/// The console's refresh in phases of `phase`: 5/11 of it, the default
+/// 250 ms for a full [`PHASE`] and 50 ms for `--quick`'s fifth of one, so
+/// two frames fall inside every on phase.
+fn refresh(phase: std::time::Duration) -> std::time::Duration {
+    phase * 5 / 11
+}
 /// The recording's ring: it fills within the first run and then wraps, so
 /// the steady cost of a push that drops the oldest event is measured.
 const RING: usize = 1 << 16;
@@ -146,7 +154,7 @@ pub(crate) fn trace(quick: bool) -> Report {
          ping-pong) throughout, and the main coroutine times {phases} phases of {} ms with the console \
          off and {phases} with it on, alternating (off, on, on, off, off, …), each figure the hub \
          thread's CPU time over the work done in the phase. The console is opened at the start of its \
-         phase and closed at its end, so its start, its first two frames (250 and 500 ms in) and its close are counted. Fresh hubs, \
+         phase and closed at its end, so its start, its first two frames ({} and {} ms in) and its close are counted. Fresh hubs, \
          as in the table above, differ from each other by more than the console costs (each crowd's \
          stacks land differently in memory); one hub keeps the layout the same on both sides.\n\n\
          | one hub, phases alternating | 10,000 yielding: hub CPU ns per switch | 5,000 socket pairs: hub CPU ns per round trip |\n\
@@ -154,6 +162,8 @@ pub(crate) fn trace(quick: bool) -> Report {
          | console off | {} | {} |\n\
          | console on | {} | {} |",
         phase.as_millis(),
+        refresh(phase).as_millis(),
+        (refresh(phase) * 2).as_millis(),
         paired_switch.0,
         paired_sockets.0,
         paired_switch.1,
@@ -339,9 +349,20 @@ fn paired_console(crowd: Crowd, phases: usize, phase: std::time::Duration) -> (S
             // off, on, on, off, off, on, ...: each kind follows each as often.
             let console_on = i.div_ceil(2) % 2 == 1;
             let (units, cpu) = (done.get(), thread_cpu_time());
-            let console = console_on.then(|| watch(Watch::Console).expect("a console"));
+            let console = console_on.then(|| {
+                let options = greenhub::console::Options {
+                    refresh: refresh(phase),
+                    ..Default::default()
+                };
+                greenhub::console::start_with_writer(options, Box::new(std::io::sink()))
+                    .expect("start the console")
+            });
             greenhub::sleep(phase);
-            drop(console);
+            // `stop` joins the console coroutine: it has unwound before the
+            // next phase starts, which would otherwise pay for it.
+            if let Some(console) = console {
+                console.stop();
+            }
             let ns =
                 (thread_cpu_time() - cpu).as_nanos() as f64 / (done.get() - units).max(1) as f64;
             if console_on {
