@@ -33,6 +33,7 @@ use std::sync::{Arc, Condvar, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use crate::hub::park::{Outcome, WaitOn};
 use crate::sched::record::{Pulse, IDLE};
 use crate::sched::{ParkedOn, State};
 use crate::spawn::JoinHandle;
@@ -281,9 +282,13 @@ const STOP_POLL: Duration = Duration::from_millis(1);
 /// second: the calling coroutine sleeps meanwhile (the hub runs on), or,
 /// while it unwinds or outside a coroutine, the thread waits. Only a write
 /// to a reader that stopped reading for longer than that can end after
-/// they return. The same holds when the console coroutine ends otherwise
-/// (killed when its hub's `run` ends), so a frame is not written after
-/// `run` returns either, short of such a reader.
+/// they return; so can one in progress when they are called inside a
+/// [`timeout`](crate::timeout()) that has elapsed, where no wait waits (they
+/// close the mailbox and return at once). The same holds when the console
+/// coroutine ends otherwise (killed when its hub's `run` ends), so a frame
+/// is not written after `run` returns either, short of such a reader; the
+/// coroutine's end also closes the view, so a `Console` held after `run`
+/// keeps no sampler thread.
 #[derive(Debug)]
 #[must_use = "dropping the Console stops it at once"]
 pub struct Console {
@@ -298,7 +303,8 @@ pub struct Console {
 impl Console {
     /// Stops refreshing, closes the writer thread's mailbox and waits until
     /// a frame being written is written (at most one second, see
-    /// [`Console`]) and the console coroutine has ended.
+    /// [`Console`]) and the console coroutine has ended (inside an elapsed
+    /// `timeout`, neither wait waits).
     pub fn stop(mut self) {
         drop(self.view.borrow_mut().take());
         let first = self.mailbox.close();
@@ -345,9 +351,9 @@ pub fn start(options: Options) -> std::io::Result<Console> {
 /// [`start`], writing frames to `out` instead (each frame preceded by the
 /// ANSI "home, clear screen" sequence). `out` is written on a thread of its
 /// own: while a write blocks (nobody reads the terminal or pipe), newer
-/// frames replace the one waiting and the hub runs on. Once a write fails,
-/// the console ends: its coroutine closes its view (a new one can open)
-/// and returns.
+/// frames replace the one waiting and the hub runs on. Once a write fails
+/// or `out` panics, the console ends: its coroutine closes its view (a new
+/// one can open) and returns.
 pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::io::Result<Console> {
     let refresh = options.refresh.max(Duration::from_millis(10));
     let view = Rc::new(RefCell::new(Some(View::new(options)?)));
@@ -358,18 +364,18 @@ pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::i
         .name("greenhub-console-out".into())
         .spawn(move || write_frames(&shared, out))?;
     let sender = Sender(mailbox.clone());
-    let coroutine = crate::Builder::new().name("console").spawn(move || loop {
-        crate::sleep(refresh);
-        let frame = match watched.borrow_mut().as_mut() {
-            Some(view) => view.frame(),
-            None => return, // the Console closed it
-        };
-        if !sender.post(format!("\x1b[H\x1b[2J{frame}")) {
-            // The terminal went away: nothing left to show, so nothing to
-            // measure (the sampler and the pulse stop, the hub may open
-            // another view).
-            drop(watched.borrow_mut().take());
-            return;
+    let coroutine = crate::Builder::new().name("console").spawn(move || {
+        // However this coroutine ends, the view closes with it.
+        let watched = ClosesView(watched);
+        loop {
+            crate::sleep(refresh);
+            let frame = match watched.0.borrow_mut().as_mut() {
+                Some(view) => view.frame(),
+                None => return, // the Console closed it
+            };
+            if !sender.post(format!("\x1b[H\x1b[2J{frame}")) {
+                return; // the terminal went away: nothing left to show
+            }
         }
     })?;
     crate::context::with(|hub| hub.console.set(Some(coroutine.id())));
@@ -378,6 +384,23 @@ pub fn start_with_writer(options: Options, out: Box<dyn Write + Send>) -> std::i
         view,
         mailbox,
     })
+}
+
+/// The console coroutine's share of the view: dropped when the coroutine
+/// ends (the `Console` closed the view, a write failed, or it was killed
+/// when its hub's `run` ended), it closes the view, so the sampler and the
+/// pulse stop and the hub may open another view, even while the `Console`
+/// itself is still held.
+struct ClosesView(Rc<RefCell<Option<View>>>);
+
+impl Drop for ClosesView {
+    fn drop(&mut self) {
+        // Never borrowed across a park, so free whenever the coroutine can
+        // end; `try_` keeps a drop from panicking all the same.
+        if let Ok(mut view) = self.0.try_borrow_mut() {
+            drop(view.take());
+        }
+    }
 }
 
 /// The one-slot mailbox between the console coroutine and its writer
@@ -430,7 +453,14 @@ impl Mailbox {
             }
             if park {
                 drop(slot);
-                crate::sleep(STOP_POLL.min(deadline - now));
+                let step = Some(now + STOP_POLL.min(deadline - now));
+                let outcome = crate::context::with(|hub| hub.park(WaitOn::Deadline, step));
+                if outcome != Some(Outcome::Deadline) && outcome != Some(Outcome::Notified) {
+                    // A `timeout` around the caller elapsed, or a deadlock
+                    // was found: no park waits any more, so neither does
+                    // this (a kill unwinds out of `park`).
+                    return;
+                }
                 slot = self.slot.lock().unwrap_or_else(PoisonError::into_inner);
             } else {
                 slot = self
@@ -490,14 +520,39 @@ fn write_frames(mailbox: &Mailbox, mut out: Box<dyn Write + Send>) {
                     .unwrap_or_else(PoisonError::into_inner);
             }
         };
+        let mut writing = Writing {
+            mailbox,
+            failed: true,
+        };
         let written = out.write_all(frame.as_bytes()).and_then(|()| out.flush());
-        let mut slot = mailbox.slot.lock().unwrap_or_else(PoisonError::into_inner);
-        slot.writing = false;
-        mailbox.idle.notify_all();
+        writing.failed = written.is_err();
+        drop(writing);
         if written.is_err() {
-            slot.failed = true;
             return;
         }
+    }
+}
+
+/// A frame write in progress: dropped when the write returned or when
+/// `out` panicked in it (the thread then ends), it clears
+/// [`Slot::writing`], so a stop waits for no write that no thread is doing,
+/// and marks the mailbox failed when the write failed or panicked, so the
+/// console ends.
+struct Writing<'a> {
+    mailbox: &'a Mailbox,
+    failed: bool,
+}
+
+impl Drop for Writing<'_> {
+    fn drop(&mut self) {
+        let mut slot = self
+            .mailbox
+            .slot
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        slot.writing = false;
+        slot.failed |= self.failed;
+        self.mailbox.idle.notify_all();
     }
 }
 

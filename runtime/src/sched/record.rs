@@ -25,7 +25,7 @@
 //! task ids and park reasons and nothing of sockets or the hub's loop.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -213,8 +213,8 @@ pub(crate) struct Recording {
     /// alive at `stop` are in the task table.
     pub(crate) names: HashMap<u64, Rc<str>>,
     /// The coroutines alive when the recording started, by id, and what
-    /// each was doing then.
-    pub(crate) at_start: Vec<(u64, AtStart)>,
+    /// each was doing then, less those whose every event the ring dropped.
+    pub(crate) at_start: BTreeMap<u64, AtStart>,
 }
 
 /// What the console's sampler thread reads: written by the hub on every
@@ -261,9 +261,12 @@ pub(crate) struct Recorder {
     /// outgrows twice the ring's capacity (at least 1,024): a finished
     /// coroutine with no event left in the ring is in no export.
     names: RefCell<HashMap<u64, Rc<str>>>,
-    /// The coroutines alive at `start` and their state then: kept apart
-    /// from the ring, so the ring's wrap never drops them.
-    at_start: RefCell<Vec<(u64, AtStart)>>,
+    /// The coroutines alive at `start` and their state then:
+    /// kept apart from the ring, so the ring's wrap does not drop them
+    /// while they live. When the wrap drops one's `Finish`, every event of
+    /// it is gone and so is its entry here: a finished coroutine with no
+    /// event left is in no export, as one spawned during the recording.
+    at_start: RefCell<BTreeMap<u64, AtStart>>,
     /// When tracing started.
     started: Cell<Option<Instant>>,
     /// The coroutine running now (set by `resume`, cleared when it parks,
@@ -293,7 +296,7 @@ impl Recorder {
         self.capacity.set(capacity);
         self.dropped.set(0);
         self.names.borrow_mut().clear();
-        *self.at_start.borrow_mut() = at_start;
+        *self.at_start.borrow_mut() = at_start.into_iter().collect();
         self.started.set(Some(Instant::now()));
         self.mode.set(self.mode.get() | TRACE);
     }
@@ -323,7 +326,8 @@ impl Recorder {
             // Amortised: after this the map holds at most one name per
             // coroutine in the ring, and the ring is `capacity` long. A
             // pruned coroutine has finished and has no event left to
-            // export, so nothing needs its name.
+            // export, and no `at_start` entry either (the wrap that
+            // dropped its `Finish` took it), so nothing needs its name.
             let ring = self.ring.borrow();
             let kept: std::collections::HashSet<u64> =
                 ring.iter().filter_map(|record| record.coroutine).collect();
@@ -553,7 +557,14 @@ impl Recorder {
     fn push_at(&self, at: Instant, coroutine: Option<u64>, kind: EventKind) {
         let mut ring = self.ring.borrow_mut();
         if ring.len() >= self.capacity.get() {
-            ring.pop_front();
+            if let Some(Record {
+                coroutine: Some(id),
+                kind: EventKind::Finish,
+                ..
+            }) = ring.pop_front()
+            {
+                self.at_start.borrow_mut().remove(&id);
+            }
             self.dropped.set(self.dropped.get() + 1);
         }
         ring.push_back(Record {

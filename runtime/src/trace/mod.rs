@@ -64,7 +64,8 @@ pub struct Trace {
     /// [`AtStart::Running`]): their tracks start in that state at 0, so a
     /// coroutine parked throughout the recording is in the trace without
     /// an event of its own. Kept beside the ring (one entry per coroutine
-    /// alive at the start), never dropped by its wrap.
+    /// alive at the start); the ring's wrap drops an entry only with the
+    /// coroutine's `Finish`, when no event of it is left.
     pub at_start: BTreeMap<u64, AtStart>,
     /// Events lost because the ring was full (the oldest go first).
     pub dropped: u64,
@@ -164,7 +165,7 @@ pub fn stop() -> Trace {
         Some(Trace {
             events,
             names,
-            at_start: recording.at_start.into_iter().collect(),
+            at_start: recording.at_start,
             dropped: recording.dropped,
             duration: recording.started.elapsed(),
         })
