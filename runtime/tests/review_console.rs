@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use greenhub::sync::Channel;
-use util::SLACK;
+use util::{chrome_json_balanced, SLACK};
 
 fn block_for(length: Duration) {
     let start = Instant::now();
@@ -346,42 +346,6 @@ fn review_the_svg_axis_labels_of_an_empty_trace_are_distinct() {
 
 // ---- checked and found sound (these pass) ----
 
-/// Per line of the Chrome JSON (one event a line): B/E balance per track
-/// and timestamps that never go back.
-fn balanced(json: &str) -> Result<(), String> {
-    let field = |line: &str, key: &str| -> Option<String> {
-        let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = &line[at..];
-        let end = rest.find([',', '}']).unwrap_or(rest.len());
-        Some(rest[..end].trim_matches('"').to_owned())
-    };
-    let mut depth = std::collections::BTreeMap::<u64, i64>::new();
-    let mut last = f64::MIN;
-    for line in json.lines().filter(|l| l.starts_with("{\"ph\"")) {
-        let ph = field(line, "ph").unwrap();
-        let tid: u64 = field(line, "tid").unwrap().parse().unwrap();
-        let ts: f64 = field(line, "ts").unwrap().parse().unwrap();
-        if ph == "M" {
-            continue;
-        }
-        if ts < last {
-            return Err(format!("ts {ts} after {last}: {line}"));
-        }
-        last = ts;
-        let d = depth.entry(tid).or_default();
-        match ph.as_str() {
-            "B" => *d += 1,
-            "E" if *d == 0 => return Err(format!("E without B: {line}")),
-            "E" => *d -= 1,
-            _ => {}
-        }
-    }
-    match depth.iter().find(|(_, d)| **d != 0) {
-        Some((tid, d)) => Err(format!("track {tid} left {d} open")),
-        None => Ok(()),
-    }
-}
-
 /// Holds: socket I/O, kills while parked in a destructor during unwinding,
 /// polls, into rings of 1..=40 events (every wrap point): the JSON stays
 /// balanced and in time order.
@@ -417,7 +381,8 @@ fn holds_sockets_kills_while_unwinding_and_small_rings_balance() {
             let _ = unwinder.join();
             greenhub::trace::stop()
         });
-        balanced(&trace.to_chrome_json()).unwrap_or_else(|e| panic!("capacity {capacity}: {e}"));
+        chrome_json_balanced(&trace.to_chrome_json())
+            .unwrap_or_else(|e| panic!("capacity {capacity}: {e}"));
         assert!(trace.events.windows(2).all(|w| w[0].at <= w[1].at));
     }
 }
@@ -444,7 +409,7 @@ fn holds_twelve_thousand_coroutines_bundle() {
         svg.contains(">12000 coroutines</text>") || svg.contains(">12001 coroutines</text>"),
         "peak"
     );
-    balanced(&json).unwrap();
+    chrome_json_balanced(&json).unwrap();
 }
 
 /// Holds: start twice (the first recording is discarded), stop twice (the

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use greenhub::sync::Channel;
 use greenhub::JoinError;
-use util::SLACK;
+use util::{chrome_json_balanced, SLACK};
 
 /// The console tests count this process's console threads: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -467,45 +467,6 @@ fn holds_consoles_in_a_loop_and_across_runs_leave_no_thread() {
     assert_eq!(console_threads_after(SLACK), 0, "console threads left");
 }
 
-/// Per line of the Chrome JSON: B/E balance per track and timestamps that
-/// never go back.
-fn balanced(json: &str) -> Result<(), String> {
-    let field = |line: &str, key: &str| -> Option<String> {
-        let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
-        let rest = &line[at..];
-        let end = rest.find([',', '}']).unwrap_or(rest.len());
-        Some(rest[..end].trim_matches('"').to_owned())
-    };
-    let mut depth = std::collections::BTreeMap::<u64, i64>::new();
-    let mut last = f64::MIN;
-    for line in json.lines().filter(|l| l.starts_with("{\"ph\"")) {
-        let ph = field(line, "ph").unwrap();
-        if ph == "M" {
-            continue;
-        }
-        let tid: u64 = field(line, "tid").unwrap().parse().unwrap();
-        let ts: f64 = field(line, "ts").unwrap().parse().unwrap();
-        if ts < last {
-            return Err(format!("ts {ts} after {last}: {line}"));
-        }
-        last = ts;
-        let d = depth.entry(tid).or_default();
-        match ph.as_str() {
-            "B" => *d += 1,
-            "E" if *d == 0 => return Err(format!("E without B: {line}")),
-            "E" => *d -= 1,
-            _ => {}
-        }
-        if *d > 1 {
-            return Err(format!("two spans open on track {tid}: {line}"));
-        }
-    }
-    match depth.iter().find(|(_, d)| **d != 0) {
-        Some((tid, d)) => Err(format!("track {tid} left {d} open")),
-        None => Ok(()),
-    }
-}
-
 /// Holds: start/stop repeatedly with coroutines spawned, parked, killed
 /// while parked before the start, and finished in between, into rings of
 /// 1..=24: every JSON is balanced (one span open at a time per track) and
@@ -543,7 +504,7 @@ fn holds_repeated_recordings_with_kills_before_start_balance() {
                 let fresh = greenhub::spawn(|| greenhub::sleep(Duration::from_millis(1)));
                 fresh.join().unwrap();
                 let trace = greenhub::trace::stop();
-                balanced(&trace.to_chrome_json())
+                chrome_json_balanced(&trace.to_chrome_json())
                     .unwrap_or_else(|e| panic!("capacity {capacity} round {round}: {e}"));
                 assert_eq!(trace.at_start.get(&0), Some(&AtStart::Running));
                 for (p, _) in &parked {

@@ -87,3 +87,44 @@ pub fn deep_stacks_after_idling(n: usize) -> usize {
     }
     deep
 }
+
+/// Checks a Chrome trace-event JSON as the exports write it (one event a
+/// line): on every track each `E` closes a `B`, one span at most is open at
+/// a time and none is left open, and timestamps never go back. The error
+/// names the first line that breaks one of these.
+pub fn chrome_json_balanced(json: &str) -> Result<(), String> {
+    let field = |line: &str, key: &str| -> Option<String> {
+        let at = line.find(&format!("\"{key}\":"))? + key.len() + 3;
+        let rest = &line[at..];
+        let end = rest.find([',', '}']).unwrap_or(rest.len());
+        Some(rest[..end].trim_matches('"').to_owned())
+    };
+    let mut depth = std::collections::BTreeMap::<u64, i64>::new();
+    let mut last = f64::MIN;
+    for line in json.lines().filter(|l| l.starts_with("{\"ph\"")) {
+        let ph = field(line, "ph").unwrap();
+        if ph == "M" {
+            continue;
+        }
+        let tid: u64 = field(line, "tid").unwrap().parse().unwrap();
+        let ts: f64 = field(line, "ts").unwrap().parse().unwrap();
+        if ts < last {
+            return Err(format!("ts {ts} after {last}: {line}"));
+        }
+        last = ts;
+        let d = depth.entry(tid).or_default();
+        match ph.as_str() {
+            "B" => *d += 1,
+            "E" if *d == 0 => return Err(format!("E without B: {line}")),
+            "E" => *d -= 1,
+            _ => {}
+        }
+        if *d > 1 {
+            return Err(format!("two spans open on track {tid}: {line}"));
+        }
+    }
+    match depth.iter().find(|(_, d)| **d != 0) {
+        Some((tid, d)) => Err(format!("track {tid} left {d} open")),
+        None => Ok(()),
+    }
+}
