@@ -5,11 +5,11 @@ mod util;
 
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use greenhub::sync::Channel;
-use util::{chrome_json_balanced, SLACK};
+use util::{chrome_json_balanced, HeldWriter, SLACK};
 
 fn block_for(length: Duration) {
     let start = Instant::now();
@@ -136,29 +136,6 @@ fn review_the_run_that_starts_a_trace_is_a_running_span() {
     );
 }
 
-/// A writer that records what it is given into a shared buffer, and holds
-/// its first write until released (the writer thread preempted, or a
-/// terminal stopped with Ctrl-S, between taking a frame and writing it).
-struct Gated {
-    out: Arc<Mutex<Vec<u8>>>,
-    taken: Arc<AtomicBool>,
-    release: Arc<AtomicBool>,
-}
-
-impl Write for Gated {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.taken.store(true, Ordering::SeqCst);
-        while !self.release.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        self.out.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 /// Finding 3: neither `Console::stop` ("waits until the console coroutine
 /// has ended") nor the end of `run` waits for the writer thread. A frame it
 /// has taken is written after both returned, ANSI "home, clear screen"
@@ -175,15 +152,13 @@ impl Write for Gated {
 /// trace.rs. `stop` waits for a write in progress up to a bound instead.)
 #[test]
 fn review_no_frame_is_written_after_the_console_stopped() {
-    let out = Arc::new(Mutex::new(Vec::new()));
-    let taken = Arc::new(AtomicBool::new(false));
-    let release = Arc::new(AtomicBool::new(false));
+    let writer = HeldWriter::default();
+    let (out, taken, release) = (
+        writer.out.clone(),
+        writer.taken.clone(),
+        writer.release.clone(),
+    );
     let stopping = Arc::new(AtomicBool::new(false));
-    let writer = Gated {
-        out: out.clone(),
-        taken: taken.clone(),
-        release: release.clone(),
-    };
     let releaser = {
         let (stopping, release) = (stopping.clone(), release.clone());
         std::thread::spawn(move || {

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use greenhub::sync::Channel;
 use greenhub::JoinError;
-use util::{chrome_json_balanced, SLACK};
+use util::{chrome_json_balanced, HeldWriter, SLACK};
 
 /// The console tests count this process's console threads: one at a time.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -61,34 +61,28 @@ fn fast() -> greenhub::console::Options {
     }
 }
 
-/// A writer that blocks in its first write until `release` (a reader that
-/// stopped reading: a full pipe, a terminal after Ctrl-S).
-struct Stuck {
-    taken: Arc<AtomicBool>,
-    release: Arc<AtomicBool>,
-}
-
-impl Write for Stuck {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.taken.store(true, Ordering::SeqCst);
-        while !self.release.load(Ordering::SeqCst) {
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn stuck() -> (Stuck, Arc<AtomicBool>, Arc<AtomicBool>) {
-    let taken = Arc::new(AtomicBool::new(false));
-    let release = Arc::new(AtomicBool::new(false));
-    let writer = Stuck {
-        taken: taken.clone(),
-        release: release.clone(),
-    };
+/// A writer that blocks in its writes until `release` (a reader that
+/// stopped reading), with its `taken` and `release` flags.
+fn stuck() -> (HeldWriter, Arc<AtomicBool>, Arc<AtomicBool>) {
+    let writer = HeldWriter::default();
+    let (taken, release) = (writer.taken.clone(), writer.release.clone());
     (writer, taken, release)
+}
+
+/// Spawns `n` coroutines named `w0`, `w1`, ..., each of which, once it has
+/// run (the caller yields), waits for one message on `gate`.
+fn named_waiters(n: usize, gate: &Channel<()>) -> Vec<greenhub::JoinHandle<()>> {
+    (0..n)
+        .map(|i| {
+            let gate = gate.clone();
+            greenhub::Builder::new()
+                .name(format!("w{i}"))
+                .spawn(move || {
+                    let _ = gate.recv();
+                })
+                .unwrap()
+        })
+        .collect()
 }
 
 /// Sleeps in steps until `flag` (the writer took a frame), at most SLACK.
@@ -193,17 +187,7 @@ fn review_a_writer_that_died_is_not_waited_for() {
 fn review_names_of_coroutines_parked_at_start_survive_the_prune() {
     let (trace, named) = greenhub::run(|| {
         let gate = Channel::<()>::unbounded();
-        let workers: Vec<_> = (0..1100)
-            .map(|i| {
-                let gate = gate.clone();
-                greenhub::Builder::new()
-                    .name(format!("w{i}"))
-                    .spawn(move || {
-                        let _ = gate.recv();
-                    })
-                    .unwrap()
-            })
-            .collect();
+        let workers = named_waiters(1100, &gate);
         greenhub::yield_now(); // all park on the channel
         greenhub::trace::start_with_capacity(16);
         let named: Vec<(u64, String)> = workers
@@ -244,17 +228,7 @@ fn review_names_of_coroutines_parked_at_start_survive_the_prune() {
 fn review_a_finished_coroutine_is_not_drawn_alive_to_the_end() {
     let (trace, id, finished_at) = greenhub::run(|| {
         let gate = Channel::<()>::unbounded();
-        let workers: Vec<_> = (0..20)
-            .map(|i| {
-                let gate = gate.clone();
-                greenhub::Builder::new()
-                    .name(format!("w{i}"))
-                    .spawn(move || {
-                        let _ = gate.recv();
-                    })
-                    .unwrap()
-            })
-            .collect();
+        let workers = named_waiters(20, &gate);
         greenhub::yield_now();
         let start = Instant::now();
         greenhub::trace::start_with_capacity(8);

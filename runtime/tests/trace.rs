@@ -1043,32 +1043,9 @@ fn review_a_console_whose_reader_stalls_does_not_stall_the_hub() {
 /// and the hub runs other coroutines while it waits.
 #[test]
 fn a_console_stop_waits_for_a_stuck_writer_at_most_a_bound() {
-    use std::sync::atomic::{AtomicBool, Ordering};
-    use std::sync::Arc;
-    struct Stuck {
-        taken: Arc<AtomicBool>,
-        free: Arc<AtomicBool>,
-    }
-    impl Write for Stuck {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.taken.store(true, Ordering::SeqCst);
-            while !self.free.load(Ordering::SeqCst) {
-                std::thread::sleep(std::time::Duration::from_millis(1));
-            }
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let (taken, free) = (
-        Arc::new(AtomicBool::new(false)),
-        Arc::new(AtomicBool::new(false)),
-    );
-    let writer = Stuck {
-        taken: taken.clone(),
-        free: free.clone(),
-    };
+    use std::sync::atomic::Ordering;
+    let writer = util::HeldWriter::default();
+    let (taken, free) = (writer.taken.clone(), writer.release.clone());
     let seen = taken.clone();
     let (took, ticks) = greenhub::run(move || {
         let options = greenhub::console::Options {

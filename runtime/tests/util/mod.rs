@@ -2,7 +2,10 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::cell::RefCell;
+use std::io::Write;
 use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The one timing tolerance: how late a timer may fire, or how long the
@@ -126,5 +129,30 @@ pub fn chrome_json_balanced(json: &str) -> Result<(), String> {
     match depth.iter().find(|(_, d)| **d != 0) {
         Some((tid, d)) => Err(format!("track {tid} left {d} open")),
         None => Ok(()),
+    }
+}
+
+/// A writer for the console that holds every write until `release` is set
+/// (a reader that stopped reading: a full pipe, a terminal after Ctrl-S, or
+/// the writer thread preempted), then keeps what it was given in `out`.
+/// `taken` is set as a write begins. Clones share all three.
+#[derive(Clone, Debug, Default)]
+pub struct HeldWriter {
+    pub out: Arc<Mutex<Vec<u8>>>,
+    pub taken: Arc<AtomicBool>,
+    pub release: Arc<AtomicBool>,
+}
+
+impl Write for HeldWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.taken.store(true, Ordering::SeqCst);
+        while !self.release.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        self.out.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
