@@ -20,80 +20,79 @@ use std::ptr;
 use super::stack::GUARD_BYTES;
 use super::switch::YielderPtr;
 
-/// The running coroutine as this thread's signal handler and park see it:
-/// its guard band's low address (0 while the hub itself runs), its name (the
-/// bytes of an `Rc<str>` its task owns) and its yielder.
-#[derive(Clone, Copy)]
+/// The running coroutine as this thread's signal handler and park see it,
+/// one `Cell` per field so that each access reads or writes one word: its
+/// guard band's low address (0 while the hub itself runs), its name (the
+/// bytes of an `Rc<str>` its task owns, read only while the guard is set)
+/// and its yielder.
 struct Running {
-    guard: usize,
-    name: *const u8,
-    len: usize,
-    yielder: Option<YielderPtr>,
+    guard: Cell<usize>,
+    name: Cell<*const u8>,
+    len: Cell<usize>,
+    yielder: Cell<Option<YielderPtr>>,
     /// About where the coroutine's stack pointer was when it last
     /// suspended (0 before its first suspend): a hint for the hub's
     /// prefetch, never dereferenced.
-    sp: usize,
+    sp: Cell<usize>,
 }
-
-const IDLE: Running = Running {
-    guard: 0,
-    name: ptr::null(),
-    len: 0,
-    yielder: None,
-    sp: 0,
-};
 
 thread_local! {
-    static RUNNING: Cell<Running> = const { Cell::new(IDLE) };
+    static RUNNING: Running = const {
+        Running {
+            guard: Cell::new(0),
+            name: Cell::new(ptr::null()),
+            len: Cell::new(0),
+            yielder: Cell::new(None),
+            sp: Cell::new(0),
+        }
+    };
 }
 
-/// Records the coroutine about to run: one thread-local write per resume.
+/// Records the coroutine about to run: one thread-local write per field.
 /// `yielder` is `None` for a coroutine that has not started; it records its
 /// own with [`started`].
+#[inline]
 pub(crate) fn entering(guard: usize, name: Option<&str>, yielder: Option<YielderPtr>) {
     let (name, len) = name.map_or((ptr::null(), 0), |name| (name.as_ptr(), name.len()));
     RUNNING.with(|r| {
-        r.set(Running {
-            guard,
-            name,
-            len,
-            yielder,
-            sp: 0,
-        })
+        r.name.set(name);
+        r.len.set(len);
+        r.yielder.set(yielder);
+        r.sp.set(0);
+        r.guard.set(guard);
     });
 }
 
 /// A coroutine's first frame records its yielder.
+#[inline]
 pub(crate) fn started(yielder: YielderPtr) {
-    RUNNING.with(|r| {
-        let mut running = r.get();
-        running.yielder = Some(yielder);
-        r.set(running);
-    });
+    RUNNING.with(|r| r.yielder.set(Some(yielder)));
 }
 
 /// The running coroutine's yielder, for `suspend`.
+#[inline]
 pub(crate) fn yielder() -> Option<YielderPtr> {
-    RUNNING.with(|r| r.get().yielder)
+    RUNNING.with(|r| r.yielder.get())
 }
 
 /// The running coroutine is about to suspend with its stack pointer near
 /// `sp`: recorded for the hub, which prefetches the stack there before the
 /// coroutine's next resume.
+#[inline]
 pub(crate) fn suspending(sp: usize) {
-    RUNNING.with(|r| {
-        let mut running = r.get();
-        running.sp = sp;
-        r.set(running);
-    });
+    RUNNING.with(|r| r.sp.set(sp));
 }
 
 /// The hub runs again: returns the yielder of the coroutine that ran, and
 /// where its stack pointer was if it suspended (0 if it returned), for the
-/// hub to keep until its next resume.
+/// hub to keep until its next resume. The name is left as it was: with the
+/// guard at 0 nothing reads it.
+#[inline]
 pub(crate) fn leaving() -> (Option<YielderPtr>, usize) {
-    let running = RUNNING.with(|r| r.replace(IDLE));
-    (running.yielder, running.sp)
+    RUNNING.with(|r| {
+        r.guard.set(0);
+        (r.yielder.take(), r.sp.get())
+    })
 }
 
 /// The handler that was installed before ours, for faults that are not ours.
@@ -122,9 +121,7 @@ pub(crate) fn install_overflow_handler() {
 extern "C" fn on_segv(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let Running {
-        guard, name, len, ..
-    } = RUNNING.with(|r| r.get());
+    let (guard, name, len) = RUNNING.with(|r| (r.guard.get(), r.name.get(), r.len.get()));
     if guard != 0 && addr >= guard && addr < guard + GUARD_BYTES {
         let write = |bytes: &[u8]| {
             // SAFETY: write(2) on stderr with a valid buffer is async-signal-safe.
