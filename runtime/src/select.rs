@@ -20,6 +20,9 @@
 //! completed passes the hand-off on to the next waiter, as a killed
 //! receiver does. Readiness arms ask the kernel (`poll(2)`) when the
 //! reactor's cache says "maybe", so "readable" means a read would not park.
+//! A readiness arm on a socket of another hub (one kept from an earlier
+//! `run`) is ready at once, and the operation on that socket reports the
+//! error.
 //!
 //! Earlier arms win ties: put the one that must not starve first. Signals
 //! and remote channels are not arms (they wait on another thread's post,
@@ -118,7 +121,8 @@ impl<'a, T: std::os::fd::AsRawFd> From<&'a Async<T>> for IoSource<'a> {
 enum Arm<'a> {
     Recv(&'a dyn ChannelArm),
     Send(&'a dyn ChannelArm),
-    Event(&'a Event),
+    /// The event, and how many times it had been set when the arm was added.
+    Event(&'a Event, u64),
     Join(&'a dyn JoinArm),
     Io(&'a Registration, Direction),
     Deadline(Instant),
@@ -131,7 +135,7 @@ impl Arm<'_> {
         match self {
             Arm::Recv(channel) => channel.recv_ready(woken),
             Arm::Send(channel) => channel.send_ready(woken),
-            Arm::Event(event) => event.is_set(),
+            Arm::Event(event, sets) => event.is_set() || event.sets() != *sets,
             Arm::Join(handle) => handle.finished(),
             Arm::Io(registration, dir) => io_ready(registration, *dir),
             Arm::Deadline(at) => *at <= Instant::now(),
@@ -143,7 +147,7 @@ impl Arm<'_> {
         Some(match self {
             Arm::Recv(channel) => Source::Queue(channel.recv_queue().raw()),
             Arm::Send(channel) => Source::Queue(channel.send_queue().raw()),
-            Arm::Event(event) => Source::Queue(event.queue().raw()),
+            Arm::Event(event, _) => Source::Queue(event.queue().raw()),
             Arm::Join(handle) => Source::Queue(handle.queue().raw()),
             Arm::Io(registration, dir) => {
                 Source::Io(registration.reactor(), registration.token(), *dir)
@@ -171,6 +175,12 @@ impl Arm<'_> {
 /// readiness is cleared with the tick read before the probe.
 fn io_ready(registration: &Registration, dir: Direction) -> bool {
     let reactor = registration.reactor();
+    if crate::context::with(|hub| hub.id) != Some(reactor.hub) {
+        // Another hub's socket (one kept from an earlier `run`): "ready",
+        // so that the caller's operation reports the error, and no waiter
+        // goes to a reactor that nothing polls.
+        return true;
+    }
     match reactor.readiness(registration.token(), dir) {
         Readiness::NotReady => false,
         // Not this hub's socket any more: "ready", so that the caller's
@@ -250,9 +260,10 @@ impl<'a> Select<'a> {
         self.push(Arm::Send(channel))
     }
 
-    /// An arm ready once `event` is set.
+    /// An arm ready once `event` is set, or was set after the arm was added
+    /// (even if cleared since, as [`Event::wait`] sees it).
     pub fn event(&mut self, event: &'a Event) -> usize {
-        self.push(Arm::Event(event))
+        self.push(Arm::Event(event, event.sets()))
     }
 
     /// An arm ready once the coroutine of `handle` has ended; `join` it

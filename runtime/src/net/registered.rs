@@ -220,8 +220,10 @@ impl<S: AsRawFd> Registered<S> {
         self.io_until(dir, deadline, what, |_| false, op)
     }
 
-    /// [`io`](Self::io) for a read or write of `asked` bytes: a result short
-    /// of it means the kernel buffer ran dry (read) or full (write), so the
+    /// [`io`](Self::io) for a read or write of `asked` bytes, the most the
+    /// call can move (for a vectored call, what its first `IOV_MAX` buffers
+    /// hold: the kernel is passed no more): a result short of it means the
+    /// kernel buffer ran dry (read) or full (write), so the
     /// side's readiness is cleared as `WouldBlock` would clear it, and the
     /// next operation parks first instead of making a call that would fail.
     pub(crate) fn io_bytes(

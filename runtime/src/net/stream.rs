@@ -10,10 +10,14 @@
 //! and the next read parks at once instead of making a call that can only
 //! say `WouldBlock`; a read stopped short at urgent data's mark has not,
 //! and the bytes after the mark are read next instead of slept through.
-//! A Unix stream reads with `recvmsg` too, for its flags: a short read clears
-//! the readiness unless the kernel stopped it after a message that carried
-//! descriptors or credentials (`MSG_CTRUNC`), which it does with bytes still
-//! queued. TCP where the kernel refuses `TCP_INQ` clears on a short read.
+//! A Unix stream reads the same way with `SO_INQ` (Linux 6.17), which also
+//! covers a read stopped at an out-of-band byte's mark (`MSG_OOB`, Linux
+//! 5.15) with bytes behind it; descriptors that arrive with the bytes are
+//! closed, as a plain read has the kernel discard them. Where the kernel
+//! refuses `SO_INQ`, a short read clears the readiness unless the kernel
+//! stopped it after a message that carried descriptors or credentials
+//! (`MSG_CTRUNC`), which it does with bytes still queued. TCP where the
+//! kernel refuses `TCP_INQ` clears on a short read.
 
 use std::cell::Cell;
 use std::io::{self, IoSlice, IoSliceMut, Read, Write};
@@ -33,12 +37,18 @@ pub(crate) struct Stream<S: std::os::fd::AsRawFd> {
 }
 
 impl<S: std::os::fd::AsRawFd> Stream<S> {
+    /// A Unix stream: turns `SO_INQ` on, and reads without the count if
+    /// the kernel refuses it.
     pub(crate) fn new(source: S) -> io::Result<Self> {
+        let reads = match crate::sys::os::enable_unix_inq(source.as_raw_fd()) {
+            Ok(()) => Reads::UnixInq,
+            Err(_) => Reads::Unix,
+        };
         Ok(Stream {
             reg: Registered::new(source)?,
             read_timeout: Cell::new(None),
             write_timeout: Cell::new(None),
-            reads: Reads::Unix,
+            reads,
         })
     }
 
@@ -70,7 +80,10 @@ where
     }
 
     pub(crate) fn read_vectored(&self, bufs: &mut [IoSliceMut<'_>]) -> io::Result<usize> {
-        let asked: usize = bufs.iter().map(|b| b.len()).sum();
+        // What the call can read at most: the kernel is passed only the
+        // first IOV_MAX buffers (std's `read_vectored` does the same), and a
+        // read that fills those is no sign of a drained queue.
+        let asked = crate::sys::os::vectored_len(bufs.iter().map(|b| b.len()));
         let deadline = self
             .read_timeout
             .get()
@@ -87,6 +100,20 @@ where
                 self.reg
                     .io_until(Direction::Read, deadline, "read", drained, read)
                     .map(|(n, _)| n)
+            }
+            Reads::UnixInq => {
+                // Drained: the kernel says nothing is left, and no message
+                // with descriptors or credentials was cut short. Without
+                // the count, as `Unix` below.
+                let drained = |&(n, left, flags): &(usize, Option<usize>, libc::c_int)| {
+                    n > 0
+                        && flags & libc::MSG_CTRUNC == 0
+                        && left.map_or(n < asked, |left| left == 0)
+                };
+                let read = |s: &S| crate::sys::os::recv_unix_inq(s.as_raw_fd(), bufs);
+                self.reg
+                    .io_until(Direction::Read, deadline, "read", drained, read)
+                    .map(|(n, _, _)| n)
             }
             Reads::Unix => {
                 // Drained: a short read, unless the kernel stopped it after
@@ -126,7 +153,9 @@ where
             Direction::Write,
             self.write_timeout.get(),
             "write",
-            bufs.iter().map(|b| b.len()).sum(),
+            // std writes only the first IOV_MAX buffers: writing all of
+            // those is no sign of a full socket buffer.
+            crate::sys::os::vectored_len(bufs.iter().map(|b| b.len())),
             |mut s| s.write_vectored(bufs),
         )
     }
@@ -165,8 +194,14 @@ where
 enum Reads {
     /// TCP with `TCP_INQ`: `recvmsg` says how many bytes are left.
     TcpInq,
-    /// A Unix stream: `recvmsg` says whether a message with descriptors or
-    /// credentials stopped the read short.
+    /// A Unix stream with `SO_INQ`: `recvmsg` says how many bytes are
+    /// left, and whether a message with descriptors or credentials was cut.
+    UnixInq,
+    /// A Unix stream where the kernel refused `SO_INQ` (before Linux 6.17):
+    /// `recvmsg` says whether a message with descriptors or credentials
+    /// stopped the read short; any other short read counts as drained (a
+    /// read stopped at an out-of-band byte's mark is the one case that guess
+    /// gets wrong).
     Unix,
     /// TCP where the kernel refused `TCP_INQ`: a short read counts as
     /// drained (a read stopped at urgent data's mark is the one case that

@@ -10,6 +10,10 @@ use super::{wait_while, WaitError};
 
 /// A flag: `wait` parks until it is set; `set` wakes every waiter.
 ///
+/// A waiter woken by `set` returns `Ok` even if `clear` runs before it does,
+/// as with Python's `threading.Event`: `set` releases every coroutine that
+/// was waiting when it was called, and `clear` only makes later waits park.
+///
 /// ```
 /// use greenhub::sync::Event;
 /// greenhub::run(|| {
@@ -26,6 +30,9 @@ pub struct Event {
 
 struct Inner {
     set: Cell<bool>,
+    /// How many times `set` has been called: a wait that sees it change was
+    /// released, whatever the flag says by the time it runs.
+    sets: Cell<u64>,
     waiters: Queue,
 }
 
@@ -33,6 +40,7 @@ impl Default for Inner {
     fn default() -> Self {
         Inner {
             set: Cell::new(false),
+            sets: Cell::new(0),
             waiters: Queue::new("event"),
         }
     }
@@ -47,10 +55,12 @@ impl Event {
     /// Sets the flag and wakes every waiter.
     pub fn set(&self) {
         self.inner.set.set(true);
+        self.inner.sets.set(self.inner.sets.get().wrapping_add(1));
         self.inner.waiters.notify_all();
     }
 
-    /// Clears the flag; later waits park again.
+    /// Clears the flag; later waits park again. Coroutines that a `set`
+    /// already woke still return `Ok`.
     pub fn clear(&self) {
         self.inner.set.set(false);
     }
@@ -65,14 +75,27 @@ impl Event {
         &self.inner.waiters
     }
 
-    /// Parks until the flag is set.
-    pub fn wait(&self) -> Result<(), WaitError> {
-        wait_while(&self.inner.waiters, None, || !self.is_set())
+    /// How many times the flag has been set (`select`'s event arm).
+    pub(crate) fn sets(&self) -> u64 {
+        self.inner.sets.get()
     }
 
-    /// Parks until the flag is set, at most `timeout`.
+    /// Parks until the flag is set (at once if it is), or until `set` is
+    /// called while it waits.
+    pub fn wait(&self) -> Result<(), WaitError> {
+        self.wait_for(None)
+    }
+
+    /// [`wait`](Self::wait), at most `timeout`.
     pub fn wait_timeout(&self, timeout: Duration) -> Result<(), WaitError> {
-        wait_while(&self.inner.waiters, Some(timeout), || !self.is_set())
+        self.wait_for(Some(timeout))
+    }
+
+    fn wait_for(&self, timeout: Option<Duration>) -> Result<(), WaitError> {
+        let sets = self.sets();
+        wait_while(&self.inner.waiters, timeout, || {
+            !self.is_set() && self.sets() == sets
+        })
     }
 }
 

@@ -236,23 +236,83 @@ pub(crate) fn enable_tcp_inq(fd: RawFd) -> io::Result<()> {
     })
 }
 
-/// One `recvmsg` into `bufs` on a socket with `TCP_INQ` on: the bytes read,
-/// and the bytes the kernel still holds after them (`None` if it sent no
-/// count). Errors as `read`'s, `WouldBlock` included.
+/// `SO_INQ` (and its cmsg type `SCM_INQ`): a Unix stream's `TCP_INQ`
+/// (Linux 6.17; not yet named by the libc crate).
+const SO_INQ: libc::c_int = 84;
+
+/// Asks the kernel to report, with every `recvmsg` that passes a control
+/// buffer, how many bytes are left in a Unix stream socket's receive queue
+/// (`SO_INQ`). An older kernel refuses it with `ENOPROTOOPT`.
+pub(crate) fn enable_unix_inq(fd: RawFd) -> io::Result<()> {
+    let on: libc::c_int = 1;
+    // SAFETY: setsockopt reads `size_of::<c_int>()` bytes from a live local;
+    // the caller keeps `fd` open for the call.
+    check(unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            SO_INQ,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    })
+}
+
+/// The most buffers one vectored call passes to the kernel (its
+/// `UIO_MAXIOV`; it refuses more with `EMSGSIZE`). std's vectored reads and
+/// writes pass at most this many too, so a call given more reads or writes
+/// only into the first `IOV_MAX`.
+pub(crate) const IOV_MAX: usize = 1024;
+
+/// The bytes a vectored call given `lens` can move at most: the sum over the
+/// first [`IOV_MAX`] buffers, the ones the kernel is passed.
+pub(crate) fn vectored_len(lens: impl Iterator<Item = usize>) -> usize {
+    lens.take(IOV_MAX).fold(0, usize::saturating_add)
+}
+
+/// One `recvmsg` into the first [`IOV_MAX`] of `bufs` on a socket with
+/// `TCP_INQ` on: the bytes read, and the bytes the kernel still holds after
+/// them (`None` if it sent no count). Errors as `read`'s, `WouldBlock`
+/// included.
 pub(crate) fn recv_inq(
     fd: RawFd,
     bufs: &mut [std::io::IoSliceMut<'_>],
 ) -> io::Result<(usize, Option<usize>)> {
-    // Room for one cmsg carrying an int, aligned as cmsghdr must be.
+    recv_counted(fd, bufs, libc::SOL_TCP, libc::TCP_CM_INQ).map(|(n, left, _)| (n, left))
+}
+
+/// [`recv_inq`] for a Unix stream with `SO_INQ` on, with the message flags
+/// too (`MSG_CTRUNC`: descriptors or credentials did not fit, so bytes may
+/// follow a message that carried them). Descriptors the peer sent are
+/// closed, as a read with no control buffer has the kernel discard them.
+pub(crate) fn recv_unix_inq(
+    fd: RawFd,
+    bufs: &mut [std::io::IoSliceMut<'_>],
+) -> io::Result<(usize, Option<usize>, libc::c_int)> {
+    recv_counted(fd, bufs, libc::SOL_SOCKET, SO_INQ)
+}
+
+/// One `recvmsg` with a control buffer, reading the count cmsg of `level`
+/// and `kind` (an int: the bytes left queued) and closing any descriptors
+/// (`SCM_RIGHTS`) that arrive with the bytes.
+fn recv_counted(
+    fd: RawFd,
+    bufs: &mut [std::io::IoSliceMut<'_>],
+    level: libc::c_int,
+    kind: libc::c_int,
+) -> io::Result<(usize, Option<usize>, libc::c_int)> {
+    // Room for the count's cmsg and a few more, aligned as cmsghdr must be.
     #[repr(C)]
     struct Control {
         _align: [libc::cmsghdr; 0],
-        bytes: [u8; 32],
+        bytes: [u8; 64],
     }
     let mut control = Control {
         _align: [],
-        bytes: [0; 32],
+        bytes: [0; 64],
     };
+    let passed = bufs.len().min(IOV_MAX);
+    let bufs = &mut bufs[..passed];
     // SAFETY: an all-zero msghdr is a valid empty one (null pointers, zero
     // lengths); the fields set below point at memory that outlives the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
@@ -264,35 +324,46 @@ pub(crate) fn recv_inq(
     // SAFETY: `msg` describes the caller's iovecs (each a writable slice
     // borrowed for the call) and a control buffer of `msg_controllen`
     // bytes, all live for the call; the caller keeps `fd` open.
-    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    let n = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_CMSG_CLOEXEC) };
     if n < 0 {
         return Err(io::Error::last_os_error());
     }
     let mut inq = None;
-    let int_len = std::mem::size_of::<libc::c_int>() as libc::c_uint;
+    let int_len = std::mem::size_of::<libc::c_int>();
     // SAFETY: the kernel filled `msg_control` with `msg_controllen` bytes of
     // cmsgs; CMSG_FIRSTHDR and CMSG_NXTHDR stay inside them and return null
-    // past the end. A TCP_CM_INQ cmsg is read only if its own length says it
-    // holds a whole int (a truncated one is ignored: no count, no clear),
-    // and read unaligned since CMSG_DATA promises no alignment for it.
+    // past the end. A count cmsg is read only if its own length says it
+    // holds a whole int (a truncated one is ignored: no count, no clear);
+    // the descriptors of an SCM_RIGHTS cmsg are the ints its length covers,
+    // just installed in this process for us alone. Both are read unaligned
+    // since CMSG_DATA promises no alignment for them.
     unsafe {
+        let header = libc::CMSG_LEN(0) as usize;
         let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_TCP
-                && (*cmsg).cmsg_type == libc::TCP_CM_INQ
-                && (*cmsg).cmsg_len as usize >= libc::CMSG_LEN(int_len) as usize
+            let len = (*cmsg).cmsg_len as usize;
+            let data = libc::CMSG_DATA(cmsg).cast::<libc::c_int>();
+            if (*cmsg).cmsg_level == level
+                && (*cmsg).cmsg_type == kind
+                && len >= header + int_len
                 && msg.msg_flags & libc::MSG_CTRUNC == 0
             {
-                let left = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg).cast::<libc::c_int>());
-                inq = usize::try_from(left).ok();
+                inq = usize::try_from(std::ptr::read_unaligned(data)).ok();
+            } else if (*cmsg).cmsg_level == libc::SOL_SOCKET
+                && (*cmsg).cmsg_type == libc::SCM_RIGHTS
+            {
+                for i in 0..len.saturating_sub(header) / int_len {
+                    libc::close(std::ptr::read_unaligned(data.add(i)));
+                }
             }
             cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
-    Ok((n as usize, inq))
+    Ok((n as usize, inq, msg.msg_flags))
 }
 
-/// One `recvmsg` into `bufs` with no control buffer: the bytes read and the
+/// One `recvmsg` into the first [`IOV_MAX`] of `bufs` with no control
+/// buffer: the bytes read and the
 /// message flags (`MSG_CTRUNC` when the kernel discarded descriptors or
 /// credentials that came with them). Errors as `read`'s, `WouldBlock`
 /// included.
@@ -300,6 +371,8 @@ pub(crate) fn recv_flags(
     fd: RawFd,
     bufs: &mut [std::io::IoSliceMut<'_>],
 ) -> io::Result<(usize, libc::c_int)> {
+    let passed = bufs.len().min(IOV_MAX);
+    let bufs = &mut bufs[..passed];
     // SAFETY: an all-zero msghdr is a valid empty one (null pointers, zero
     // lengths, no control buffer); the iovecs set below outlive the call.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
