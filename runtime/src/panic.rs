@@ -3,9 +3,11 @@
 //! The standard library's hook prints `thread 'main' panicked at ...`, which
 //! says nothing about which of 10,000 coroutines on that thread it was. The
 //! hub installs (once per process) a hook that, for a panic inside a
-//! coroutine, prints `coroutine 'NAME' panicked at ...` to stderr, then
-//! defers to the previous hook's backtrace setting by capturing one itself;
-//! panics elsewhere go to the previous hook unchanged. A kill unwinds with
+//! coroutine, prints `coroutine 'NAME' panicked at ...` to stderr (with a
+//! backtrace when `RUST_BACKTRACE` asks for one) and then calls the previous
+//! hook too if the program had installed one (std's default hook is not
+//! called: it would repeat the report as `thread 'main' panicked`); panics
+//! elsewhere go to the previous hook unchanged. A kill unwinds with
 //! `resume_unwind`, which skips every hook: it is not an error.
 
 use std::panic::{self, PanicHookInfo};
@@ -16,8 +18,20 @@ pub(crate) fn install_hook() {
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
         let previous = panic::take_hook();
+        // `take_hook` leaves the default hook in place: taking it again
+        // gives the default, to tell it from a hook the program installed.
+        let default = panic::take_hook();
+        let chained = !std::ptr::eq(&*previous, &*default);
         panic::set_hook(Box::new(move |info| match coroutine_name() {
-            Some(name) => report_coroutine_panic(&name, info),
+            Some(name) => {
+                report_coroutine_panic(&name, info);
+                // A hook the program installed (a crash reporter, a test
+                // harness) sees every panic; std's own would only repeat
+                // the report as `thread 'main' panicked`.
+                if chained {
+                    previous(info);
+                }
+            }
             None => previous(info),
         }));
     });
@@ -52,4 +66,17 @@ fn report_coroutine_panic(name: &str, info: &PanicHookInfo<'_>) {
         "coroutine '{name}' panicked{location}:\n{}{backtrace}",
         crate::hub::panic_message(info.payload())
     );
+}
+
+/// Reports a panic that another thread caught and the running coroutine now
+/// resumes (`resume_unwind` skips the hook): `what` says where it came from.
+/// The other thread's hook reported it there, but not which coroutine it
+/// ends.
+pub(crate) fn report_resumed(what: &str, payload: &(dyn std::any::Any + Send)) {
+    if let Some(name) = coroutine_name() {
+        eprintln!(
+            "coroutine '{name}' panicked: {what} panicked: {}",
+            crate::hub::panic_message(payload)
+        );
+    }
 }

@@ -391,8 +391,9 @@ where
 }
 
 /// The first and last frame of every coroutine. Everything that can run user
-/// code (the closure, its drop when killed before starting, the links) runs
-/// inside `catch_unwind`, so a kill signal or a panic never escapes it and
+/// code (the closure, its drop when killed before starting, coroutine-local
+/// values, the links, and the return value's drop when no handle is left)
+/// runs inside `catch_unwind`, so a kill signal or a panic never escapes it and
 /// the join state is always completed.
 fn trampoline<F, T>(f: F, state: Rc<JoinState<T>>) -> impl FnOnce() + 'static
 where
@@ -434,5 +435,11 @@ where
             }
         }
         state.joiners.notify_all();
+        // With the handle gone, this is the last reference: dropping it
+        // drops the return value (or the panic's payload), which is user
+        // code too, and may panic or park (then be killed as the hub ends).
+        if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(move || drop(state))) {
+            drop(payload); // reported by the panic hook, unless a kill
+        }
     }
 }

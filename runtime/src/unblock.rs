@@ -83,7 +83,10 @@ where
     let taken = slot.lock().unwrap_or_else(PoisonError::into_inner).take();
     match taken {
         Some(Ok(value)) => Ok(value),
-        Some(Err(payload)) => panic::resume_unwind(payload),
+        Some(Err(payload)) => {
+            crate::panic::report_resumed("its unblock job", &*payload);
+            panic::resume_unwind(payload)
+        }
         None => Err(io::Error::other(
             "unblock: woken before the helper thread finished",
         )),

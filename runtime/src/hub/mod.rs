@@ -511,7 +511,7 @@ impl Hub {
             let task = tasks.get_mut(key).expect("a queued coroutine exists");
             task.state = State::Running;
             task.last_run = self.clock.get();
-            crate::sys::running::entering(task.guard, task.name.as_deref(), entry.yielder);
+            crate::sys::running::entering(task.guard, task.name.as_deref(), task.id, entry.yielder);
             (task.id, task.killed)
         };
         self.sched.enter(key, killed);

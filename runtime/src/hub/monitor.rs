@@ -22,6 +22,9 @@ const IDLE: u64 = u64::MAX;
 #[derive(Debug)]
 pub(crate) struct Monitor {
     shared: Arc<Shared>,
+    /// The monitor thread, unparked when the monitor is dropped so that it
+    /// ends at once instead of at its next sample.
+    thread: thread::Thread,
 }
 
 #[derive(Debug)]
@@ -43,10 +46,12 @@ impl Monitor {
             threshold,
         });
         let watched = shared.clone();
-        thread::Builder::new()
+        let thread = thread::Builder::new()
             .name("greenhub-monitor".into())
-            .spawn(move || watch(&watched))?;
-        Ok(Monitor { shared })
+            .spawn(move || watch(&watched))?
+            .thread()
+            .clone();
+        Ok(Monitor { shared, thread })
     }
 
     /// The hub is about to resume coroutine `id`.
@@ -80,6 +85,7 @@ impl Monitor {
 impl Drop for Monitor {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Relaxed);
+        self.thread.unpark();
     }
 }
 
@@ -88,8 +94,13 @@ fn watch(shared: &Shared) {
     // The switch last seen running, when it was first seen, and whether it
     // was already reported.
     let mut seen: Option<(u64, Instant, bool)> = None;
-    while !shared.stop.load(Ordering::Relaxed) {
-        thread::sleep(tick);
+    loop {
+        // Unparked early only by the drop (or spuriously: then this sample
+        // is early, and the elapsed times below stay true).
+        thread::park_timeout(tick);
+        if shared.stop.load(Ordering::Relaxed) {
+            return;
+        }
         let running = shared.running.load(Ordering::Relaxed);
         let switch = shared.switches.load(Ordering::Relaxed);
         if running == IDLE {

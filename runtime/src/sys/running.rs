@@ -11,7 +11,7 @@
 //! and name in a thread-local; the handler below (installed once, running on
 //! the alternate signal stack std gives every thread) compares the faulting
 //! address with that band, writes "coroutine 'NAME' has overflowed its
-//! stack" and aborts. Any other fault goes to the handler that was there
+//! stack" (`coroutine-ID` for one without a name) and aborts. Any other fault goes to the handler that was there
 //! before (std's), as if ours did not exist.
 
 use std::cell::Cell;
@@ -29,6 +29,8 @@ struct Running {
     guard: Cell<usize>,
     name: Cell<*const u8>,
     len: Cell<usize>,
+    /// Its id, for the report of a coroutine that has no name.
+    id: Cell<u64>,
     yielder: Cell<Option<YielderPtr>>,
     /// About where the coroutine's stack pointer was when it last
     /// suspended (0 before its first suspend): a hint for the hub's
@@ -42,6 +44,7 @@ thread_local! {
             guard: Cell::new(0),
             name: Cell::new(ptr::null()),
             len: Cell::new(0),
+            id: Cell::new(0),
             yielder: Cell::new(None),
             sp: Cell::new(0),
         }
@@ -52,11 +55,12 @@ thread_local! {
 /// `yielder` is `None` for a coroutine that has not started; it records its
 /// own with [`started`].
 #[inline]
-pub(crate) fn entering(guard: usize, name: Option<&str>, yielder: Option<YielderPtr>) {
+pub(crate) fn entering(guard: usize, name: Option<&str>, id: u64, yielder: Option<YielderPtr>) {
     let (name, len) = name.map_or((ptr::null(), 0), |name| (name.as_ptr(), name.len()));
     RUNNING.with(|r| {
         r.name.set(name);
         r.len.set(len);
+        r.id.set(id);
         r.yielder.set(yielder);
         r.sp.set(0);
         r.guard.set(guard);
@@ -95,6 +99,20 @@ pub(crate) fn leaving() -> (Option<YielderPtr>, usize) {
     })
 }
 
+/// `n` in decimal, written into the end of `buf` (no allocation: the signal
+/// handler calls it).
+fn decimal(mut n: u64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[at..];
+        }
+    }
+}
+
 /// The handler that was installed before ours, for faults that are not ours.
 static PREVIOUS: std::sync::OnceLock<libc::sigaction> = std::sync::OnceLock::new();
 
@@ -121,7 +139,8 @@ pub(crate) fn install_overflow_handler() {
 extern "C" fn on_segv(signal: libc::c_int, info: *mut libc::siginfo_t, context: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo for SA_SIGINFO handlers.
     let addr = unsafe { (*info).si_addr() } as usize;
-    let (guard, name, len) = RUNNING.with(|r| (r.guard.get(), r.name.get(), r.len.get()));
+    let (guard, name, len, id) =
+        RUNNING.with(|r| (r.guard.get(), r.name.get(), r.len.get(), r.id.get()));
     if guard != 0 && addr >= guard && addr < guard + GUARD_BYTES {
         let write = |bytes: &[u8]| {
             // SAFETY: write(2) on stderr with a valid buffer is async-signal-safe.
@@ -129,7 +148,9 @@ extern "C" fn on_segv(signal: libc::c_int, info: *mut libc::siginfo_t, context: 
         };
         write(b"\ncoroutine '");
         if name.is_null() {
-            write(b"(unnamed)");
+            // Named as every other report names it: `coroutine-ID`.
+            write(b"coroutine-");
+            write(decimal(id, &mut [0; 20]));
         } else {
             // SAFETY: the name belongs to the running coroutine's task, which
             // lives until the coroutine returns; it cannot have returned.

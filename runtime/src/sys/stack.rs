@@ -27,8 +27,8 @@
 //! A pooled stack keeps the pages its last coroutine touched. So that 2,000
 //! coroutines that each went 100 KiB deep do not pin 200 MiB after they end,
 //! the hub calls [`StackPool::trim_within`] when it is about to wait for
-//! events: the pooled stacks beyond the [`KEEP_WARM`] most recently returned
-//! of their size have everything but their top [`WARM_BYTES`] released
+//! events: the pooled stacks beyond the ones kept warm have everything but
+//! their top [`WARM_BYTES`] released
 //! (`MADV_DONTNEED`;
 //! the guard band survives it). The cost grows with the pages a stack
 //! holds (here about 2 µs a stack that holds few, 8 to 9 µs one 100 KiB
@@ -36,7 +36,11 @@
 //! spawn or finish path: a busy hub keeps its stacks warm until it next
 //! idles, and a wait trims only as many stacks as its measured estimate
 //! fits in the time it is given (`TRIM_AT_MOST`, `TRIM_RETRY` in
-//! `hub/mod.rs`; [`TRIM_BATCH`] and [`TRIM_BATCH_BYTES`] here).
+//! `hub/mod.rs`; [`TRIM_BATCH`] and [`TRIM_BATCH_BYTES`] here). The stacks
+//! kept warm are the most recently returned of each size, at most
+//! [`KEEP_WARM`] of a size and [`WARM_TOTAL`] bytes of stack over all sizes
+//! together (shared equally among the sizes with warm stacks): 64 of the
+//! default 128 KiB, 2 of 4 MiB, and with 32 sizes one or two of each.
 //!
 //! The top page of each stack of a new region, where its coroutine's first
 //! frames go, is prefaulted (`MADV_POPULATE_WRITE`) in one batch for the
@@ -93,9 +97,13 @@ const REGION_BYTES: usize = 16 << 20;
 const MAX_STACKS_PER_REGION: usize = 64;
 
 /// Pooled stacks of one size kept with all their touched pages when the hub
-/// trims. 64 deep stacks of 128 KiB pin 8 MiB at most, and a burst of up to
-/// 64 concurrent spawns reuses warm stacks.
+/// trims, at most: a burst of up to 64 concurrent spawns reuses warm stacks.
 const KEEP_WARM: usize = 64;
+
+/// The most stack bytes (by size, whatever was touched) kept warm over all
+/// sizes: 64 deep stacks of 128 KiB pin 8 MiB at most, and so do stacks of
+/// many sizes or of big ones.
+const WARM_TOTAL: usize = 8 << 20;
 
 /// The most stacks one trim releases, whatever its budget: an estimate
 /// made on shallow stacks may be low for the next batch, and this bounds
@@ -212,7 +220,7 @@ pub(crate) struct StackPool {
     /// New regions get their stacks' top pages prefaulted; off once the
     /// kernel refused it.
     prefault: bool,
-    /// Times a spawn took the last stack over [`KEEP_WARM`] of its size:
+    /// Times a spawn took the last stack over the ones kept warm of its size:
     /// the stacks a trim had left over were all taken back since.
     drained: u64,
 }
@@ -235,8 +243,9 @@ impl StackPool {
         let size = size
             .max(corosensei::stack::MIN_STACK_SIZE)
             .next_multiple_of(page_size());
+        let keep = self.keep_warm(size);
         let free = self.free_list(size);
-        if free.warm.len() == KEEP_WARM + 1 {
+        if free.warm.len() == keep + 1 {
             self.drained += 1;
         }
         let free = self.free_list(size);
@@ -250,14 +259,27 @@ impl StackPool {
             .expect("a fresh region has stacks"))
     }
 
+    /// How many pooled stacks of `size` a trim keeps warm: [`KEEP_WARM`], or
+    /// fewer so that the sizes with warm stacks together keep at most
+    /// [`WARM_TOTAL`] bytes.
+    fn keep_warm(&self, size: usize) -> usize {
+        let sizes = self
+            .free
+            .iter()
+            .filter(|(_, free)| !free.warm.is_empty())
+            .count()
+            .max(1);
+        KEEP_WARM.min(WARM_TOTAL / sizes / size.max(1))
+    }
+
     /// Returns a finished coroutine's stack to the pool.
     pub(crate) fn put(&mut self, stack: Stack) {
         let size = stack.size();
         self.free_list(size).warm.push(stack);
     }
 
-    /// Releases the memory of every pooled stack beyond the [`KEEP_WARM`]
-    /// most recently returned of each size (see the module doc).
+    /// Releases the memory of every pooled stack beyond the ones kept warm
+    /// (see the module doc).
     #[cfg(test)]
     pub(crate) fn trim(&mut self) {
         while self.trim_within(Duration::MAX, true).1 {}
@@ -275,8 +297,13 @@ impl StackPool {
     pub(crate) fn trim_within(&mut self, budget: Duration, at_least_one: bool) -> (usize, bool) {
         let mut left = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
         let mut released = 0;
-        for (size, free) in &mut self.free {
-            let excess = free.warm.len().saturating_sub(KEEP_WARM);
+        let keep: Vec<usize> = self
+            .free
+            .iter()
+            .map(|(size, _)| self.keep_warm(*size))
+            .collect();
+        for ((size, free), keep) in self.free.iter_mut().zip(&keep) {
+            let excess = free.warm.len().saturating_sub(*keep);
             if excess == 0 {
                 continue;
             }
@@ -323,12 +350,13 @@ impl StackPool {
         let more = self
             .free
             .iter()
-            .any(|(_, free)| free.warm.len() > KEEP_WARM);
+            .zip(&keep)
+            .any(|((_, free), keep)| free.warm.len() > *keep);
         (released, more)
     }
 
-    /// Counts the spawns that took the last stack over [`KEEP_WARM`] of its
-    /// size: when it changed, the stacks a trim left over were all reused.
+    /// Counts the spawns that took the last stack over the ones kept warm of
+    /// its size: when it changed, the stacks a trim left over were all reused.
     pub(crate) fn drained(&self) -> u64 {
         self.drained
     }
