@@ -303,7 +303,9 @@ macro_rules! impl_stream_common {
             /// Returns once the socket may have bytes to read (or was closed),
             /// honouring the read timeout: at once if readiness was reported
             /// and no read has since found the socket drained (bytes an
-            /// earlier read left in the kernel are never slept through), else
+            /// earlier read left in the kernel are never slept through, but
+            /// for the out-of-band mark on kernels without `TCP_INQ` or
+            /// `SO_INQ`: see `docs/readiness-and-edge-triggering.md`), else
             /// after parking until the hub sees readiness. The return may be
             /// spurious: a read can still block.
             pub fn wait_readable(&self) -> std::io::Result<()> {
