@@ -70,12 +70,13 @@ fn report_coroutine_panic(name: &str, info: &PanicHookInfo<'_>) {
 
 /// Reports a panic that another thread caught and the running coroutine now
 /// resumes (`resume_unwind` skips the hook): `what` says where it came from.
-/// The other thread's hook reported it there, but not which coroutine it
-/// ends.
+/// The other thread's hook reported it there, but not in which coroutine it
+/// goes on. Like std's hook for a panic where it is raised, this reports it
+/// whether or not the coroutine catches it.
 pub(crate) fn report_resumed(what: &str, payload: &(dyn std::any::Any + Send)) {
     if let Some(name) = coroutine_name() {
         eprintln!(
-            "coroutine '{name}' panicked: {what} panicked: {}",
+            "coroutine '{name}' resumes the panic of {what}: {}",
             crate::hub::panic_message(payload)
         );
     }

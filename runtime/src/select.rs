@@ -121,8 +121,7 @@ impl<'a, T: std::os::fd::AsRawFd> From<&'a Async<T>> for IoSource<'a> {
 enum Arm<'a> {
     Recv(&'a dyn ChannelArm),
     Send(&'a dyn ChannelArm),
-    /// The event, and how many times it had been set when the arm was added.
-    Event(&'a Event, u64),
+    Event(&'a Event),
     Join(&'a dyn JoinArm),
     Io(&'a Registration, Direction),
     Deadline(Instant),
@@ -130,12 +129,13 @@ enum Arm<'a> {
 
 impl Arm<'_> {
     /// Whether the arm's operation would complete now; `woken`: its queue
-    /// woke the select (see the module doc).
-    fn ready(&self, woken: bool) -> bool {
+    /// woke the select (see the module doc); `sets`: for an event arm, how
+    /// many times the event had been set when this wait began.
+    fn ready(&self, woken: bool, sets: u64) -> bool {
         match self {
             Arm::Recv(channel) => channel.recv_ready(woken),
             Arm::Send(channel) => channel.send_ready(woken),
-            Arm::Event(event, sets) => event.is_set() || event.sets() != *sets,
+            Arm::Event(event) => event.is_set() || event.sets() != sets,
             Arm::Join(handle) => handle.finished(),
             Arm::Io(registration, dir) => io_ready(registration, *dir),
             Arm::Deadline(at) => *at <= Instant::now(),
@@ -147,7 +147,7 @@ impl Arm<'_> {
         Some(match self {
             Arm::Recv(channel) => Source::Queue(channel.recv_queue().raw()),
             Arm::Send(channel) => Source::Queue(channel.send_queue().raw()),
-            Arm::Event(event, _) => Source::Queue(event.queue().raw()),
+            Arm::Event(event) => Source::Queue(event.queue().raw()),
             Arm::Join(handle) => Source::Queue(handle.queue().raw()),
             Arm::Io(registration, dir) => {
                 Source::Io(registration.reactor(), registration.token(), *dir)
@@ -260,10 +260,10 @@ impl<'a> Select<'a> {
         self.push(Arm::Send(channel))
     }
 
-    /// An arm ready once `event` is set, or was set after the arm was added
-    /// (even if cleared since, as [`Event::wait`] sees it).
+    /// An arm ready while `event` is set, or once it was set during the
+    /// wait (even if cleared since, as [`Event::wait`] sees it).
     pub fn event(&mut self, event: &'a Event) -> usize {
-        self.push(Arm::Event(event, event.sets()))
+        self.push(Arm::Event(event))
     }
 
     /// An arm ready once the coroutine of `handle` has ended; `join` it
@@ -308,14 +308,25 @@ impl<'a> Select<'a> {
     pub fn wait(&self) -> Result<Selected<'_, 'a>, WaitError> {
         assert!(!self.arms.is_empty(), "a select needs at least one arm");
         let mut woken: Option<usize> = None;
+        // Each event arm's count of sets as this wait begins: a set during
+        // the wait makes the arm ready, whatever the flag says by then.
+        let sets: Vec<u64> = self
+            .arms
+            .iter()
+            .map(|arm| match arm {
+                Arm::Event(event) => event.sets(),
+                _ => 0,
+            })
+            .collect();
         loop {
             if let Some(arm) = woken.take() {
-                if self.arms[arm].ready(true) {
+                if self.arms[arm].ready(true, sets[arm]) {
                     return Ok(self.selected(arm, true));
                 }
                 self.arms[arm].pass_on();
             }
-            if let Some(arm) = self.arms.iter().position(|arm| arm.ready(false)) {
+            let ready = (0..self.arms.len()).find(|&arm| self.arms[arm].ready(false, sets[arm]));
+            if let Some(arm) = ready {
                 return Ok(self.selected(arm, false));
             }
             let mut sources = Vec::with_capacity(self.arms.len());

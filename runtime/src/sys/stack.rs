@@ -40,7 +40,10 @@
 //! kept warm are the most recently returned of each size, at most
 //! [`KEEP_WARM`] of a size and [`WARM_TOTAL`] bytes of stack over all sizes
 //! together (shared equally among the sizes with warm stacks): 64 of the
-//! default 128 KiB, 2 of 4 MiB, and with 32 sizes one or two of each.
+//! default 128 KiB, 2 of 4 MiB; with 32 sizes, each has 256 KiB of the 8
+//! MiB, so one of 256 KiB, 16 of 16 KiB, and none of a size bigger than its
+//! share (such a stack is trimmed at every wait, and its next coroutine
+//! faults its pages in again).
 //!
 //! The top page of each stack of a new region, where its coroutine's first
 //! frames go, is prefaulted (`MADV_POPULATE_WRITE`) in one batch for the
