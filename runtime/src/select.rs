@@ -29,6 +29,7 @@
 //! not on a wait queue): forward them into a `Channel` or an `Event` from a
 //! small coroutine. See `docs/design-decisions.md`.
 
+use std::cell::Cell;
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -121,7 +122,9 @@ impl<'a, T: std::os::fd::AsRawFd> From<&'a Async<T>> for IoSource<'a> {
 enum Arm<'a> {
     Recv(&'a dyn ChannelArm),
     Send(&'a dyn ChannelArm),
-    Event(&'a Event),
+    /// The event, and its count of sets when this select last returned
+    /// the arm (or when the arm was added).
+    Event(&'a Event, Cell<u64>),
     Join(&'a dyn JoinArm),
     Io(&'a Registration, Direction),
     Deadline(Instant),
@@ -129,13 +132,12 @@ enum Arm<'a> {
 
 impl Arm<'_> {
     /// Whether the arm's operation would complete now; `woken`: its queue
-    /// woke the select (see the module doc); `sets`: for an event arm, how
-    /// many times the event had been set when this wait began.
-    fn ready(&self, woken: bool, sets: u64) -> bool {
+    /// woke the select (see the module doc).
+    fn ready(&self, woken: bool) -> bool {
         match self {
             Arm::Recv(channel) => channel.recv_ready(woken),
             Arm::Send(channel) => channel.send_ready(woken),
-            Arm::Event(event) => event.is_set() || event.sets() != sets,
+            Arm::Event(event, seen) => event.is_set() || event.sets() != seen.get(),
             Arm::Join(handle) => handle.finished(),
             Arm::Io(registration, dir) => io_ready(registration, *dir),
             Arm::Deadline(at) => *at <= Instant::now(),
@@ -147,7 +149,7 @@ impl Arm<'_> {
         Some(match self {
             Arm::Recv(channel) => Source::Queue(channel.recv_queue().raw()),
             Arm::Send(channel) => Source::Queue(channel.send_queue().raw()),
-            Arm::Event(event) => Source::Queue(event.queue().raw()),
+            Arm::Event(event, _) => Source::Queue(event.queue().raw()),
             Arm::Join(handle) => Source::Queue(handle.queue().raw()),
             Arm::Io(registration, dir) => {
                 Source::Io(registration.reactor(), registration.token(), *dir)
@@ -260,10 +262,13 @@ impl<'a> Select<'a> {
         self.push(Arm::Send(channel))
     }
 
-    /// An arm ready while `event` is set, or once it was set during the
-    /// wait (even if cleared since, as [`Event::wait`] sees it).
+    /// An arm ready while `event` is set, or once it has been set since the
+    /// arm was added or since this select last returned an arm on it, even
+    /// if cleared since: a `set` and `clear` pulse is never lost, also when
+    /// another arm wins the wait it lands in (the next wait returns this
+    /// arm), as with gevent's `iwait`.
     pub fn event(&mut self, event: &'a Event) -> usize {
-        self.push(Arm::Event(event))
+        self.push(Arm::Event(event, Cell::new(event.sets())))
     }
 
     /// An arm ready once the coroutine of `handle` has ended; `join` it
@@ -308,25 +313,14 @@ impl<'a> Select<'a> {
     pub fn wait(&self) -> Result<Selected<'_, 'a>, WaitError> {
         assert!(!self.arms.is_empty(), "a select needs at least one arm");
         let mut woken: Option<usize> = None;
-        // Each event arm's count of sets as this wait begins: a set during
-        // the wait makes the arm ready, whatever the flag says by then.
-        let sets: Vec<u64> = self
-            .arms
-            .iter()
-            .map(|arm| match arm {
-                Arm::Event(event) => event.sets(),
-                _ => 0,
-            })
-            .collect();
         loop {
             if let Some(arm) = woken.take() {
-                if self.arms[arm].ready(true, sets[arm]) {
+                if self.arms[arm].ready(true) {
                     return Ok(self.selected(arm, true));
                 }
                 self.arms[arm].pass_on();
             }
-            let ready = (0..self.arms.len()).find(|&arm| self.arms[arm].ready(false, sets[arm]));
-            if let Some(arm) = ready {
+            if let Some(arm) = self.arms.iter().position(|arm| arm.ready(false)) {
                 return Ok(self.selected(arm, false));
             }
             let mut sources = Vec::with_capacity(self.arms.len());
@@ -356,6 +350,16 @@ impl<'a> Select<'a> {
     }
 
     fn selected(&self, index: usize, woken: bool) -> Selected<'_, 'a> {
+        if let Arm::Event(chosen, _) = &self.arms[index] {
+            // The sets so far are delivered, to every arm on this event.
+            for arm in &self.arms {
+                if let Arm::Event(event, seen) = arm {
+                    if event.is_same(chosen) {
+                        seen.set(event.sets());
+                    }
+                }
+            }
+        }
         Selected {
             select: self,
             index,

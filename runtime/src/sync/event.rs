@@ -12,7 +12,10 @@ use super::{wait_while, WaitError};
 ///
 /// A waiter woken by `set` returns `Ok` even if `clear` runs before it does,
 /// as with Python's `threading.Event`: `set` releases every coroutine that
-/// was waiting when it was called, and `clear` only makes later waits park.
+/// was waiting in `wait` when it was called, and `clear` only makes later
+/// waits park. A [`Select`](crate::select::Select)'s event arm remembers a
+/// `set` until the select returns that arm, so a pulse that lands while
+/// another arm wins is delivered by its next wait.
 ///
 /// ```
 /// use greenhub::sync::Event;
@@ -73,6 +76,11 @@ impl Event {
     /// The queue its waiters park on (`select`).
     pub(crate) fn queue(&self) -> &Queue {
         &self.inner.waiters
+    }
+
+    /// Whether `other` is this event (a clone of it), not one of its own.
+    pub(crate) fn is_same(&self, other: &Event) -> bool {
+        Rc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// How many times the flag has been set (`select`'s event arm).
