@@ -4,7 +4,8 @@
 //! says nothing about which of 10,000 coroutines on that thread it was. The
 //! hub installs (once per process) a hook that, for a panic inside a
 //! coroutine, prints `coroutine 'NAME' panicked at ...` to stderr (with a
-//! backtrace when `RUST_BACKTRACE` asks for one) and then calls the previous
+//! backtrace when `Backtrace::capture` takes one: `RUST_LIB_BACKTRACE`,
+//! else `RUST_BACKTRACE`) and then calls the previous
 //! hook too if the program had installed one (std's default hook is not
 //! called: it would repeat the report as `thread 'main' panicked`); panics
 //! elsewhere go to the previous hook unchanged. A kill unwinds with

@@ -60,8 +60,10 @@ impl<S: std::os::fd::AsRawFd> Stream<S> {
             Err(_) => Reads::Short,
         };
         Ok(Stream {
+            reg: Registered::new(source)?,
+            read_timeout: Cell::new(None),
+            write_timeout: Cell::new(None),
             reads,
-            ..Stream::new(source)?
         })
     }
 

@@ -1,8 +1,10 @@
 //! The few system calls mio does not wrap: the page size, a listener's
 //! backlog, which stack pages are resident (for `dump()`), a listener with
 //! `SO_REUSEPORT`, an fd's `O_NONBLOCK` flag, a `poll(2)` probe of one
-//! fd's readiness (for waits that must not trust a cached edge), and a TCP
-//! read that also says how many bytes are left (`TCP_INQ`).
+//! fd's readiness (for waits that must not trust a cached edge), a TCP or
+//! Unix stream read that also says how many bytes are left (`TCP_INQ`,
+//! `SO_INQ`), a Unix read's message flags, the `IOV_MAX` cap on vectored
+//! calls, and `pidfd_open`/`waitid` for child processes.
 
 use std::io;
 use std::net::SocketAddr;
