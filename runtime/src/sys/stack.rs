@@ -125,6 +125,11 @@ const TRIM_GUESS_NS_PER_KIB: u64 = 100;
 /// and a typical request path (the BRPOP path uses about 1.4 KB).
 const WARM_BYTES: usize = 8 * 1024;
 
+/// Stacks of `size` kept warm when `sizes` sizes have warm stacks.
+fn keep_warm(sizes: usize, size: usize) -> usize {
+    KEEP_WARM.min(WARM_TOTAL / sizes / size.max(1))
+}
+
 /// One coroutine stack: `[limit, base)`, the lowest [`GUARD_BYTES`] being the
 /// guard band.
 #[derive(Debug)]
@@ -266,13 +271,16 @@ impl StackPool {
     /// fewer so that the sizes with warm stacks together keep at most
     /// [`WARM_TOTAL`] bytes.
     fn keep_warm(&self, size: usize) -> usize {
-        let sizes = self
-            .free
+        keep_warm(self.warm_sizes(), size)
+    }
+
+    /// How many sizes have warm stacks (at least 1, to divide by).
+    fn warm_sizes(&self) -> usize {
+        self.free
             .iter()
             .filter(|(_, free)| !free.warm.is_empty())
             .count()
-            .max(1);
-        KEEP_WARM.min(WARM_TOTAL / sizes / size.max(1))
+            .max(1)
     }
 
     /// Returns a finished coroutine's stack to the pool.
@@ -300,13 +308,10 @@ impl StackPool {
     pub(crate) fn trim_within(&mut self, budget: Duration, at_least_one: bool) -> (usize, bool) {
         let mut left = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
         let mut released = 0;
-        let keep: Vec<usize> = self
-            .free
-            .iter()
-            .map(|(size, _)| self.keep_warm(*size))
-            .collect();
-        for ((size, free), keep) in self.free.iter_mut().zip(&keep) {
-            let excess = free.warm.len().saturating_sub(*keep);
+        // The share each size keeps, as the trim begins.
+        let sizes = self.warm_sizes();
+        for (size, free) in &mut self.free {
+            let excess = free.warm.len().saturating_sub(keep_warm(sizes, *size));
             if excess == 0 {
                 continue;
             }
@@ -353,8 +358,7 @@ impl StackPool {
         let more = self
             .free
             .iter()
-            .zip(&keep)
-            .any(|((_, free), keep)| free.warm.len() > *keep);
+            .any(|(size, free)| free.warm.len() > keep_warm(sizes, *size));
         (released, more)
     }
 
