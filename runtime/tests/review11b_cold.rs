@@ -7,7 +7,6 @@
 mod util;
 
 use std::cell::{Cell, RefCell};
-use std::process::Command;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
@@ -16,51 +15,6 @@ use std::time::{Duration, Instant};
 use greenhub::{Group, JoinError, Pool};
 
 const CHILD: &str = "REVIEW11B_CHILD";
-
-/// Whether this process is the child run for `name`.
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|v| v == name)
-}
-
-/// Whether this process is a child run for some other test (then the
-/// parent's side of any test must do nothing).
-fn other_child(name: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|v| v != name)
-}
-
-/// Re-runs this binary as the child of test `name`; returns (success,
-/// stdout, stderr). A hang detector kills it after 20 s.
-fn run_child(name: &str) -> (bool, String, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .env_remove("RUST_BACKTRACE")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "child {name} hung (killed after 20 s); stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Resident bytes of this process (`/proc/self/statm`).
 fn rss() -> usize {
@@ -103,10 +57,10 @@ fn idle(ms: u64) {
 #[test]
 fn custom_stack_sizes_keep_2000_deep_finished_stacks_resident() {
     const NAME: &str = "custom_stack_sizes_keep_2000_deep_finished_stacks_resident";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let grown = greenhub::run(|| {
             idle(100);
             let before = rss();
@@ -134,7 +88,7 @@ fn custom_stack_sizes_keep_2000_deep_finished_stacks_resident() {
         );
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
 }
 
@@ -144,10 +98,10 @@ fn custom_stack_sizes_keep_2000_deep_finished_stacks_resident() {
 #[test]
 fn sixty_four_big_custom_stacks_stay_resident_after_idling() {
     const NAME: &str = "sixty_four_big_custom_stacks_stay_resident_after_idling";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let grown = greenhub::run(|| {
             idle(100);
             let before = rss();
@@ -173,17 +127,17 @@ fn sixty_four_big_custom_stacks_stay_resident_after_idling() {
         );
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
 }
 
 #[test]
 fn one_custom_size_is_trimmed_while_many_sleepers_stay_parked() {
     const NAME: &str = "one_custom_size_is_trimmed_while_many_sleepers_stay_parked";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let grown = greenhub::run(|| {
             let stop = Rc::new(Cell::new(false));
             let sleepers: Vec<_> = (0..100u64)
@@ -221,7 +175,7 @@ fn one_custom_size_is_trimmed_while_many_sleepers_stay_parked() {
         assert!(grown < 64 * MIB, "{} MiB still resident", grown / MIB);
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
 }
 
@@ -230,10 +184,10 @@ fn one_custom_size_is_trimmed_while_many_sleepers_stay_parked() {
 #[test]
 fn many_hubs_in_sequence_do_not_add_up_their_stacks() {
     const NAME: &str = "many_hubs_in_sequence_do_not_add_up_their_stacks";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         greenhub::run(|| util::deep_wave(100));
         let before = rss();
         for _ in 0..20 {
@@ -248,7 +202,7 @@ fn many_hubs_in_sequence_do_not_add_up_their_stacks() {
         );
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
 }
 
@@ -271,10 +225,10 @@ fn recurse_big(depth: u64) -> u64 {
 #[test]
 fn an_unnamed_coroutine_that_overflows_is_named_by_its_id() {
     const NAME: &str = "an_unnamed_coroutine_that_overflows_is_named_by_its_id";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         greenhub::run(|| {
             let h = greenhub::spawn(|| recurse_big(0));
             println!("ID {}", h.id());
@@ -282,7 +236,7 @@ fn an_unnamed_coroutine_that_overflows_is_named_by_its_id() {
         });
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(!ok);
     let id: u64 = out
         .lines()
@@ -303,10 +257,10 @@ fn an_unnamed_coroutine_that_overflows_is_named_by_its_id() {
 #[test]
 fn a_frame_bigger_than_the_guard_on_a_small_stack_is_an_overflow_by_name() {
     const NAME: &str = "a_frame_bigger_than_the_guard_on_a_small_stack_is_an_overflow_by_name";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         greenhub::run(|| {
             let neighbours: Vec<_> = (0..4)
                 .map(|_| {
@@ -334,7 +288,7 @@ fn a_frame_bigger_than_the_guard_on_a_small_stack_is_an_overflow_by_name() {
         });
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(
         !ok,
         "a 128 KiB frame on a 32 KiB stack ran to the end:\n{out}\n{err}"
@@ -350,10 +304,10 @@ fn a_frame_bigger_than_the_guard_on_a_small_stack_is_an_overflow_by_name() {
 #[test]
 fn a_remote_coroutine_that_overflows_is_reported_by_name() {
     const NAME: &str = "a_remote_coroutine_that_overflows_is_reported_by_name";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         greenhub::run(|| {
             let handle = greenhub::handle();
             let job = handle.spawn(|| recurse_big(0)).unwrap();
@@ -362,7 +316,7 @@ fn a_remote_coroutine_that_overflows_is_reported_by_name() {
         });
         return;
     }
-    let (ok, _out, err) = run_child(NAME);
+    let (ok, _out, err) = util::run_child(CHILD, NAME);
     assert!(!ok);
     assert!(
         err.contains("coroutine 'remote' has overflowed its stack"),
@@ -380,10 +334,10 @@ fn a_remote_coroutine_that_overflows_is_reported_by_name() {
 #[test]
 fn a_users_panic_hook_set_before_run_sees_coroutine_panics() {
     const NAME: &str = "a_users_panic_hook_set_before_run_sees_coroutine_panics";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         static SEEN: AtomicUsize = AtomicUsize::new(0);
         let previous = std::panic::take_hook();
         std::panic::set_hook(Box::new(move |info| {
@@ -402,7 +356,7 @@ fn a_users_panic_hook_set_before_run_sees_coroutine_panics() {
         println!("SEEN {}", SEEN.load(Ordering::SeqCst));
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
     assert!(err.contains("coroutine 'worker' panicked"), "{err}");
     assert!(
@@ -416,10 +370,10 @@ fn a_users_panic_hook_set_before_run_sees_coroutine_panics() {
 #[test]
 fn a_users_hook_chained_after_greenhubs_keeps_the_named_report() {
     const NAME: &str = "a_users_hook_chained_after_greenhubs_keeps_the_named_report";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         greenhub::run(|| {
             let previous = std::panic::take_hook();
             std::panic::set_hook(Box::new(move |info| {
@@ -435,7 +389,7 @@ fn a_users_hook_chained_after_greenhubs_keeps_the_named_report() {
         });
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
     assert!(err.contains("USER HOOK SAW A PANIC"), "{err}");
     assert!(err.contains("coroutine 'worker2' panicked"), "{err}");
@@ -447,10 +401,10 @@ fn a_users_hook_chained_after_greenhubs_keeps_the_named_report() {
 #[test]
 fn a_panic_resumed_from_an_unblock_job_names_the_coroutine() {
     const NAME: &str = "a_panic_resumed_from_an_unblock_job_names_the_coroutine";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let r = greenhub::run(|| {
             greenhub::Builder::new()
                 .name("jobber")
@@ -461,7 +415,7 @@ fn a_panic_resumed_from_an_unblock_job_names_the_coroutine() {
         assert_eq!(r.unwrap_err(), JoinError::Panicked("job exploded".into()));
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
     assert!(err.contains("job exploded"), "{err}");
     assert!(
@@ -476,10 +430,10 @@ fn a_panic_resumed_from_an_unblock_job_names_the_coroutine() {
 #[test]
 fn a_panicking_drop_of_a_detached_return_value_is_not_an_internal_panic() {
     const NAME: &str = "a_panicking_drop_of_a_detached_return_value_is_not_an_internal_panic";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         struct Bomb;
         impl Drop for Bomb {
             fn drop(&mut self) {
@@ -501,7 +455,7 @@ fn a_panicking_drop_of_a_detached_return_value_is_not_an_internal_panic() {
         println!("HUB WENT ON");
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
     assert!(out.contains("HUB WENT ON"));
     assert!(err.contains("coroutine 'bomber' panicked"), "{err}");
@@ -516,10 +470,10 @@ fn a_panicking_drop_of_a_detached_return_value_is_not_an_internal_panic() {
 #[test]
 fn a_panic_in_drop_during_a_panic_names_the_coroutine_before_the_abort() {
     const NAME: &str = "a_panic_in_drop_during_a_panic_names_the_coroutine_before_the_abort";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         struct Bomb;
         impl Drop for Bomb {
             fn drop(&mut self) {
@@ -538,7 +492,7 @@ fn a_panic_in_drop_during_a_panic_names_the_coroutine_before_the_abort() {
         });
         return;
     }
-    let (_ok, _out, err) = run_child(NAME);
+    let (_ok, _out, err) = util::run_child(CHILD, NAME);
     assert!(err.contains("coroutine 'doubly' panicked"), "{err}");
     assert!(err.contains("first panic"), "{err}");
     assert!(err.contains("second panic in drop"), "{err}");
@@ -549,10 +503,10 @@ fn a_panic_in_drop_during_a_panic_names_the_coroutine_before_the_abort() {
 #[test]
 fn the_monitor_writes_to_stderr_without_a_logger() {
     const NAME: &str = "the_monitor_writes_to_stderr_without_a_logger";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         struct Slow;
         impl Drop for Slow {
             fn drop(&mut self) {
@@ -577,7 +531,7 @@ fn the_monitor_writes_to_stderr_without_a_logger() {
             });
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
     assert!(err.contains("'spinner'"), "{err}");
     assert!(err.contains("'slowdrop'"), "{err}");
@@ -589,10 +543,10 @@ fn the_monitor_writes_to_stderr_without_a_logger() {
 #[test]
 fn monitor_threads_do_not_pile_up_over_many_short_hubs() {
     const NAME: &str = "monitor_threads_do_not_pile_up_over_many_short_hubs";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let before = threads();
         for _ in 0..40 {
             greenhub::HubBuilder::new()
@@ -609,7 +563,7 @@ fn monitor_threads_do_not_pile_up_over_many_short_hubs() {
         );
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
 }
 
@@ -622,10 +576,10 @@ fn monitor_threads_do_not_pile_up_over_many_short_hubs() {
 #[test]
 fn helper_threads_of_ended_hubs_exit() {
     const NAME: &str = "helper_threads_of_ended_hubs_exit";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let before = threads();
         for _ in 0..20 {
             greenhub::HubBuilder::new().max_helpers(16).run(|| {
@@ -646,7 +600,7 @@ fn helper_threads_of_ended_hubs_exit() {
         assert!(after < before + 8, "{before} -> {after}");
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
 }
 
@@ -1040,10 +994,10 @@ fn imap_unordered_with_one_long_item_stays_flat() {
 #[test]
 fn a_return_value_whose_drop_parks_at_shutdown_is_no_internal_panic() {
     const NAME: &str = "a_return_value_whose_drop_parks_at_shutdown_is_no_internal_panic";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         struct Flush;
         impl Drop for Flush {
             fn drop(&mut self) {
@@ -1062,7 +1016,7 @@ fn a_return_value_whose_drop_parks_at_shutdown_is_no_internal_panic() {
         println!("RUN RETURNED");
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{out}\n{err}");
     assert!(out.contains("RUN RETURNED"));
     assert!(

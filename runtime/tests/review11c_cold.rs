@@ -4,11 +4,12 @@
 //! Written against the public API; panic/abort/stderr/fd-count checks run
 //! in a child process (this binary re-run with `REVIEW11C_CHILD=<name>`).
 
+mod util;
+
 use std::io::{IoSliceMut, Read, Write};
 use std::os::fd::AsRawFd;
-use std::process::Command;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use greenhub::net::UnixStream;
 use greenhub::select::Select;
@@ -16,45 +17,6 @@ use greenhub::sync::Event;
 
 const CHILD: &str = "REVIEW11C_CHILD";
 const HANG: Duration = Duration::from_secs(2);
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|v| v == name)
-}
-
-fn other_child(name: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|v| v != name)
-}
-
-/// Re-runs this binary for test `name`: (success, stdout, stderr); killed
-/// after 20 s as a hang.
-fn run_child(name: &str) -> (bool, String, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .env_remove("RUST_BACKTRACE")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(20) {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "child {name} hung; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd").unwrap().count()
@@ -235,10 +197,10 @@ fn event_set_clear_with_kills_and_timeouts_releases_every_woken_waiter() {
 #[test]
 fn unix_descriptors_passed_with_bytes_are_closed_and_no_byte_is_lost() {
     const NAME: &str = "unix_descriptors_passed_with_bytes_are_closed_and_no_byte_is_lost";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let outcome = greenhub::run(|| {
             let (a, b) = UnixStream::pair().unwrap();
             b.set_read_timeout(Some(HANG)).unwrap();
@@ -265,7 +227,7 @@ fn unix_descriptors_passed_with_bytes_are_closed_and_no_byte_is_lost() {
         );
         return;
     }
-    let (ok, _out, err) = run_child(NAME);
+    let (ok, _out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{err}");
 }
 
@@ -275,10 +237,10 @@ fn unix_descriptors_passed_with_bytes_are_closed_and_no_byte_is_lost() {
 #[test]
 fn unix_passcred_with_descriptors_reads_everything() {
     const NAME: &str = "unix_passcred_with_descriptors_reads_everything";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let outcome = greenhub::run(|| {
             let (a, b) = UnixStream::pair().unwrap();
             let on: libc::c_int = 1;
@@ -312,7 +274,7 @@ fn unix_passcred_with_descriptors_reads_everything() {
         assert_eq!(outcome.1, outcome.2, "open descriptors");
         return;
     }
-    let (ok, _out, err) = run_child(NAME);
+    let (ok, _out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{err}");
 }
 
@@ -427,10 +389,10 @@ impl Drop for Bomb {
 #[test]
 fn a_return_value_drop_panicking_with_a_panicking_payload_does_not_escape() {
     const NAME: &str = "a_return_value_drop_panicking_with_a_panicking_payload_does_not_escape";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         let v = greenhub::run(|| {
             drop(greenhub::spawn(|| Bomb));
             greenhub::sleep(Duration::from_millis(20));
@@ -439,7 +401,7 @@ fn a_return_value_drop_panicking_with_a_panicking_payload_does_not_escape() {
         println!("RUN RETURNED {v}");
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(
         ok && out.contains("RUN RETURNED 42"),
         "child ok={ok}\nstdout:\n{out}\nstderr:\n{err}"
@@ -480,10 +442,10 @@ fn a_return_value_drop_that_parks_and_spawns_completes() {
 #[test]
 fn a_caught_unblock_panic_is_not_reported_as_the_coroutines() {
     const NAME: &str = "a_caught_unblock_panic_is_not_reported_as_the_coroutines";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         greenhub::run(|| {
             let h = greenhub::Builder::new()
                 .name("catcher")
@@ -499,7 +461,7 @@ fn a_caught_unblock_panic_is_not_reported_as_the_coroutines() {
         });
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{err}");
     assert!(out.contains("JOINED Some(7)"), "{out}");
     assert!(
@@ -514,10 +476,10 @@ fn a_caught_unblock_panic_is_not_reported_as_the_coroutines() {
 #[test]
 fn a_user_hook_installed_first_is_chained_once() {
     const NAME: &str = "a_user_hook_installed_first_is_chained_once";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         std::panic::set_hook(Box::new(|_| eprintln!("USER HOOK")));
         greenhub::run(|| {
             let h = greenhub::Builder::new()
@@ -529,7 +491,7 @@ fn a_user_hook_installed_first_is_chained_once() {
         let _ = std::panic::catch_unwind(|| panic!("outside"));
         return;
     }
-    let (ok, _out, err) = run_child(NAME);
+    let (ok, _out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "{err}");
     assert_eq!(err.matches("USER HOOK").count(), 2, "{err}");
     assert_eq!(err.matches("coroutine 'p' panicked").count(), 1, "{err}");
@@ -556,10 +518,10 @@ fn recurse(n: u64) -> u64 {
 #[test]
 fn an_unnamed_overflow_after_many_coroutines_names_its_id() {
     const NAME: &str = "an_unnamed_overflow_after_many_coroutines_names_its_id";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         greenhub::run(|| {
             for _ in 0..12_345 {
                 drop(greenhub::spawn(|| ()));
@@ -573,7 +535,7 @@ fn an_unnamed_overflow_after_many_coroutines_names_its_id() {
         });
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(!ok, "an overflow aborts");
     let id = out
         .lines()

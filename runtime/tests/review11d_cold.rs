@@ -3,53 +3,17 @@
 //! wait, the unblock resumed-panic line). Public API only; stderr checks run
 //! in a child process (this binary re-run with `REVIEW11D_CHILD=<name>`).
 
+mod util;
+
 use std::cell::{Cell, RefCell};
-use std::process::Command;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use greenhub::select::Select;
 use greenhub::sync::{Channel, Event, WaitError};
 
 const CHILD: &str = "REVIEW11D_CHILD";
 const HANG: Duration = Duration::from_secs(3);
-
-fn is_child(name: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|v| v == name)
-}
-
-fn other_child(name: &str) -> bool {
-    std::env::var(CHILD).is_ok_and(|v| v != name)
-}
-
-fn run_child(name: &str) -> (bool, String, String) {
-    let mut child = Command::new(std::env::current_exe().unwrap())
-        .args(["--exact", name, "--nocapture", "--test-threads=1"])
-        .env(CHILD, name)
-        .env_remove("RUST_BACKTRACE")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(30) {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "child {name} hung; stderr:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let out = child.wait_with_output().unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
 
 /// Lets every runnable coroutine run (and park) a few times.
 fn settle() {
@@ -500,10 +464,10 @@ fn a_pulse_during_a_select_woken_by_a_channel_is_not_lost() {
 #[test]
 fn unblock_resumed_panic_line_once_per_panic_and_never_for_ok_jobs() {
     const NAME: &str = "unblock_resumed_panic_line_once_per_panic_and_never_for_ok_jobs";
-    if other_child(NAME) {
+    if util::other_child(CHILD, NAME) {
         return;
     }
-    if is_child(NAME) {
+    if util::is_child(CHILD, NAME) {
         greenhub::run(|| {
             let h = greenhub::Builder::new()
                 .name("jobber")
@@ -533,7 +497,7 @@ fn unblock_resumed_panic_line_once_per_panic_and_never_for_ok_jobs() {
         });
         return;
     }
-    let (ok, out, err) = run_child(NAME);
+    let (ok, out, err) = util::run_child(CHILD, NAME);
     assert!(ok, "child failed:\n{err}");
     assert!(out.contains("JOINED Some(7)"), "{out}");
     assert!(out.contains("UNCAUGHT true"), "{out}");

@@ -156,3 +156,48 @@ impl Write for HeldWriter {
         Ok(())
     }
 }
+
+/// Whether this process is the child that [`run_child`] started for test
+/// `name` (its environment variable `var` names the test).
+pub fn is_child(var: &str, name: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v == name)
+}
+
+/// Whether this process is a child started for another test: the tests
+/// that are not its own return at once.
+pub fn other_child(var: &str, name: &str) -> bool {
+    std::env::var(var).is_ok_and(|v| v != name)
+}
+
+/// Re-runs this test binary for the one test `name`, with `var` set to it,
+/// and returns (success, stdout, stderr); a child still running after 20 s
+/// is killed and reported as a hang. For checks of panics, aborts, stderr
+/// and process-wide counts that other tests must not disturb.
+pub fn run_child(var: &str, name: &str) -> (bool, String, String) {
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", name, "--nocapture", "--test-threads=1"])
+        .env(var, name)
+        .env_remove("RUST_BACKTRACE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "child {name} hung (killed after 20 s); stderr:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
