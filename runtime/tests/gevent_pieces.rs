@@ -6,7 +6,7 @@ use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::Duration;
 
-use greenhub::sync::{broadcast, watch, BroadcastError, ChannelError, RLock, RwLock};
+use greenhub::sync::{broadcast, watch, BroadcastError, ChannelError, Event, RLock, RwLock};
 use greenhub::{JoinError, Pool};
 
 mod util;
@@ -81,10 +81,20 @@ fn imap_is_lazy_and_ordered_and_imap_unordered_yields_in_finish_order() {
         let rest: Vec<u64> = ordered.map(Result::unwrap).collect();
         assert_eq!(rest, (1..100).collect::<Vec<_>>());
 
+        // Handed in as 30, 1, 15, they finish as 1, 15, 30: each but the
+        // first waits for the one before it to finish (sleeps of 30, 1 and
+        // 15 ms finished as 1, 30, 15 on a loaded machine, whose hub started
+        // the 15 more than 15 ms after the 30).
+        let done: Rc<[Event; 3]> = Rc::new(Default::default());
         let unordered: Vec<u64> = pool
-            .imap_unordered([30u64, 1, 15], |ms| {
-                greenhub::sleep(Duration::from_millis(ms));
-                ms
+            .imap_unordered([30u64, 1, 15], move |n| {
+                let rank = [1, 15, 30].iter().position(|&m| m == n).unwrap();
+                if rank > 0 {
+                    done[rank - 1].wait().unwrap();
+                }
+                greenhub::yield_now();
+                done[rank].set();
+                n
             })
             .map(Result::unwrap)
             .collect();
