@@ -362,6 +362,17 @@ fn holds_sockets_kills_while_unwinding_and_small_rings_balance() {
     }
 }
 
+/// CPU time of the calling thread (`CLOCK_THREAD_CPUTIME_ID`): what a
+/// computation costs, whatever share of the machine the thread gets.
+fn thread_cpu() -> Duration {
+    // SAFETY: a zeroed timespec is a valid out-parameter.
+    let mut ts: libc::timespec = unsafe { std::mem::zeroed() };
+    // SAFETY: fills `ts` with the calling thread's CPU time.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0);
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
 /// Holds: 12,000 coroutines export to JSON and SVG (bundled) in well under
 /// a second each, and the SVG's peak is the 12,000 parked.
 #[test]
@@ -375,10 +386,14 @@ fn holds_twelve_thousand_coroutines_bundle() {
         greenhub::trace::stop()
     });
     assert_eq!(trace.dropped, 0);
-    let start = Instant::now();
+    // The exports' cost is read as this thread's CPU time: on a loaded
+    // machine the wall time of the same work was seen at 12.7 s.
+    let start = thread_cpu();
     let svg = trace.to_svg(&Default::default());
     let json = trace.to_chrome_json();
-    assert!(start.elapsed() < SLACK * 5, "{:?}", start.elapsed());
+    let cpu = thread_cpu() - start;
+    eprintln!("exports of 12,000 coroutines: {cpu:?} of CPU");
+    assert!(cpu < SLACK * 5, "the exports took {cpu:?} of CPU");
     assert!(!svg.contains("class=\"row\""));
     assert!(
         svg.contains(">12000 coroutines</text>") || svg.contains(">12001 coroutines</text>"),
