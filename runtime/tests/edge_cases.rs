@@ -431,32 +431,6 @@ fn deep(n: usize, seed: u64) -> u64 {
     frame.iter().fold(below, |acc, v| acc.wrapping_add(*v))
 }
 
-/// Parks `n` fresh coroutines on stacks of `size` (taken from the pool),
-/// counts those whose stack holds more than 32 KiB resident, and kills them.
-fn deep_pooled(n: u64, size: usize) -> usize {
-    let parked: Vec<_> = (0..n)
-        .map(|_| {
-            greenhub::Builder::new()
-                .stack_size(size)
-                .spawn(|| greenhub::sleep(Duration::from_secs(3600)))
-                .unwrap()
-        })
-        .collect();
-    greenhub::yield_now();
-    let deep = greenhub::dump()
-        .coroutines
-        .iter()
-        .filter(|c| c.stack_kib > 32)
-        .count();
-    for coroutine in &parked {
-        coroutine.kill();
-    }
-    for coroutine in parked {
-        let _ = coroutine.join();
-    }
-    deep
-}
-
 #[test]
 fn a_trimmed_stack_reused_by_a_coroutine_that_goes_deep_again_is_correct_and_released() {
     within(Duration::from_secs(60), || {
@@ -492,7 +466,8 @@ fn a_trimmed_stack_reused_by_a_coroutine_that_goes_deep_again_is_correct_and_rel
                 let idle_since = Instant::now();
                 loop {
                     greenhub::sleep(Duration::from_millis(50));
-                    let deep_resident = deep_pooled(N, STACK);
+                    let deep_resident =
+                        util::deep_stacks_of_fresh_sized(N as usize, Some(STACK), 32);
                     if deep_resident <= 64 {
                         break;
                     }

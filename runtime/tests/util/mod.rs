@@ -57,14 +57,28 @@ pub fn deep_wave(n: usize) {
 /// `stack_kib`); kills them before returning, so their stacks go back to
 /// the pool. Call it on a hub.
 pub fn deep_stacks_of_fresh(n: usize) -> usize {
+    deep_stacks_of_fresh_sized(n, None, 64)
+}
+
+/// As [`deep_stacks_of_fresh`], on stacks of `size` (`None`: the default)
+/// and counting those holding more than `over_kib`.
+pub fn deep_stacks_of_fresh_sized(n: usize, size: Option<usize>, over_kib: usize) -> usize {
     let parked: Vec<_> = (0..n)
-        .map(|_| greenhub::spawn(|| greenhub::sleep(Duration::from_secs(3600))))
+        .map(|_| {
+            let builder = match size {
+                Some(size) => greenhub::Builder::new().stack_size(size),
+                None => greenhub::Builder::new(),
+            };
+            builder
+                .spawn(|| greenhub::sleep(Duration::from_secs(3600)))
+                .unwrap()
+        })
         .collect();
     greenhub::yield_now();
     let deep = greenhub::dump()
         .coroutines
         .iter()
-        .filter(|c| c.stack_kib > 64)
+        .filter(|c| c.stack_kib > over_kib)
         .count();
     for coroutine in &parked {
         coroutine.kill();
